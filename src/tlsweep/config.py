@@ -1,0 +1,326 @@
+"""Sweep and search-space files -> validated, frozen objects.
+
+Validation is strict: an unknown key, a wrong type or an impossible range is a ``ConfigError`` that
+names the file, the key and what is allowed. Relative paths are resolved against the directory of
+the file that holds them, so a sweep can be launched from anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from tlsweep.errors import ConfigError
+
+CLASS_WEIGHTING_MODES = ("none", "balanced", "sqrt")
+OBJECTIVES = ("val_accuracy", "val_balanced_accuracy")
+_FIXED, _RANGE = "fixed value", "range or choice"
+
+
+class Strict(BaseModel):
+    """A frozen model that names the unknown key and the allowed keys itself.
+
+    Pydantic's own extra-forbidden message does not list what *is* allowed, which is the first thing
+    a user needs to fix a typo.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = list(cls.model_fields)
+            unknown = [k for k in data if k not in allowed]
+            if unknown:
+                raise ValueError(
+                    f"unknown key {unknown[0]!r}; allowed keys here: {', '.join(allowed)}"
+                )
+        return data
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    return (Path(base) / path).resolve() if base and not path.is_absolute() else path
+
+
+ResolvedPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+# ----------------------------------------------------------------------------- search space
+class FloatRange(Strict):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check_order(self) -> FloatRange:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got low={self.low})")
+        return self
+
+
+def _by_shape(value: Any) -> str:
+    return _RANGE if isinstance(value, dict) else _FIXED
+
+
+FloatParam = Annotated[
+    Union[Annotated[float, Tag(_FIXED)], Annotated[FloatRange, Tag(_RANGE)]],
+    Discriminator(_by_shape),
+]
+
+
+class WeightingChoices(Strict):
+    choices: list[Literal["none", "balanced", "sqrt"]] = Field(min_length=1)
+
+
+WeightingParam = Annotated[
+    Union[
+        Annotated[Literal["none", "balanced", "sqrt"], Tag(_FIXED)],
+        Annotated[WeightingChoices, Tag(_RANGE)],
+    ],
+    Discriminator(_by_shape),
+]
+
+
+class BackboneChoice(Strict):
+    """One candidate backbone. ``weights``: ``imagenet``, ``none`` or a ``.weights.h5`` path.
+
+    ``model`` makes it a custom backbone: a whole ``.keras`` feature extractor, whose
+    ``preprocessing`` must then be declared (``unit``: x/255, ``symmetric``: x/127.5-1, ``none``,
+    or the name of a registered backbone whose preprocessing it shares).
+    """
+
+    weights: str = "imagenet"
+    model: ResolvedPath | None = None
+    preprocessing: str | None = None
+    min_size: int | None = Field(default=None, ge=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _resolve_weights(cls, value: str, info: ValidationInfo) -> str:
+        if value in ("imagenet", "none"):
+            return value
+        return str(_resolve_path(Path(value), info))
+
+
+class BackboneChoices(Strict):
+    choices: dict[str, BackboneChoice] = Field(min_length=1)
+
+
+def _backbone_shape(value: Any) -> str:
+    return _RANGE if isinstance(value, dict) else _FIXED
+
+
+BackboneParam = Annotated[
+    Union[Annotated[str, Tag(_FIXED)], Annotated[BackboneChoices, Tag(_RANGE)]],
+    Discriminator(_backbone_shape),
+]
+
+
+def _within(low: float, high: float, name: str):
+    def check(value: float | FloatRange) -> float | FloatRange:
+        lo, hi = (value.low, value.high) if isinstance(value, FloatRange) else (value, value)
+        if lo < low or hi > high:
+            raise ValueError(f"{name} must lie within [{low}, {high}]")
+        return value
+
+    return AfterValidator(check)
+
+
+def _positive(value: float | FloatRange) -> float | FloatRange:
+    lo = value.low if isinstance(value, FloatRange) else value
+    if lo <= 0:
+        raise ValueError("a learning rate must be > 0")
+    return value
+
+
+class SearchSpace(Strict):
+    """A mapping is a range or a choice; a plain value is fixed."""
+
+    backbone: BackboneParam
+    unfreeze_depth: Annotated[FloatParam, _within(0.0, 1.0, "unfreeze_depth")] = FloatRange(
+        low=0.0, high=0.6
+    )
+    head_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
+        low=1e-4, high=1e-2, log=True
+    )
+    finetune_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
+        low=1e-6, high=1e-4, log=True
+    )
+    augmentation_strength: Annotated[
+        FloatParam, _within(0.0, 1.0, "augmentation_strength")
+    ] = FloatRange(low=0.0, high=1.0)
+    class_weighting: WeightingParam = WeightingChoices(choices=["none", "balanced", "sqrt"])
+
+    def backbone_choices(self) -> dict[str, BackboneChoice]:
+        if isinstance(self.backbone, str):
+            return {self.backbone: BackboneChoice()}
+        return dict(self.backbone.choices)
+
+
+# ----------------------------------------------------------------------------- sweep
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(value: Any) -> float | None:
+    """``2h``, ``90m``, ``1h30m``, ``45s`` or a number of seconds."""
+    if value is None or isinstance(value, int | float):
+        return value
+    match = _DURATION.match(str(value).strip())
+    if not match or not any(match.groups()):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 2h, 90m, 1h30m, 45s or 3600")
+    h, m, s = (int(g or 0) for g in match.groups())
+    return float(h * 3600 + m * 60 + s)
+
+
+class DataConfig(Strict):
+    """Either ``dir`` (one folder per class, split by ``val_split``) or ``train_dir`` + ``val_dir``."""
+
+    dir: ResolvedPath | None = None
+    val_split: float | None = Field(default=None, gt=0.0, lt=1.0)
+    train_dir: ResolvedPath | None = None
+    val_dir: ResolvedPath | None = None
+    image_size: int = Field(default=160, ge=8, le=2048)
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> DataConfig:
+        split = self.train_dir is not None or self.val_dir is not None
+        if self.dir is not None and split:
+            raise ValueError("give either dir (with val_split) or train_dir + val_dir, not both")
+        if self.dir is None and not (self.train_dir and self.val_dir):
+            raise ValueError("give dir (with val_split) or both train_dir and val_dir")
+        if split and self.val_split is not None:
+            raise ValueError("val_split only applies to dir; train_dir/val_dir are already split")
+        return self
+
+    @property
+    def split(self) -> float:
+        return 0.2 if self.val_split is None else self.val_split
+
+
+class BudgetConfig(Strict):
+    trials: int = Field(default=20, ge=1)
+    timeout: Annotated[float | None, Field(default=None, gt=0)] = None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _parse_timeout(cls, value: Any) -> float | None:
+        return parse_duration(value)
+
+
+class TrainingConfig(Strict):
+    head_epochs: int = Field(default=3, ge=1)
+    finetune_epochs: int = Field(default=5, ge=0)
+    batch_size: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+
+
+class PrunerConfig(Strict):
+    kind: Literal["median", "successive_halving", "hyperband", "none"] = "successive_halving"
+    n_startup_trials: int = Field(default=3, ge=0)
+    n_warmup_steps: int = Field(default=1, ge=0)
+    min_resource: int = Field(default=1, ge=1)
+    reduction_factor: int = Field(default=3, ge=2)
+
+
+class SamplerConfig(Strict):
+    kind: Literal["tpe", "random"] = "tpe"
+    n_startup_trials: int = Field(default=5, ge=0)
+
+
+class SweepConfig(Strict):
+    study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    data: DataConfig
+    search_space: ResolvedPath
+    seed: int = 0
+    budget: BudgetConfig = BudgetConfig()
+    training: TrainingConfig = TrainingConfig()
+    objective: Literal["val_accuracy", "val_balanced_accuracy"] = "val_accuracy"
+    pruner: PrunerConfig = PrunerConfig()
+    sampler: SamplerConfig = SamplerConfig()
+
+
+class Sweep(BaseModel):
+    """A loaded sweep: the validated config, its search space and where both came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config: SweepConfig
+    space: SearchSpace
+    path: Path
+    text: str
+    space_text: str
+
+    @property
+    def sha256(self) -> str:
+        """Hash of both files' contents: a changed search space is a changed sweep."""
+        return hashlib.sha256((self.text + "\0" + self.space_text).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- loading
+def _read_yaml(path: Path, what: str) -> tuple[dict[str, Any], str]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found. Check the path (relative paths are resolved "
+                          f"against the file that names them).")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)}).")\
+            from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level of the {what}.")
+    return data, text
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"] if p not in (_FIXED, _RANGE)]
+    key = ".".join(loc) if loc else "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    shown = "" if error["type"] in ("value_error", "missing") else f" (got {error['input']!r})"
+    return f"key {key!r}: {message}{shown}"
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
+    try:
+        return model.model_validate(data, context={"base_dir": path.parent.resolve()})
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"{path}: " + "; ".join(lines[:3])
+                          + (f" (and {len(lines) - 3} more)" if len(lines) > 3 else "")) from None
+
+
+def load_space(path: Path) -> tuple[SearchSpace, str]:
+    data, text = _read_yaml(path, "search-space file")
+    return _validate(SearchSpace, data, path), text
+
+
+def load_sweep(path: Path | str) -> Sweep:
+    path = Path(path)
+    data, text = _read_yaml(path, "sweep file")
+    config: SweepConfig = _validate(SweepConfig, data, path)
+    space, space_text = load_space(config.search_space)
+    return Sweep(config=config, space=space, path=path.resolve(), text=text,
+                 space_text=space_text)

@@ -1,0 +1,263 @@
+"""Image folders -> decoded, cached, split arrays -> augmented tf.data pipelines.
+
+Decoding (PIL) and caching need no TensorFlow; only the pipeline functions import it, lazily.
+Each image folder is decoded and resized once per image size and stored as ``.npy`` files that later
+trials (and other processes) memory-map instead of decoding again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tlsweep.config import DataConfig
+from tlsweep.errors import DataError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+CACHE_FORMAT = 1
+# GIFs in image folders are almost always web placeholders ("image not found"), not samples.
+SKIPPED_FORMATS = {"GIF": "GIF (usually a web placeholder); convert it to PNG or JPEG to use it"}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TLSWEEP_CACHE", Path.home() / ".cache" / "tlsweep"))
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class FolderImages:
+    """Every decodable image of one class-per-folder directory, at one size."""
+
+    x: np.ndarray  # uint8, (n, size, size, 3)
+    y: np.ndarray  # int32 class index
+    class_names: list[str]
+    skipped: list[Skipped] = field(default_factory=list)
+    cache_dir: Path | None = None
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    class_names: list[str]
+    skipped: list[Skipped]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+# ----------------------------------------------------------------------------- scanning
+def _class_folders(root: Path, key: str, source: Path) -> tuple[list[Path], list[Skipped]]:
+    if not root.is_dir():
+        raise DataError(f"{source}: {key}: data directory {root} does not exist. Point {key} at "
+                        f"a folder with one sub-folder of images per class.")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    stray = [Skipped(str(p), "not inside a class folder") for p in sorted(root.iterdir())
+             if p.is_file()]
+    if not folders:
+        raise DataError(f"{source}: {key}: {root} has no class sub-folders. Put each class's "
+                        f"images in a sub-folder named after the class.")
+    return folders, stray
+
+
+def _scan(root: Path, key: str, source: Path) -> tuple[list[str], list[tuple[Path, int]],
+                                                       list[Skipped]]:
+    folders, skipped = _class_folders(root, key, source)
+    files: list[tuple[Path, int]] = []
+    for label, folder in enumerate(folders):
+        entries = sorted(p for p in folder.rglob("*") if p.is_file())
+        if not entries:
+            raise DataError(f"{source}: {key}: class folder {folder} is empty. Add images to it "
+                            f"or remove the folder.")
+        files += [(p, label) for p in entries]
+    if len(folders) < 2:
+        raise DataError(f"{source}: {key}: {root} has a single class ({folders[0].name}); a "
+                        f"classifier needs at least two class sub-folders.")
+    return [f.name for f in folders], files, skipped
+
+
+def _fingerprint(root: Path, files: list[tuple[Path, int]], size: int) -> str:
+    digest = hashlib.sha256(f"{CACHE_FORMAT}:{size}".encode())
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}:{label}:{stat.st_size}:{stat.st_mtime_ns}\n"
+                      .encode())
+    return digest.hexdigest()[:20]
+
+
+# ----------------------------------------------------------------------------- decoding
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """Decode one file to an RGB uint8 array of (size, size, 3); raises ValueError if unusable."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        if image.format in SKIPPED_FORMATS:
+            raise ValueError(SKIPPED_FORMATS[image.format])
+        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.new("RGB", rgba.size, (255, 255, 255))
+            image.paste(rgba, mask=rgba.getchannel("A"))
+        image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray,
+                                                                   list[Skipped]]:
+    images, labels, skipped = [], [], []
+    for path, label in files:
+        try:
+            images.append(decode_image(path, size))
+            labels.append(label)
+        except Exception as exc:  # PIL raises many types for broken files
+            reason = str(exc) if isinstance(exc, ValueError) and str(exc) else \
+                f"cannot be decoded as an image ({type(exc).__name__})"
+            skipped.append(Skipped(str(path), reason))
+    x = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return x, np.asarray(labels, dtype=np.int32), skipped
+
+
+def _write_cache(target: Path, images: FolderImages) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    np.save(staging / "x.npy", images.x)
+    np.save(staging / "y.npy", images.y)
+    meta = {"class_names": images.class_names,
+            "skipped": [[s.path, s.reason] for s in images.skipped]}
+    (staging / "meta.json").write_text(json.dumps(meta))
+    try:
+        staging.rename(target)  # atomic: another process sees all of it or none
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # someone else finished first
+
+
+def _read_cache(target: Path) -> FolderImages:
+    meta = json.loads((target / "meta.json").read_text())
+    return FolderImages(
+        x=np.load(target / "x.npy", mmap_mode="r"),
+        y=np.load(target / "y.npy"),
+        class_names=meta["class_names"],
+        skipped=[Skipped(p, r) for p, r in meta["skipped"]],
+        cache_dir=target,
+    )
+
+
+def load_folder(root: Path, size: int, key: str, source: Path) -> FolderImages:
+    """Decode ``root`` at ``size``, or reuse the cache when no file changed (size and mtime)."""
+    class_names, files, stray = _scan(root, key, source)
+    target = cache_root() / "datasets" / f"{root.name}-{size}px-{_fingerprint(root, files, size)}"
+    if not (target / "meta.json").is_file():
+        x, y, skipped = _decode_all(files, size)
+        _write_cache(target, FolderImages(x, y, class_names, stray + skipped))
+    images = _read_cache(target)
+    counts = np.bincount(images.y, minlength=len(class_names))
+    for name, count in zip(class_names, counts, strict=True):
+        if count == 0:
+            raise DataError(f"{source}: {key}: class folder {root / name} has no decodable "
+                            f"images. Add images to it or remove the folder.")
+    return images
+
+
+# ----------------------------------------------------------------------------- splitting
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): every class keeps at least one training image."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_val = min(len(members) - 1, max(1, round(fraction * len(members))))
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def load_dataset(data: DataConfig, seed: int, source: Path) -> Dataset:
+    if data.dir is not None:
+        images = load_folder(data.dir, data.image_size, "data.dir", source)
+        train, val = stratified_split(images.y, data.split, seed)
+        return Dataset(images.x[train], images.y[train], images.x[val], images.y[val],
+                       images.class_names, images.skipped)
+    assert data.train_dir is not None and data.val_dir is not None
+    tr = load_folder(data.train_dir, data.image_size, "data.train_dir", source)
+    va = load_folder(data.val_dir, data.image_size, "data.val_dir", source)
+    if tr.class_names != va.class_names:
+        raise DataError(f"{source}: data.val_dir: its classes {va.class_names} differ from "
+                        f"data.train_dir's {tr.class_names}. Give both the same class folders.")
+    return Dataset(np.asarray(tr.x), tr.y, np.asarray(va.x), va.y, tr.class_names,
+                   tr.skipped + va.skipped)
+
+
+# ----------------------------------------------------------------------------- class weights
+def class_weights(y: np.ndarray, n_classes: int, mode: str) -> dict[int, float] | None:
+    """``balanced``: n / (k * n_c); ``sqrt``: its square root; ``none``: no weighting."""
+    if mode == "none":
+        return None
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    balanced = len(y) / (n_classes * np.maximum(counts, 1.0))
+    weights = np.sqrt(balanced) if mode == "sqrt" else balanced
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+# ----------------------------------------------------------------------------- pipelines (TF)
+def augmenter(strength: float, seed: int) -> Any | None:
+    """One recipe scaled by ``strength``; ``None`` (the identity) at strength 0."""
+    if strength <= 0:
+        return None
+    import keras
+
+    layers = keras.layers
+    return keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.1 * strength, seed=seed + 1),
+        layers.RandomZoom(0.2 * strength, seed=seed + 2),
+        layers.RandomTranslation(0.1 * strength, 0.1 * strength, seed=seed + 3),
+        layers.RandomContrast(0.2 * strength, seed=seed + 4),
+    ], name="augmentation")
+
+
+Preprocess = Callable[[Any], Any]
+
+
+def train_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, strength: float,
+                   preprocess: Preprocess, seed: int) -> tf.data.Dataset:
+    """Shuffled batches, augmented (training data only) then preprocessed for the backbone."""
+    import tensorflow as tf
+
+    augment = augmenter(strength, seed)
+
+    def prepare(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        images = tf.cast(images, tf.float32)
+        if augment is not None:
+            images = augment(images, training=True)
+        return preprocess(images), labels
+
+    return (tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def eval_inputs(x: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """Validation (and evaluation) inputs: preprocessed, never augmented."""
+    return np.asarray(preprocess(np.asarray(x, dtype=np.float32)))

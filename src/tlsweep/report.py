@@ -1,0 +1,88 @@
+"""Leaderboard output (rich table, CSV, JSON, Markdown), from the Parquet files alone."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from tlsweep.errors import ConfigError
+from tlsweep.results import LEADERBOARD, read_parquet
+
+FORMATS = ("table", "csv", "json", "markdown")
+TABLE_COLUMNS = [
+    "rank", "trial", "state", "value", "backbone", "unfreeze_depth", "head_lr", "finetune_lr",
+    "augmentation_strength", "class_weighting", "best_epoch", "best_phase", "gap", "epochs_run",
+    "duration_s", "error",
+]
+
+
+def load_leaderboard(directory: Path, study: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    path = directory / LEADERBOARD
+    if not path.is_file():
+        raise ConfigError(f"{path}: no leaderboard for study {study!r}. Run a sweep first "
+                          f"(`tlsweep run SWEEP.yaml`), or check --results-dir.")
+    return read_parquet(path)
+
+
+def select(frame: pd.DataFrame, top: int | None, sort: str | None,
+           states: list[str] | None) -> pd.DataFrame:
+    if sort is not None and sort not in frame.columns:
+        raise ConfigError(f"--sort: unknown column {sort!r}; choose one of: "
+                          f"{', '.join(frame.columns)}.")
+    if states:
+        known = {"complete", "pruned", "fail", "running", "waiting"}
+        unknown = set(states) - known
+        if unknown:
+            raise ConfigError(f"--state: unknown state {sorted(unknown)[0]!r}; choose from: "
+                              f"{', '.join(sorted(known))}.")
+        frame = frame[frame["state"].isin(states)]
+    if sort is not None:
+        ascending = sort in ("rank", "trial", "duration_s", "gap")
+        frame = frame.sort_values(sort, ascending=ascending, na_position="last")
+    return frame.head(top) if top else frame
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def rich_table(frame: pd.DataFrame, title: str) -> Table:
+    columns = [c for c in TABLE_COLUMNS if c in frame.columns]
+    table = Table(title=title, header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="right" if column != "error" else "left",
+                         overflow="fold")
+    styles = {"complete": "", "pruned": "yellow", "fail": "red"}
+    for row in frame[columns].itertuples(index=False):
+        record = dict(zip(columns, row, strict=True))
+        table.add_row(*(_cell(v) for v in row), style=styles.get(record["state"], "dim"))
+    return table
+
+
+def render(frame: pd.DataFrame, fmt: str, title: str, console: Console) -> None:
+    if fmt == "csv":
+        console.out(frame.to_csv(index=False), end="")
+    elif fmt == "json":
+        console.out(frame.to_json(orient="records", indent=2))
+    elif fmt == "markdown":
+        console.out(to_markdown(frame))
+    else:
+        console.print(rich_table(frame, title))
