@@ -19,7 +19,8 @@ from tlsweep.errors import ConfigError, TlsweepError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the transfer-learning setup that works for an image dataset.")
-console = Console()
+# A pipe gets wide lines rather than an 80-column wrap of the leaderboard.
+console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
 
 ResultsDir = Annotated[Path | None, typer.Option(

@@ -67,9 +67,10 @@ class LiveView:
         self.counts[state] = self.counts.get(state, 0) + 1
         self.done += 1
         self.finished_here += 1
-        if trial.value is not None and (self.best is None or trial.value > self.best[0]):
+        complete = state == "complete"
+        if complete and (self.best is None or trial.value > self.best[0]):
             self.best = (trial.value, trial.number)
-        detail = f"value {trial.value:.4f}" if trial.value is not None else \
+        detail = f"value {trial.value:.4f}" if complete else \
             trial.user_attrs.get("error") or f"at step {trial.user_attrs.get('pruned_at')}"
         style = {"complete": "green", "pruned": "yellow"}.get(state, "red")
         self.console.print(f"[{style}]trial {trial.number} {state}[/] {detail}"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -51,7 +52,7 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3g}"
     text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -64,12 +65,20 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+# Short headers keep the table readable in an 80-column terminal.
+HEADERS = {"unfreeze_depth": "depth", "finetune_lr": "ft_lr", "augmentation_strength": "aug",
+           "class_weighting": "weights", "best_epoch": "best@", "best_phase": "phase",
+           "epochs_run": "epochs", "duration_s": "secs"}
+
+
 def rich_table(frame: pd.DataFrame, title: str) -> Table:
-    columns = [c for c in TABLE_COLUMNS if c in frame.columns]
-    table = Table(title=title, header_style="bold")
+    # Empty columns, and a backbone column with one value, only take space.
+    columns = [c for c in TABLE_COLUMNS if c in frame.columns and frame[c].notna().any()
+               and not (c == "backbone" and frame[c].nunique() <= 1)]
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        table.add_column(column, justify="right" if column != "error" else "left",
-                         overflow="fold")
+        table.add_column(HEADERS.get(column, column), overflow="fold",
+                         justify="left" if column == "error" else "right")
     styles = {"complete": "", "pruned": "yellow", "fail": "red"}
     for row in frame[columns].itertuples(index=False):
         record = dict(zip(columns, row, strict=True))

@@ -71,7 +71,9 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
     attrs = trial.user_attrs
     params = attrs.get("params", trial.params)
     best = _best_epoch(attrs.get("curve", []), objective)
-    value = trial.value if trial.value is not None else (best[objective] if best else None)
+    # Optuna gives a pruned trial its *last* value; its best so far says more.
+    complete = trial.state.name == "COMPLETE"
+    value = trial.value if complete else (best[objective] if best else None)
     started = attrs.get("started_at") or (
         trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None)
     return {

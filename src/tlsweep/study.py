@@ -111,6 +111,7 @@ def create_study(plan: Plan) -> optuna.Study:
             f"{plan.sweep.path}: study: {config.study!r} already exists in {plan.directory}. "
             f"Continue it with `tlsweep resume {config.study}`, or change the study name.")
     plan.directory.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     max_steps = config.training.head_epochs + config.training.finetune_epochs
     study = optuna.create_study(
         study_name=config.study, storage=storage, direction="maximize",
@@ -198,7 +199,6 @@ def run_study(plan: Plan, study: optuna.Study, listener: Listener) -> optuna.Stu
         write_results(study, plan.directory)
         listener.trial_finished(trial, study)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(make_objective(plan, listener), n_trials=budget.trials,
                    timeout=budget.timeout, callbacks=[after_trial], catch=(Exception,),
                    gc_after_trial=True)

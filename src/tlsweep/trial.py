@@ -220,12 +220,13 @@ def run_trial(params: TrialParams, backbone: Backbone, dataset: Dataset,
 
     freeze_for_head(base, backbone.pretrained)
     compile_for(model, params.head_lr)
-    model.fit(train, epochs=h, class_weight=weights, verbose=0,
+    model.fit(train, epochs=h, class_weight=weights, verbose=0, shuffle=False,
               callbacks=[tracker.callback(HEAD, 0)])
 
     if f > 0 and unfreeze_top(base, params.unfreeze_depth, backbone.pretrained) > 0:
         compile_for(model, params.finetune_lr)
         # initial_epoch keeps the global step running on: a second fit never restarts at 0.
         model.fit(train, epochs=h + f, initial_epoch=h, class_weight=weights, verbose=0,
+                  shuffle=False,
                   callbacks=[tracker.callback(FINETUNE, h)])
     return tracker.result()
