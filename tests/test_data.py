@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from tests.conftest import write_class_images
+
 from tlsweep.config import DataConfig
 from tlsweep.data import class_weights, load_dataset, load_folder, stratified_split
 from tlsweep.errors import DataError
@@ -42,8 +42,8 @@ def test_messy_folder_decodes_to_rgb_and_lists_skipped_once(tmp_path: Path) -> N
     assert set(skipped) == {"placeholder.gif", ".DS_Store", "notes.txt", "truncated.jpg"}
     assert len(images.skipped) == 5  # .DS_Store twice: once in a class, once at the top
     assert "GIF" in skipped["placeholder.gif"]
-    assert "not inside a class folder" in [s.reason for s in images.skipped
-                                           if s.path == str(root / ".DS_Store")][0]
+    top_level = next(s for s in images.skipped if s.path == str(root / ".DS_Store"))
+    assert top_level.reason == "not inside a class folder"
 
 
 def test_colour_modes_become_rgb(tmp_path: Path) -> None:

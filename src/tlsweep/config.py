@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -84,7 +84,7 @@ def _by_shape(value: Any) -> str:
 
 
 FloatParam = Annotated[
-    Union[Annotated[float, Tag(_FIXED)], Annotated[FloatRange, Tag(_RANGE)]],
+    Annotated[float, Tag(_FIXED)] | Annotated[FloatRange, Tag(_RANGE)],
     Discriminator(_by_shape),
 ]
 
@@ -94,10 +94,8 @@ class WeightingChoices(Strict):
 
 
 WeightingParam = Annotated[
-    Union[
-        Annotated[Literal["none", "balanced", "sqrt"], Tag(_FIXED)],
-        Annotated[WeightingChoices, Tag(_RANGE)],
-    ],
+    Annotated[Literal["none", "balanced", "sqrt"], Tag(_FIXED)]
+    | Annotated[WeightingChoices, Tag(_RANGE)],
     Discriminator(_by_shape),
 ]
 
@@ -105,9 +103,9 @@ WeightingParam = Annotated[
 class BackboneChoice(Strict):
     """One candidate backbone. ``weights``: ``imagenet``, ``none`` or a ``.weights.h5`` path.
 
-    ``model`` makes it a custom backbone: a whole ``.keras`` feature extractor, whose
-    ``preprocessing`` must then be declared (``unit``: x/255, ``symmetric``: x/127.5-1, ``none``,
-    or the name of a registered backbone whose preprocessing it shares).
+    ``model`` makes it a custom backbone: a whole ``.keras`` feature extractor,
+    whose ``preprocessing`` must then be declared (``unit``: x/255, ``symmetric``: x/127.5-1,
+    ``none``, or the name of a registered backbone whose preprocessing it shares).
     """
 
     weights: str = "imagenet"
@@ -132,7 +130,7 @@ def _backbone_shape(value: Any) -> str:
 
 
 BackboneParam = Annotated[
-    Union[Annotated[str, Tag(_FIXED)], Annotated[BackboneChoices, Tag(_RANGE)]],
+    Annotated[str, Tag(_FIXED)] | Annotated[BackboneChoices, Tag(_RANGE)],
     Discriminator(_backbone_shape),
 ]
 
@@ -194,7 +192,7 @@ def parse_duration(value: Any) -> float | None:
 
 
 class DataConfig(Strict):
-    """Either ``dir`` (one folder per class, split by ``val_split``) or ``train_dir`` + ``val_dir``."""
+    """``dir`` (one folder per class, split by ``val_split``), or ``train_dir`` + ``val_dir``."""
 
     dir: ResolvedPath | None = None
     val_split: float | None = Field(default=None, gt=0.0, lt=1.0)

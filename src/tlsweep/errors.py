@@ -2,7 +2,7 @@
 
 
 class TlsweepError(Exception):
-    """Base class. ``exit_code`` is what the CLI exits with; the message is shown without traceback."""
+    """Base class. The CLI shows the message without a traceback and exits ``exit_code``."""
 
     exit_code = 2
 

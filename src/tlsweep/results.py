@@ -1,4 +1,4 @@
-"""Optuna trials -> leaderboard and curves Parquet files (pandas, pyarrow). Never imports TensorFlow.
+"""Optuna trials -> leaderboard and curves Parquet files (pandas, pyarrow). No TensorFlow.
 
 Files are written to a temporary name and renamed, so a reader always sees a whole file.
 The storage is the source of truth: these files can always be rebuilt from it.

@@ -1,7 +1,7 @@
 """Search space -> Optuna suggestions. The only caller of ``trial.suggest_*``.
 
-A fixed value is not suggested (Optuna's samplers gain nothing from a constant), but it is still part
-of the returned parameters, so every trial carries all six settings.
+A fixed value is not suggested (Optuna's samplers gain nothing from a constant), but it is still
+part of the returned parameters, so every trial carries all six settings.
 """
 
 from __future__ import annotations
