@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import tiny_space, tiny_sweep, write_yaml
 
+from tests.conftest import tiny_space, tiny_sweep, write_yaml
 from tlsweep.config import FloatRange, load_sweep, parse_duration
 from tlsweep.errors import ConfigError
 

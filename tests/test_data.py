@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import write_class_images
 
+from tests.conftest import write_class_images
 from tlsweep.config import DataConfig
 from tlsweep.data import class_weights, load_dataset, load_folder, stratified_split
 from tlsweep.errors import DataError

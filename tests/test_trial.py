@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from tests.conftest import needs_shared, tiny_space, tiny_sweep, write_class_images, write_yaml
 
+from tests.conftest import needs_shared, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tlsweep.backbones import Backbone, preprocessor
 from tlsweep.config import load_sweep
 from tlsweep.space import TrialParams

@@ -37,7 +37,7 @@ def _results_root(option: Path | None) -> Path:
 def _launch(sweep_path: Path, root: Path, trials: int | None, timeout: str | None) -> int:
     from tlsweep.config import BudgetConfig, load_sweep, parse_duration
     from tlsweep.progress import LiveView
-    from tlsweep.study import create_study, prepare, run_study
+    from tlsweep.study import create_study, prepare, refuse_existing, run_study, study_dir
 
     sweep = load_sweep(sweep_path)
     budget = sweep.config.budget.model_dump()
@@ -50,6 +50,7 @@ def _launch(sweep_path: Path, root: Path, trials: int | None, timeout: str | Non
             raise ConfigError(f"--timeout: {exc}") from None
     config = sweep.config.model_copy(update={"budget": BudgetConfig(**budget)})
     sweep = sweep.model_copy(update={"config": config})
+    refuse_existing(sweep, study_dir(config.study, root))  # before the data is decoded
     plan = prepare(sweep, root)
     data = plan.dataset
     console.print(f"[bold]{config.study}[/]: {len(data.y_train)} training and {len(data.y_val)} "

@@ -103,13 +103,19 @@ def study_exists(name: str, storage: str) -> bool:
         return False
 
 
+def refuse_existing(sweep: Sweep, directory: Path) -> None:
+    """``run`` never reloads a study silently: an existing one is continued with ``resume``."""
+    name = sweep.config.study
+    if (directory / STORAGE_FILE).exists() and study_exists(name, sqlite_url(directory)):
+        raise StudyExists(
+            f"{sweep.path}: study: {name!r} already exists in {directory}. Continue it with "
+            f"`tlsweep resume {name}`, or change the study name.")
+
+
 def create_study(plan: Plan) -> optuna.Study:
     config = plan.sweep.config
     storage = sqlite_url(plan.directory)
-    if (plan.directory / STORAGE_FILE).exists() and study_exists(config.study, storage):
-        raise StudyExists(
-            f"{plan.sweep.path}: study: {config.study!r} already exists in {plan.directory}. "
-            f"Continue it with `tlsweep resume {config.study}`, or change the study name.")
+    refuse_existing(plan.sweep, plan.directory)
     plan.directory.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     max_steps = config.training.head_epochs + config.training.finetune_epochs

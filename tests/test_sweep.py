@@ -1,0 +1,73 @@
+"""End to end through the real command line, on tiny images and a tiny backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli, tiny_space, tiny_sweep, write_yaml
+from tests.test_data import messy_folder
+from tlsweep.results import LEADERBOARD_COLUMNS, read_parquet
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_messy_folder_sweeps_lists_skipped_files_and_writes_parquet(
+        tmp_path: Path, tiny_backbone: Path) -> None:
+    data = messy_folder(tmp_path / "messy")
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(tiny_backbone))
+    sweep = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(data, space))
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("placeholder.gif", ".DS_Store", "notes.txt", "truncated.jpg"):
+        assert f"{name}:" in done.stdout, name
+    assert done.stdout.count("placeholder.gif:") == 1
+
+    directory = tmp_path / "results" / "tiny"
+    board = pd.read_parquet(directory / "leaderboard.parquet")
+    assert list(board.columns) == LEADERBOARD_COLUMNS
+    assert len(board) == 3 and set(board["state"]) == {"complete"}
+    assert board["rank"].tolist() == sorted(board["rank"].tolist())
+    curves, meta = read_parquet(directory / "curves.parquet")
+    assert len(curves) == board["epochs_run"].sum() == 12
+    assert meta["versions"]["tensorflow"] and meta["versions"]["keras"]
+    assert len(meta["sweep_sha256"]) == 64
+
+    again = run_cli("run", str(sweep))
+    assert again.returncode == 2 and "tlsweep resume tiny" in again.stderr
+
+
+def test_a_crashing_trial_is_recorded_as_failed_and_the_sweep_goes_on(
+        tmp_path: Path, tiny_backbone: Path) -> None:
+    data = messy_folder(tmp_path / "data")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"this is not a keras archive")
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(
+        tiny_backbone,
+        backbone=(f"{{choices: {{Tiny: {{model: {tiny_backbone}, preprocessing: unit}}, "
+                  f"Broken: {{model: {broken}, preprocessing: unit}}}}}}")))
+    sweep = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(
+        data, space, budget="{trials: 6}", sampler="{kind: random}"))
+    done = run_cli("run", str(sweep))
+    board = pd.read_parquet(tmp_path / "results" / "tiny" / "leaderboard.parquet")
+    assert len(board) == 6
+    failed = board[board["state"] == "fail"]
+    assert len(failed) and set(failed["backbone"]) == {"Broken"}
+    assert failed["error"].str.len().min() > 10
+    assert (board[board["backbone"] == "Tiny"]["state"] == "complete").all()
+    assert done.returncode == (0 if (board["state"] == "complete").any() else 1)
+
+
+def test_quickstart_shows_real_transfer(tmp_path: Path) -> None:
+    done = run_cli("quickstart", cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    board = pd.read_parquet(tmp_path / "results" / "quickstart" / "leaderboard.parquet")
+    assert list(board.columns) == LEADERBOARD_COLUMNS
+    finished = board[board["state"].isin(["complete", "pruned"])]
+    print(board[["trial", "state", "value"]].to_string())
+    assert len(finished) >= 8
+    assert (board["state"] == "pruned").sum() >= 1
+    assert board["value"].max() >= 0.90
+    assert "rank" in done.stdout  # the leaderboard is printed at the end
