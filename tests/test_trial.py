@@ -12,7 +12,7 @@ from tests.conftest import needs_shared, tiny_space, tiny_sweep, write_class_ima
 from tlsweep.backbones import Backbone, preprocessor
 from tlsweep.config import load_sweep
 from tlsweep.space import TrialParams
-from tlsweep.study import make_objective, prepare
+from tlsweep.study import prepare
 from tlsweep.trial import (
     EpochRecord,
     TrialSettings,
@@ -42,6 +42,9 @@ def tiny_plan(tmp_path: Path, backbone: Path, **space: str):
 
 def test_pruner_receives_one_step_per_epoch_across_both_phases(tmp_path: Path,
                                                                tiny_backbone: Path) -> None:
+    from tlsweep.runner import SweepRunner
+    from tlsweep.study import create_study
+
     plan = tiny_plan(tmp_path, tiny_backbone, unfreeze_depth="0.5")
     seen: list[int] = []
 
@@ -50,11 +53,14 @@ def test_pruner_receives_one_step_per_epoch_across_both_phases(tmp_path: Path,
             seen.append(trial.last_step)
             return False
 
-    study = optuna.create_study(direction="maximize", pruner=SpyPruner())
-    study.optimize(make_objective(plan, Quiet()), n_trials=1)
+    study = create_study(plan)
+    study.pruner = SpyPruner()
+    study.set_user_attr("budget_trials", 1)
+    SweepRunner(plan, study, Quiet()).run()  # a real worker subprocess, as in a sweep
     h, f = 2, 2
     assert seen == list(range(h + f))
     trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
     assert sorted(trial.intermediate_values) == list(range(h + f))
     phases = [r["phase"] for r in trial.user_attrs["curve"]]
     assert phases == ["head"] * h + ["finetune"] * f

@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -34,10 +34,49 @@ def _results_root(option: Path | None) -> Path:
 
 
 # ----------------------------------------------------------------------------- sweeps
+def _describe_plan(plan: Any) -> None:
+    data, config = plan.dataset, plan.sweep.config
+    console.print(f"[bold]{config.study}[/]: {len(data.y_train)} training and {len(data.y_val)} "
+                  f"validation images, {data.n_classes} classes at {config.data.image_size} px")
+    for skipped in plan.skipped:
+        console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")
+
+
+def _execute(plan: Any, study: Any) -> int:
+    """Run a created or resumed study to its budget under a lease, then show the leaderboard."""
+    from tlsweep.progress import LiveView
+    from tlsweep.runner import INTERRUPTED, SweepRunner
+    from tlsweep.study import finished_count
+    from tlsweep.workers import Lease
+
+    name = plan.sweep.config.study
+    lease = Lease(plan.directory)
+    lease.acquire(name)
+    try:
+        runner = SweepRunner(plan, study, None)  # type: ignore[arg-type]
+        with LiveView(name, runner.budget, console, already_done=finished_count(study)) as view:
+            runner.listener = view
+            code = runner.run()
+    finally:
+        lease.release()
+    if code == INTERRUPTED:
+        console.print(f"Interrupted. The study is saved; continue it with:\n"
+                      f"  tlsweep resume {name}" + _results_flag(plan.directory.parent))
+        return code
+    _show_leaderboard(name, plan.directory.parent, top=10)
+    console.print(f"results: {plan.directory}")
+    return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
+
+
+def _results_flag(root: Path) -> str:
+    from tlsweep.study import results_root
+
+    return "" if root.resolve() == results_root().resolve() else f" --results-dir {root}"
+
+
 def _launch(sweep_path: Path, root: Path, trials: int | None, timeout: str | None) -> int:
     from tlsweep.config import BudgetConfig, load_sweep, parse_duration
-    from tlsweep.progress import LiveView
-    from tlsweep.study import create_study, prepare, refuse_existing, run_study, study_dir
+    from tlsweep.study import create_study, prepare, refuse_existing
 
     sweep = load_sweep(sweep_path)
     budget = sweep.config.budget.model_dump()
@@ -50,19 +89,10 @@ def _launch(sweep_path: Path, root: Path, trials: int | None, timeout: str | Non
             raise ConfigError(f"--timeout: {exc}") from None
     config = sweep.config.model_copy(update={"budget": BudgetConfig(**budget)})
     sweep = sweep.model_copy(update={"config": config})
-    refuse_existing(sweep, study_dir(config.study, root))  # before the data is decoded
-    plan = prepare(sweep, root)
-    data = plan.dataset
-    console.print(f"[bold]{config.study}[/]: {len(data.y_train)} training and {len(data.y_val)} "
-                  f"validation images, {data.n_classes} classes at {config.data.image_size} px")
-    for skipped in plan.skipped:
-        console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")
-    study = create_study(plan)
-    with LiveView(config.study, config.budget.trials, console) as view:
-        run_study(plan, study, view)
-    _show_leaderboard(config.study, root, top=10)
-    console.print(f"results: {plan.directory}")
-    return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
+    plan = prepare(sweep, root)  # every input error first, so the user can fix them all
+    refuse_existing(sweep, plan.directory)
+    _describe_plan(plan)
+    return _execute(plan, create_study(plan))
 
 
 @app.command()
@@ -74,6 +104,39 @@ def run(
 ) -> None:
     """Create a study from SWEEP and run it to its budget, with a live view."""
     raise typer.Exit(_launch(sweep, _results_root(results_dir), trials, timeout))
+
+
+@app.command()
+def resume(
+    study: Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Resume even though the sweep file changed.")] = False,
+    results_dir: ResultsDir = None,
+) -> None:
+    """Continue an interrupted study up to the budget it was created with."""
+    from tlsweep.study import (
+        attach_search,
+        check_unchanged,
+        load_study,
+        prepare,
+        recorded_sweep,
+        recover_stale,
+    )
+    from tlsweep.workers import Lease
+
+    root = _results_root(results_dir)
+    stored = load_study(root / study, study)
+    sweep = recorded_sweep(stored)
+    check_unchanged(stored, sweep, force)
+    plan = prepare(sweep, root)
+    Lease(plan.directory).acquire(study)  # refuses while another live process runs it
+    # Holding the lease, no live process of ours runs this study: RUNNING trials are stale.
+    recovered = recover_stale(stored, owner_alive=False)
+    if recovered:
+        console.print(f"re-queued trials left running by a dead process: {recovered}")
+    attach_search(stored, sweep)
+    _describe_plan(plan)
+    raise typer.Exit(_execute(plan, stored))
 
 
 @app.command()
@@ -111,11 +174,19 @@ def leaderboard(
     state: Annotated[str | None, typer.Option(
         help="Comma-separated states to keep: complete,pruned,fail.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")] = "table",
+    refresh: Annotated[bool, typer.Option(
+        "--refresh", help="Rebuild the Parquet files from the study's storage first.")] = False,
     results_dir: ResultsDir = None,
 ) -> None:
-    """Show a study's leaderboard. Reads only the Parquet file."""
+    """Show a study's leaderboard. Reads only the Parquet file (and storage with --refresh)."""
     from tlsweep.report import FORMATS
 
+    if refresh:
+        from tlsweep.results import write_results
+        from tlsweep.study import load_study
+
+        directory = _results_root(results_dir) / study
+        write_results(load_study(directory, study), directory)
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     states = [s.strip() for s in state.split(",")] if state else None
@@ -125,19 +196,7 @@ def leaderboard(
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        app(standalone_mode=False)
+        app()  # typer reports usage errors itself, with exit code 2
     except TlsweepError as exc:
         errors.print(f"[red bold]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        errors.print("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise

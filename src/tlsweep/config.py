@@ -246,6 +246,15 @@ class SamplerConfig(Strict):
     n_startup_trials: int = Field(default=5, ge=0)
 
 
+class ExecutionConfig(Strict):
+    """How trials run: worker memory, failure tolerance and what is kept on disk."""
+
+    keep_top: int = Field(default=3, ge=0)  # final .keras models kept for the best trials
+    max_consecutive_failures: int = Field(default=5, ge=1)
+    memory_limit_mb: int | None = Field(default=None, ge=64)  # address space a trial may add
+    recycle_memory_mb: int = Field(default=6000, ge=256)  # replace a worker past this RSS
+
+
 class SweepConfig(Strict):
     study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     data: DataConfig
@@ -256,6 +265,7 @@ class SweepConfig(Strict):
     objective: Literal["val_accuracy", "val_balanced_accuracy"] = "val_accuracy"
     pruner: PrunerConfig = PrunerConfig()
     sampler: SamplerConfig = SamplerConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
 
 class Sweep(BaseModel):
@@ -276,11 +286,12 @@ class Sweep(BaseModel):
 
 
 # ----------------------------------------------------------------------------- loading
-def _read_yaml(path: Path, what: str) -> tuple[dict[str, Any], str]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found. Check the path (relative paths are resolved "
-                          f"against the file that names them).")
-    text = path.read_text(encoding="utf-8")
+def _read_yaml(path: Path, what: str, text: str | None = None) -> tuple[dict[str, Any], str]:
+    if text is None:
+        if not path.is_file():
+            raise ConfigError(f"{path}: {what} not found. Check the path (relative paths are "
+                              f"resolved against the file that names them).")
+        text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -310,15 +321,33 @@ def _validate(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
                           + (f" (and {len(lines) - 3} more)" if len(lines) > 3 else "")) from None
 
 
-def load_space(path: Path) -> tuple[SearchSpace, str]:
-    data, text = _read_yaml(path, "search-space file")
+def load_space(path: Path, text: str | None = None) -> tuple[SearchSpace, str]:
+    data, text = _read_yaml(path, "search-space file", text)
     return _validate(SearchSpace, data, path), text
 
 
-def load_sweep(path: Path | str) -> Sweep:
+def load_sweep(path: Path | str, text: str | None = None,
+               space_text: str | None = None) -> Sweep:
+    """Load from disk, or from stored texts (``text``, ``space_text``) as if they were at
+    ``path``, which is how a study replays the sweep it was created with."""
     path = Path(path)
-    data, text = _read_yaml(path, "sweep file")
+    data, text = _read_yaml(path, "sweep file", text)
     config: SweepConfig = _validate(SweepConfig, data, path)
-    space, space_text = load_space(config.search_space)
+    space, space_text = load_space(config.search_space, space_text)
     return Sweep(config=config, space=space, path=path.resolve(), text=text,
                  space_text=space_text)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def changed_keys(old_text: str, new_text: str) -> list[str]:
+    """Dotted keys whose values differ between two YAML documents."""
+    old, new = _flatten(yaml.safe_load(old_text) or {}), _flatten(yaml.safe_load(new_text) or {})
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))

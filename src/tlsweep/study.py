@@ -7,24 +7,29 @@ never leaves a half-made study behind.
 from __future__ import annotations
 
 import os
-import socket
-import time
-import traceback
+import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import optuna
+from optuna.trial import TrialState
 
 from tlsweep import __version__
 from tlsweep.backbones import Backbone, resolve
-from tlsweep.config import PrunerConfig, SamplerConfig, Sweep
+from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, changed_keys, load_sweep
 from tlsweep.data import Dataset, Skipped, load_dataset
-from tlsweep.errors import StudyExists
-from tlsweep.results import write_results
-from tlsweep.space import TrialParams, suggest
-from tlsweep.trial import EpochRecord, TrialResult, TrialSettings
+from tlsweep.errors import ConfigError, StudyExists
+from tlsweep.space import TrialParams
+
+if TYPE_CHECKING:
+    from tlsweep.trial import EpochRecord
+
+# We record heartbeats ourselves (the worker runs the trial, not Study.optimize), and the retry
+# and stale-trial helpers we rely on are stable in practice despite their "experimental" tag.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+Retry = optuna.storages.RetryHeartbeatStaleTrialCallback
 
 STORAGE_FILE = "study.db"
 
@@ -96,6 +101,16 @@ def make_pruner(config: PrunerConfig, max_steps: int) -> optuna.pruners.BasePrun
     return optuna.pruners.NopPruner()
 
 
+def attach_search(study: optuna.Study, sweep: Sweep) -> None:
+    """Sampler and pruner from the sweep file (Optuna does not store them). On resume the
+    sampler's seed moves on by the trials already run, so a seeded sampler does not propose
+    the first trials' parameters again."""
+    config = sweep.config
+    max_steps = config.training.head_epochs + config.training.finetune_epochs
+    study.sampler = make_sampler(config.sampler, config.seed + len(study.trials))
+    study.pruner = make_pruner(config.pruner, max_steps)
+
+
 def study_exists(name: str, storage: str) -> bool:
     try:
         return name in optuna.get_all_study_names(storage)
@@ -118,11 +133,9 @@ def create_study(plan: Plan) -> optuna.Study:
     refuse_existing(plan.sweep, plan.directory)
     plan.directory.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    max_steps = config.training.head_epochs + config.training.finetune_epochs
-    study = optuna.create_study(
-        study_name=config.study, storage=storage, direction="maximize",
-        sampler=make_sampler(config.sampler, config.seed),
-        pruner=make_pruner(config.pruner, max_steps))
+    study = optuna.create_study(study_name=config.study, storage=open_storage(storage),
+                                direction="maximize")
+    attach_search(study, plan.sweep)
     attrs = {"sweep_path": str(plan.sweep.path), "sweep_text": plan.sweep.text,
              "space_text": plan.sweep.space_text, "sweep_sha256": plan.sweep.sha256,
              "budget_trials": config.budget.trials, "objective": config.objective,
@@ -132,81 +145,92 @@ def create_study(plan: Plan) -> optuna.Study:
     return study
 
 
-# ----------------------------------------------------------------------------- objective
-class OptunaReporter:
-    """Reports each epoch on its global step, keeps the curve in storage, and prunes."""
-
-    def __init__(self, trial: optuna.Trial, listener: Listener) -> None:
-        self.trial, self.listener = trial, listener
-        self.curve: list[dict[str, Any]] = []
-
-    def epoch_started(self, phase: str, step: int, total_steps: int) -> None:
-        self.listener.epoch_started(phase, step, total_steps)
-
-    def epoch_finished(self, record: EpochRecord) -> None:
-        self.curve.append(record.as_dict())
-        self.trial.set_user_attr("curve", self.curve)
-        objective = self.trial.study.user_attrs.get("objective", "val_accuracy")
-        self.trial.report(float(getattr(record, objective)), record.step)
-        self.listener.epoch_finished(record)
-        if self.trial.should_prune():
-            self.trial.set_user_attr("pruned_at", record.step)
-            raise optuna.TrialPruned(f"pruned at step {record.step}")
+# ----------------------------------------------------------------------------- storage
+HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S = 30, 120
 
 
-def _record_result(trial: optuna.Trial, result: TrialResult) -> None:
-    trial.set_user_attr("result", {
-        "best_step": result.best_step, "best_phase": result.best_phase,
-        "val_accuracy": result.val_accuracy,
-        "val_balanced_accuracy": result.val_balanced_accuracy,
-        "train_accuracy": result.train_accuracy, "gap": result.gap,
-        "epochs_run": result.epochs_run, "confusion": result.confusion})
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """RDB storage with Optuna's heartbeat: a trial whose process stops beating is failed and
+    re-queued with the same parameters (and its intermediate values, so pruning goes on)."""
+    return optuna.storages.RDBStorage(
+        url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
+        heartbeat_stale_trial_callback=Retry(max_retry=None, inherit_intermediate_values=True))
 
 
-def make_objective(plan: Plan, listener: Listener):
-    from tlsweep.trial import run_trial  # imports Keras lazily, only once trials run
-
-    config = plan.sweep.config
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-
-    def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, plan.sweep.space)
-        trial.set_user_attr("params", params.as_dict())
-        trial.set_user_attr("worker", worker)
-        trial.set_user_attr("started_at", datetime.now(UTC).isoformat(timespec="seconds"))
-        listener.trial_started(trial.number, params)
-        settings = TrialSettings(
-            image_size=config.data.image_size, head_epochs=config.training.head_epochs,
-            finetune_epochs=config.training.finetune_epochs,
-            batch_size=config.training.batch_size, dropout=config.training.dropout,
-            objective=config.objective, seed=config.seed + trial.number)
-        started = time.perf_counter()
-        try:
-            result = run_trial(params, plan.backbones[params.backbone], plan.dataset, settings,
-                               OptunaReporter(trial, listener))
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
-            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-            raise
-        finally:
-            trial.set_user_attr("duration_s", time.perf_counter() - started)
-        _record_result(trial, result)
-        return result.value
-
-    return objective
+def load_study(directory: Path, name: str) -> optuna.Study:
+    if not (directory / STORAGE_FILE).is_file() or not study_exists(name, sqlite_url(directory)):
+        raise ConfigError(f"{directory}: no study named {name!r} here. Start it with "
+                          f"`tlsweep run SWEEP.yaml`, or check --results-dir.")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=open_storage(sqlite_url(directory)))
 
 
-def run_study(plan: Plan, study: optuna.Study, listener: Listener) -> optuna.Study:
-    budget = plan.sweep.config.budget
+def retried_numbers(study: optuna.Study) -> set[int]:
+    """Trials that have been re-queued: their retry stands in for them."""
+    return {n for t in study.get_trials(deepcopy=False)
+            for n in t.system_attrs.get("retry_history", [])}
 
-    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        write_results(study, plan.directory)
-        listener.trial_finished(trial, study)
 
-    study.optimize(make_objective(plan, listener), n_trials=budget.trials,
-                   timeout=budget.timeout, callbacks=[after_trial], catch=(Exception,),
-                   gc_after_trial=True)
-    write_results(study, plan.directory)
-    return study
+def lineage_root(trial: optuna.trial.FrozenTrial) -> int:
+    """The number of the planned trial that this attempt continues (its own if first)."""
+    history = trial.system_attrs.get("retry_history", [])
+    return history[0] if history else trial.number
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Planned trials in a final state; a failed trial that was re-queued counts once, through
+    its retry."""
+    final = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    retried = retried_numbers(study)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=final)
+               if t.number not in retried)
+
+
+def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    Retry(max_retry=None, inherit_intermediate_values=True)(study, trial)
+
+
+def recover_stale(study: optuna.Study, owner_alive: bool) -> list[int]:
+    """Fail trials left RUNNING by a dead process and re-queue them with the same parameters.
+
+    With no live owner (the lease is stale) every RUNNING trial is stale; otherwise only those
+    whose heartbeat has stopped (Optuna's own check) are."""
+    optuna.storages.fail_stale_trials(study)
+    if owner_alive:
+        return []
+    recovered = []
+    storage = study._storage
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(trial._trial_id, "error",
+                                    "its process died; re-queued to resume from its checkpoint")
+        if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            requeue(study, storage.get_trial(trial._trial_id))
+            recovered.append(trial.number)
+    return recovered
+
+
+def check_unchanged(study: optuna.Study, sweep: Sweep, force: bool) -> None:
+    """Refuse to resume with a sweep or search-space file that differs from the recorded one."""
+    recorded = study.user_attrs
+    differences = [f"{sweep.path.name}: {k}" for k in
+                   changed_keys(recorded.get("sweep_text", ""), sweep.text)]
+    differences += [f"{sweep.config.search_space.name}: {k}" for k in
+                    changed_keys(recorded.get("space_text", ""), sweep.space_text)]
+    if differences and not force:
+        raise ConfigError(
+            f"{sweep.path}: the sweep changed since study {study.study_name!r} was created; "
+            f"changed keys: {', '.join(differences)}. Restore the files, start a new study, or "
+            f"pass --force to resume with the new settings.")
+    if differences:
+        study.set_user_attr("sweep_text", sweep.text)
+        study.set_user_attr("space_text", sweep.space_text)
+        study.set_user_attr("sweep_sha256", sweep.sha256)
+
+
+def recorded_sweep(study: optuna.Study) -> Sweep:
+    """The sweep from its file if it is still there, else as recorded in the study."""
+    attrs = study.user_attrs
+    path = Path(attrs["sweep_path"])
+    if path.is_file():
+        return load_sweep(path)
+    return load_sweep(path, attrs["sweep_text"], attrs["space_text"])

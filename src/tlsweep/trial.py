@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tlsweep.backbones import Backbone, build, preprocessor
+from tlsweep.checkpoint import CheckpointState, TrialCheckpoints
 from tlsweep.data import Dataset, class_weights, eval_inputs, train_pipeline
 from tlsweep.space import TrialParams
 
@@ -63,10 +64,19 @@ class TrialResult:
     epochs_run: int
     confusion: list[list[int]]  # at the best epoch; rows: true class, columns: predicted
     curve: list[EpochRecord] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)  # the trained Keras model, in-process only
 
     @property
     def gap(self) -> float:
         return self.train_accuracy - self.val_accuracy
+
+
+class StopTrial(Exception):
+    """Raised by a reporter to end a trial early: ``pruned`` or ``interrupted``."""
+
+    def __init__(self, reason: str, step: int) -> None:
+        super().__init__(f"{reason} at step {step}")
+        self.reason, self.step = reason, step
 
 
 class Reporter(Protocol):
@@ -146,12 +156,19 @@ class EpochTracker:
     """Evaluates on validation data after each epoch, keeps the curve and the best epoch."""
 
     def __init__(self, x_val: np.ndarray, y_val: np.ndarray, n_classes: int, batch_size: int,
-                 objective: str, reporter: Reporter, total_steps: int) -> None:
+                 objective: str, reporter: Reporter, total_steps: int,
+                 checkpoints: TrialCheckpoints | None = None) -> None:
         self.x_val, self.y_val, self.n_classes = x_val, y_val, n_classes
         self.batch_size, self.objective, self.reporter = batch_size, objective, reporter
-        self.total_steps = total_steps
+        self.total_steps, self.checkpoints = total_steps, checkpoints
         self.curve: list[EpochRecord] = []
         self.best: tuple[EpochRecord, np.ndarray] | None = None
+        self.model: Any = None
+
+    def resume_from(self, state: CheckpointState) -> None:
+        self.curve = [EpochRecord(**record) for record in state.curve]
+        best = next(r for r in self.curve if r.step == state.best_step)
+        self.best = (best, np.asarray(state.best_confusion))
 
     def callback(self, phase: str, first_step: int) -> Any:
         import keras
@@ -183,8 +200,16 @@ class EpochTracker:
             val_balanced_accuracy=balanced_accuracy(confusion),
             lr=float(np.asarray(model.optimizer.learning_rate)), duration_s=duration)
         self.curve.append(record)
+        self.model = model
         if self.best is None or self.score(record) > self.score(self.best[0]):
             self.best = (record, confusion)
+        if self.checkpoints is not None:
+            # Saved before the epoch is reported: whatever the orchestrator has recorded, the
+            # checkpoint holds at least as much, so a resume never loses an epoch.
+            best, best_confusion = self.best
+            self.checkpoints.save(model, CheckpointState(
+                phase=phase, epoch=epoch, step=step, curve=[r.as_dict() for r in self.curve],
+                best_step=best.step, best_confusion=best_confusion.tolist()))
         self.reporter.epoch_finished(record)
 
     def score(self, record: EpochRecord) -> float:
@@ -197,36 +222,47 @@ class EpochTracker:
             value=self.score(best), best_step=best.step, best_phase=best.phase,
             val_accuracy=best.val_accuracy, val_balanced_accuracy=best.val_balanced_accuracy,
             train_accuracy=best.accuracy, epochs_run=len(self.curve),
-            confusion=confusion.tolist(), curve=self.curve)
+            confusion=confusion.tolist(), curve=self.curve, model=self.model)
 
 
 # ----------------------------------------------------------------------------- the trial
 def run_trial(params: TrialParams, backbone: Backbone, dataset: Dataset,
-              settings: TrialSettings, reporter: Reporter) -> TrialResult:
+              settings: TrialSettings, reporter: Reporter,
+              checkpoints: TrialCheckpoints | None = None) -> TrialResult:
+    """Run both phases; with ``checkpoints`` holding a saved epoch, continue after it."""
     import keras
 
+    resume = checkpoints.latest() if checkpoints is not None else None
+    start = resume.step + 1 if resume else 0
     keras.backend.clear_session()
-    keras.utils.set_random_seed(settings.seed)
+    keras.utils.set_random_seed(settings.seed + start)
     preprocess = preprocessor(backbone)
     train = train_pipeline(dataset.x_train, dataset.y_train, settings.batch_size,
-                           params.augmentation_strength, preprocess, settings.seed)
+                           params.augmentation_strength, preprocess, settings.seed + start)
     weights = class_weights(dataset.y_train, dataset.n_classes, params.class_weighting)
     model, base = build_classifier(backbone, settings.image_size, dataset.n_classes,
                                    settings.dropout)
     h, f = settings.head_epochs, settings.finetune_epochs
     tracker = EpochTracker(eval_inputs(dataset.x_val, preprocess), dataset.y_val,
                            dataset.n_classes, settings.batch_size, settings.objective, reporter,
-                           h + f)
+                           h + f, checkpoints)
+    if resume is not None:
+        tracker.resume_from(resume)
 
-    freeze_for_head(base, backbone.pretrained)
-    compile_for(model, params.head_lr)
-    model.fit(train, epochs=h, class_weight=weights, verbose=0, shuffle=False,
-              callbacks=[tracker.callback(HEAD, 0)])
+    if start < h:
+        freeze_for_head(base, backbone.pretrained)
+        compile_for(model, params.head_lr)
+        if resume is not None:
+            checkpoints.restore(model, with_optimizer=True)
+        model.fit(train, epochs=h, initial_epoch=start, class_weight=weights, verbose=0,
+                  shuffle=False, callbacks=[tracker.callback(HEAD, 0)])
 
-    if f > 0 and unfreeze_top(base, params.unfreeze_depth, backbone.pretrained) > 0:
+    if start < h + f and f > 0 and unfreeze_top(base, params.unfreeze_depth,
+                                                 backbone.pretrained) > 0:
         compile_for(model, params.finetune_lr)
+        if resume is not None and start >= h:
+            checkpoints.restore(model, with_optimizer=resume.phase == FINETUNE)
         # initial_epoch keeps the global step running on: a second fit never restarts at 0.
-        model.fit(train, epochs=h + f, initial_epoch=h, class_weight=weights, verbose=0,
-                  shuffle=False,
-                  callbacks=[tracker.callback(FINETUNE, h)])
+        model.fit(train, epochs=h + f, initial_epoch=max(start, h), class_weight=weights,
+                  verbose=0, shuffle=False, callbacks=[tracker.callback(FINETUNE, h)])
     return tracker.result()

@@ -1,0 +1,97 @@
+"""Per-epoch trial checkpoints: weights, optimiser state, phase, epoch, global step and the curve.
+
+A checkpoint is written into a fresh folder and published by an atomic rename of ``latest.json``,
+so a process killed mid-write leaves the previous checkpoint intact. The JSON state is readable
+without TensorFlow; only ``save`` and ``restore`` touch Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LATEST = "latest.json"
+FINAL_MODEL = "model.keras"
+
+
+@dataclass
+class CheckpointState:
+    phase: str
+    epoch: int
+    step: int
+    curve: list[dict[str, Any]]
+    best_step: int
+    best_confusion: list[list[int]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TrialCheckpoints:
+    """The checkpoint folder of one planned trial (shared by its retries)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def latest(self) -> CheckpointState | None:
+        pointer = self.directory / LATEST
+        if not pointer.is_file():
+            return None
+        data = json.loads(pointer.read_text())
+        if not (self.directory / data["folder"]).is_dir():
+            return None
+        return CheckpointState(**data["state"])
+
+    def latest_folder(self) -> Path:
+        return self.directory / json.loads((self.directory / LATEST).read_text())["folder"]
+
+    def save(self, model: Any, state: CheckpointState) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=self.directory, prefix=f"step-{state.step:04d}-"))
+        model.save_weights(folder / "model.weights.h5")
+        variables = [np.asarray(v) for v in model.optimizer.variables]
+        np.savez(folder / "optimizer.npz", *variables)
+        previous = self.latest_folder() if (self.directory / LATEST).is_file() else None
+        self._publish({"folder": folder.name, "state": state.__dict__})
+        if previous is not None and previous != folder:
+            shutil.rmtree(previous, ignore_errors=True)
+
+    def _publish(self, data: dict[str, Any]) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".json.tmp")
+        with os.fdopen(handle, "w") as out:
+            json.dump(data, out)
+        os.replace(temporary, self.directory / LATEST)
+
+    def restore(self, model: Any, with_optimizer: bool) -> None:
+        """Load the weights, and the optimiser state when the phase (and so the optimiser)
+        is the same as when it was saved."""
+        folder = self.latest_folder()
+        model.load_weights(folder / "model.weights.h5")
+        if not with_optimizer:
+            return
+        saved = np.load(folder / "optimizer.npz")
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        model.optimizer.build(model.trainable_variables)
+        variables = model.optimizer.variables
+        if len(variables) != len(values):
+            raise RuntimeError(f"checkpoint {folder} holds {len(values)} optimiser variables, "
+                               f"the model has {len(variables)}")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+
+    def discard(self) -> None:
+        """Drop the per-epoch checkpoints; a kept final model stays."""
+        if not self.directory.is_dir():
+            return
+        for path in self.directory.iterdir():
+            if path.name == FINAL_MODEL:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)

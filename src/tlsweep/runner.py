@@ -1,0 +1,226 @@
+"""The sweep loop: ask Optuna for a trial, run it in a worker, tell Optuna how it ended.
+
+The orchestrator owns the storage and never imports TensorFlow. Each epoch the worker reports
+arrives here, is stored (curve, intermediate value, heartbeat) and answered: continue, prune, or
+interrupt. The first Ctrl-C lets the current epoch finish and checkpoint, then re-queues the trial
+for ``resume``; a second one exits at once (the study can still be resumed).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
+from tlsweep.errors import SweepAborted
+from tlsweep.results import write_results
+from tlsweep.space import suggest
+from tlsweep.study import Listener, Plan, finished_count, lineage_root, requeue
+from tlsweep.worker import TrialTask, WorkerSpec
+from tlsweep.workers import Outcome, WorkerSlot
+
+INTERRUPTED = 130
+
+
+@dataclass
+class Interrupts:
+    """SIGINT: the first asks for a clean stop after the epoch, the second exits at once."""
+
+    count: int = 0
+    on_hard_exit: list = field(default_factory=list)
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count == 1:
+            print("\nInterrupted: finishing the current epoch and saving a checkpoint "
+                  "(Ctrl-C again to exit at once).", flush=True)
+            return
+        for action in self.on_hard_exit:
+            action()
+        os._exit(INTERRUPTED)
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+
+def trial_settings(plan: Plan, number: int) -> Any:
+    from tlsweep.trial import TrialSettings  # plain dataclass; trial imports Keras lazily
+
+    config = plan.sweep.config
+    return TrialSettings(
+        image_size=config.data.image_size, head_epochs=config.training.head_epochs,
+        finetune_epochs=config.training.finetune_epochs, batch_size=config.training.batch_size,
+        dropout=config.training.dropout, objective=config.objective, seed=config.seed + number)
+
+
+class TrialSession:
+    """One attempt at a trial, seen from the orchestrator: stores what the worker reports."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, listener: Listener,
+                 interrupts: Interrupts, checkpoint_dir: Path) -> None:
+        self.study, self.trial, self.listener = study, trial, listener
+        self.interrupts = interrupts
+        self.objective = study.user_attrs.get("objective", "val_accuracy")
+        self.beat = time.monotonic()
+        self.keep_top = 0
+        state = TrialCheckpoints(checkpoint_dir).latest()
+        # The checkpoint is the authority on what ran: it is written before an epoch is
+        # reported, so it holds every epoch the storage holds, and maybe one more.
+        self.curve: list[dict[str, Any]] = list(state.curve) if state else []
+        trial.set_user_attr("curve", self.curve)
+        if state is not None:
+            trial.set_user_attr("resumed_from_step", state.step)
+            for record in self.curve:
+                self._report(record)
+
+    def _report(self, record: dict[str, Any]) -> None:
+        if record["step"] not in self.trial.storage.get_trial(self.trial._trial_id)\
+                .intermediate_values:
+            self.trial.report(float(record[self.objective]), record["step"])
+
+    def among_best(self, value: float) -> bool:
+        """Whether a finished trial's model would be one of the ``keep_top`` kept."""
+        values = sorted((t.value for t in self.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE,))), reverse=True)
+        return self.keep_top > 0 and (len(values) < self.keep_top
+                                      or value > values[self.keep_top - 1])
+
+    def heartbeat(self) -> None:
+        storage = self.study._storage
+        if time.monotonic() - self.beat > 5 and hasattr(storage, "record_heartbeat"):
+            storage.record_heartbeat(self.trial._trial_id)
+            self.beat = time.monotonic()
+
+    def handle(self, message: tuple) -> str | None:
+        kind = message[0]
+        if kind == "epoch_started":
+            self.listener.epoch_started(*message[1:])
+            return None
+        if kind == "done":
+            return "keep" if self.among_best(message[1]["value"]) else "discard"
+        record = message[1]
+        self.curve.append(record)
+        self.trial.set_user_attr("curve", self.curve)
+        self._report(record)
+        self.heartbeat()
+        from tlsweep.trial import EpochRecord
+
+        self.listener.epoch_finished(EpochRecord(**record))
+        if self.interrupts.requested:
+            return "interrupt"
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at", record["step"])
+            return "prune"
+        return "continue"
+
+
+class SweepRunner:
+    def __init__(self, plan: Plan, study: optuna.Study, listener: Listener) -> None:
+        self.plan, self.study, self.listener = plan, study, listener
+        self.execution = plan.sweep.config.execution
+        self.budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
+        self.slot = WorkerSlot(WorkerSpec(plan.sweep, plan.backbones,
+                                          self.execution.memory_limit_mb,
+                                          self.execution.recycle_memory_mb))
+        self.interrupts = Interrupts(on_hard_exit=[self.slot.kill])
+        self.failures: list[str] = []
+        self.trials_dir = plan.directory / "trials"
+
+    # ----------------------------------------------------------------------- loop
+    def run(self) -> int:
+        """Run to the budget; returns 0, or 130 after a clean interrupt."""
+        timeout = self.plan.sweep.config.budget.timeout
+        started = time.monotonic()
+        previous = signal.signal(signal.SIGINT, self.interrupts)
+        try:
+            while finished_count(self.study) < self.budget and not self.interrupts.requested:
+                if timeout is not None and time.monotonic() - started > timeout:
+                    break
+                self.run_one()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self.slot.close()
+            write_results(self.study, self.plan.directory)
+        return INTERRUPTED if self.interrupts.requested else 0
+
+    def run_one(self) -> None:
+        trial = self.study.ask()
+        params = suggest(trial, self.plan.sweep.space)
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        checkpoint_dir = self.trials_dir / str(lineage_root(frozen))
+        for key, value in {"params": params.as_dict(), "error": None, "pruned_at": None,
+                           "worker": f"{socket.gethostname()}:{os.getpid()}",
+                           "started_at": datetime.now(UTC).isoformat(timespec="seconds")}.items():
+            trial.set_user_attr(key, value)
+        session = TrialSession(self.study, trial, self.listener, self.interrupts, checkpoint_dir)
+        session.keep_top = self.execution.keep_top
+        self.listener.trial_started(trial.number, params)
+        began = time.perf_counter()
+        task = TrialTask(trial.number, params, trial_settings(self.plan, trial.number),
+                         checkpoint_dir)
+        outcome = self.slot.run(task, session.handle, session.heartbeat)
+        trial.set_user_attr("duration_s", time.perf_counter() - began)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{self.slot.worker_pid}")
+        self.finish(trial, outcome, checkpoint_dir)
+
+    # ----------------------------------------------------------------------- endings
+    def finish(self, trial: optuna.Trial, outcome: Outcome, checkpoint_dir: Path) -> None:
+        if outcome.kind == "done":
+            trial.set_user_attr("result", outcome.summary)
+            trial.set_user_attr("worker_peak_rss_mb", outcome.peak_rss_mb)
+            self.study.tell(trial, outcome.summary["value"])
+        elif outcome.kind == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+        elif outcome.kind == "interrupted":
+            trial.set_user_attr("error", f"interrupted at step {outcome.step}; resumes from its "
+                                         f"checkpoint")
+            self.study.tell(trial, state=TrialState.FAIL)
+            requeue(self.study, self.study._storage.get_trial(trial._trial_id))
+        else:
+            trial.set_user_attr("error", outcome.error)
+            if outcome.traceback:
+                trial.set_user_attr("traceback", outcome.traceback[-4000:])
+            self.study.tell(trial, state=TrialState.FAIL)
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        if outcome.kind != "interrupted":
+            TrialCheckpoints(checkpoint_dir).discard()
+        self.keep_best_models()
+        write_results(self.study, self.plan.directory)
+        self.listener.trial_finished(frozen, self.study)
+        self.count_failure(outcome)
+
+    def keep_best_models(self) -> None:
+        """Keep the final model of the best ``keep_top`` complete trials only."""
+        complete = sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                          key=lambda t: t.value, reverse=True)
+        keep = {lineage_root(t) for t in complete[:self.execution.keep_top]}
+        if not self.trials_dir.is_dir():
+            return
+        for folder in self.trials_dir.iterdir():
+            model = folder / FINAL_MODEL
+            if model.exists() and folder.name.isdigit() and int(folder.name) not in keep:
+                model.unlink()
+
+    def count_failure(self, outcome: Outcome) -> None:
+        if outcome.kind != "failed":
+            self.failures.clear()
+            return
+        self.failures.append(outcome.error or "unknown")
+        limit = self.execution.max_consecutive_failures
+        if len(self.failures) >= limit:
+            reason, times = Counter(self.failures).most_common(1)[0]
+            raise SweepAborted(
+                f"{self.plan.sweep.path}: stopped after {limit} failed trials in a row "
+                f"(execution.max_consecutive_failures). Most common reason ({times}x): {reason}. "
+                f"Fix it, then continue with `tlsweep resume {self.study.study_name}`.")

@@ -1,0 +1,161 @@
+"""The worker subprocess: imports TensorFlow once and runs trials sent by the orchestrator.
+
+It never touches the study's storage. It reports each epoch over a pipe and waits for the
+orchestrator's answer (continue, prune or interrupt), so a worker that dies takes nothing with it:
+the orchestrator records the trial as failed with the reason and starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from tlsweep.backbones import Backbone
+from tlsweep.config import Sweep
+from tlsweep.space import TrialParams
+
+# A failpoint for tests and drills: TLSWEEP_FAILPOINT="trial=3,step=4:sigkill" makes the worker
+# fail that way after that epoch's checkpoint (trial=* for every trial). Actions: raise, sigkill,
+# segfault, oom (needs execution.memory_limit_mb).
+FAILPOINT_ENV = "TLSWEEP_FAILPOINT"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    sweep: Sweep
+    backbones: dict[str, Backbone]
+    memory_limit_mb: int | None
+    recycle_memory_mb: int
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    number: int
+    params: TrialParams
+    settings: Any  # trial.TrialSettings (kept Any so the orchestrator need not import Keras)
+    checkpoint_dir: Path
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _die_with_parent() -> None:
+    # Linux: the worker must not outlive an orchestrator killed with SIGKILL.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _limit_memory(extra_mb: int) -> None:
+    """Cap the address space at its current size plus ``extra_mb``: past it, allocations fail."""
+    with open("/proc/self/statm") as statm:
+        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = current + extra_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _failpoint(number: int, step: int, memory_limited: bool) -> None:
+    spec = os.environ.get(FAILPOINT_ENV, "")
+    if not spec:
+        return
+    where, _, action = spec.partition(":")
+    wanted = dict(part.split("=") for part in where.split(","))
+    if wanted.get("trial") not in ("*", str(number)) or int(wanted.get("step", -1)) != step:
+        return
+    if action == "raise":
+        raise RuntimeError(f"failpoint: injected exception at trial {number}, step {step}")
+    if action == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if action == "segfault":
+        ctypes.string_at(0)
+    if action == "oom":
+        if not memory_limited:
+            raise RuntimeError("failpoint oom needs execution.memory_limit_mb")
+        hog = []
+        while True:
+            hog.append(bytearray(256 * 2**20))
+
+
+class PipeReporter:
+    """Sends each epoch to the orchestrator and obeys its answer."""
+
+    def __init__(self, conn: Connection, number: int, memory_limited: bool) -> None:
+        self.conn, self.number, self.memory_limited = conn, number, memory_limited
+
+    def epoch_started(self, phase: str, step: int, total_steps: int) -> None:
+        self.conn.send(("epoch_started", phase, step, total_steps))
+
+    def epoch_finished(self, record: Any) -> None:
+        from tlsweep.trial import StopTrial
+
+        _failpoint(self.number, record.step, self.memory_limited)
+        self.conn.send(("epoch", record.as_dict()))
+        answer = self.conn.recv()
+        if answer in ("prune", "interrupt"):
+            raise StopTrial("pruned" if answer == "prune" else "interrupted", record.step)
+
+
+def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask) -> None:
+    from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
+    from tlsweep.trial import StopTrial, run_trial
+
+    checkpoints = TrialCheckpoints(task.checkpoint_dir)
+    reporter = PipeReporter(conn, task.number, spec.memory_limit_mb is not None)
+    try:
+        result = run_trial(task.params, spec.backbones[task.params.backbone], dataset,
+                           task.settings, reporter, checkpoints)
+    except StopTrial as stop:
+        conn.send(("stopped", stop.reason, stop.step))
+        return
+    except MemoryError:
+        conn.send(("error", f"MemoryError: the trial passed the worker's memory limit "
+                            f"({spec.memory_limit_mb} MB above start-up)", traceback.format_exc()))
+        raise SystemExit(3) from None  # the heap may be in pieces: start a fresh worker
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        return
+    summary = {k: v for k, v in result.__dict__.items() if k not in ("curve", "model")}
+    conn.send(("done", summary, peak_rss_mb()))
+    if conn.recv() == "keep":
+        result.model.save(task.checkpoint_dir / FINAL_MODEL)
+    conn.send(("kept",))
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
+    _die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tlsweep.data import load_dataset
+
+    config = spec.sweep.config
+    dataset = load_dataset(config.data, config.seed, spec.sweep.path)
+    import keras  # noqa: F401 - pay the import once, before the first trial
+
+    if spec.memory_limit_mb is not None:
+        _limit_memory(spec.memory_limit_mb)
+    conn.send(("ready", os.getpid(), rss_mb()))
+    try:
+        while True:
+            message = conn.recv()
+            if message[0] == "stop":
+                return
+            _run_one(conn, spec, dataset, message[1])
+            if rss_mb() > spec.recycle_memory_mb:
+                conn.send(("recycle", rss_mb()))
+                return
+            conn.send(("idle", rss_mb()))
+    except (EOFError, BrokenPipeError):
+        return  # the orchestrator is gone

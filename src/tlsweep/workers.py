@@ -1,0 +1,237 @@
+"""Worker subprocesses seen from the orchestrator: start, feed, watch, replace.
+
+Trials run in a spawned worker process, so a Python exception, a segfault, a SIGKILL or an
+out-of-memory death inside a trial costs that trial only. Keras leaks memory across models (about
+200 MB a trial, measured), so a worker is also replaced once its resident memory passes a limit.
+Also here: the study lease, which tells a live run from a dead one where the storage keeps no
+heartbeat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlsweep.errors import TlsweepError
+from tlsweep.worker import TrialTask, WorkerSpec, worker_main
+
+SIGNAL_REASONS = {
+    signal.SIGKILL: "killed by SIGKILL (out of memory, or killed from outside)",
+    signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)",
+    signal.SIGABRT: "aborted (SIGABRT), often a failed memory allocation",
+    signal.SIGBUS: "crashed with a bus error (SIGBUS)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+}
+
+
+def death_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker stopped answering"
+    if exitcode < 0:
+        sig = signal.Signals(-exitcode)
+        return "worker " + SIGNAL_REASONS.get(sig, f"killed by {sig.name}")
+    return f"worker exited with code {exitcode}"
+
+
+class WorkerDied(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Outcome:
+    """How a trial ended in the worker: done, pruned, interrupted or failed."""
+
+    kind: str
+    step: int | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    peak_rss_mb: float | None = None
+
+
+# handle(message) is called for each message during a trial and returns the reply, if any.
+MessageHandler = Callable[[tuple], str | None]
+
+
+class Worker:
+    """One worker process and its pipe."""
+
+    def __init__(self, spec: WorkerSpec, start_timeout: float = 600.0) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=worker_main, args=(child, spec), daemon=True,
+                                       name="tlsweep-worker")
+        self.process.start()
+        child.close()
+        ready = self._receive(start_timeout, idle=None)
+        if ready[0] != "ready":
+            raise WorkerDied(f"worker sent {ready[0]!r} instead of starting")
+        self.pid: int = ready[1]
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def _receive(self, timeout: float | None, idle: Callable[[], None] | None) -> tuple:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                if self.conn.poll(1.0):
+                    return self.conn.recv()
+            except (EOFError, OSError):
+                pass
+            else:
+                if self.process.is_alive():
+                    if deadline is not None and time.monotonic() > deadline:
+                        self.kill()
+                        raise WorkerDied("worker did not start in time")
+                    if idle is not None:
+                        idle()
+                    continue
+            self.process.join(5)
+            raise WorkerDied(death_reason(self.process.exitcode))
+
+    def run(self, task: TrialTask, handle: MessageHandler,
+            idle: Callable[[], None] | None = None) -> Outcome:
+        """Run one trial; raises WorkerDied if the process dies before it ends."""
+        self.conn.send(("trial", task))
+        while True:
+            message = self._receive(None, idle)
+            kind = message[0]
+            if kind == "done":
+                reply = handle(message)
+                self.conn.send(reply or "discard")
+                self._receive(None, idle)  # "kept": the model is on disk (or was not wanted)
+                return Outcome("done", summary=message[1], peak_rss_mb=message[2])
+            if kind == "stopped":
+                return Outcome(message[1], step=message[2])
+            if kind == "error":
+                return Outcome("failed", error=message[1], traceback=message[2])
+            reply = handle(message)
+            if reply is not None:
+                self.conn.send(reply)
+
+    def after_trial(self) -> bool:
+        """Read the worker's state after a trial; False once it has retired itself."""
+        try:
+            message = self._receive(30.0, None)
+        except WorkerDied:
+            return False
+        return message[0] == "idle"
+
+    def stop(self) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(("stop",))
+        self.process.join(10)
+        if self.process.is_alive():
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+class WorkerSlot:
+    """Keeps one live worker: starts it lazily and replaces it when it dies or retires."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.worker: Worker | None = None
+        self.last_pid: int | None = None
+        self.started = 0
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self.worker.pid if self.worker is not None else self.last_pid
+
+    def get(self) -> Worker:
+        if self.worker is None or not self.worker.alive:
+            self.worker = Worker(self.spec)
+            self.last_pid = self.worker.pid
+            self.started += 1
+        return self.worker
+
+    def run(self, task: TrialTask, handle: MessageHandler,
+            idle: Callable[[], None] | None = None) -> Outcome:
+        worker = self.get()
+        try:
+            outcome = worker.run(task, handle, idle)
+        except WorkerDied as died:
+            self.worker = None
+            return Outcome("failed", error=died.reason)
+        if not worker.after_trial():
+            worker.stop()
+            self.worker = None
+        return outcome
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def kill(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+
+
+# ----------------------------------------------------------------------------- the lease
+LEASE_FILE = "lease.json"
+
+
+class StudyBusy(TlsweepError):
+    """Another live process is running this study."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Lease:
+    """A study's lease file: who runs it. A lease whose process is gone is stale."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / LEASE_FILE
+
+    def holder(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        same_host = data.get("host") == socket.gethostname()
+        if same_host and not _pid_alive(int(data.get("pid", -1))):
+            return None
+        return data
+
+    def acquire(self, study: str) -> None:
+        holder = self.holder()
+        if holder is not None and holder.get("pid") != os.getpid():
+            raise StudyBusy(f"{self.path}: study {study!r} is being run by process "
+                            f"{holder['pid']} on {holder['host']}. Wait for it, or stop it first.")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                         "since": time.time()}))
+        os.replace(temporary, self.path)
+
+    def release(self) -> None:
+        holder = self.holder()
+        if holder is not None and holder.get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
