@@ -50,6 +50,7 @@ def _execute(plan: Any, study: Any) -> int:
     from tlsweep.workers import Lease
 
     name = plan.sweep.config.study
+    study.set_user_attr("class_names", plan.dataset.class_names)
     lease = Lease(plan.directory)
     lease.acquire(name)
     try:
@@ -76,7 +77,7 @@ def _results_flag(root: Path) -> str:
 
 def _launch(sweep_path: Path, root: Path, trials: int | None, timeout: str | None) -> int:
     from tlsweep.config import BudgetConfig, load_sweep, parse_duration
-    from tlsweep.study import create_study, prepare, refuse_existing
+    from tlsweep.study import check, create_study, discard_new_study, refuse_existing
 
     sweep = load_sweep(sweep_path)
     budget = sweep.config.budget.model_dump()
@@ -89,10 +90,17 @@ def _launch(sweep_path: Path, root: Path, trials: int | None, timeout: str | Non
             raise ConfigError(f"--timeout: {exc}") from None
     config = sweep.config.model_copy(update={"budget": BudgetConfig(**budget)})
     sweep = sweep.model_copy(update={"config": config})
-    plan = prepare(sweep, root)  # every input error first, so the user can fix them all
+    plan = check(sweep, root)
     refuse_existing(sweep, plan.directory)
+    # The study exists before the (slow) decoding, so a run killed while decoding resumes.
+    study = create_study(plan)
+    try:
+        plan.load_data()
+    except TlsweepError:
+        discard_new_study(study, plan.directory)
+        raise
     _describe_plan(plan)
-    return _execute(plan, create_study(plan))
+    return _execute(plan, study)
 
 
 @app.command()

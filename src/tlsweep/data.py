@@ -137,9 +137,26 @@ def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, n
     return x, np.asarray(labels, dtype=np.int32), skipped
 
 
-def _write_cache(target: Path, images: FolderImages) -> None:
+def _remove_abandoned_builds(folder: Path) -> None:
+    """Staging folders of builds whose process died (killed mid-decode, say)."""
+    for staging in folder.glob(".building-*"):
+        pid = int(staging.name.split("-")[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(staging, ignore_errors=True)
+        except PermissionError:
+            continue
+
+
+def _build_cache(target: Path, root: Path, files: list[tuple[Path, int]], size: int,
+                 class_names: list[str], stray: list[Skipped]) -> None:
+    """Decode into a staging folder, then rename it into place: readers never see half."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    _remove_abandoned_builds(target.parent)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".building-{os.getpid()}-"))
+    x, y, skipped = _decode_all(files, size)
+    images = FolderImages(x, y, class_names, stray + skipped)
     np.save(staging / "x.npy", images.x)
     np.save(staging / "y.npy", images.y)
     meta = {"class_names": images.class_names,
@@ -167,8 +184,7 @@ def load_folder(root: Path, size: int, key: str, source: Path) -> FolderImages:
     class_names, files, stray = _scan(root, key, source)
     target = cache_root() / "datasets" / f"{root.name}-{size}px-{_fingerprint(root, files, size)}"
     if not (target / "meta.json").is_file():
-        x, y, skipped = _decode_all(files, size)
-        _write_cache(target, FolderImages(x, y, class_names, stray + skipped))
+        _build_cache(target, root, files, size, class_names, stray)
     images = _read_cache(target)
     counts = np.bincount(images.y, minlength=len(class_names))
     for name, count in zip(class_names, counts, strict=True):
@@ -189,6 +205,19 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
         val.append(members[:n_val])
         train.append(members[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def check_layout(data: DataConfig, source: Path) -> None:
+    """The folder checks that need no decoding: folders exist, classes are present and match."""
+    if data.dir is not None:
+        _scan(data.dir, "data.dir", source)
+        return
+    assert data.train_dir is not None and data.val_dir is not None
+    train_classes = _scan(data.train_dir, "data.train_dir", source)[0]
+    val_classes = _scan(data.val_dir, "data.val_dir", source)[0]
+    if train_classes != val_classes:
+        raise DataError(f"{source}: data.val_dir: its classes {val_classes} differ from "
+                        f"data.train_dir's {train_classes}. Give both the same class folders.")
 
 
 def load_dataset(data: DataConfig, seed: int, source: Path) -> Dataset:

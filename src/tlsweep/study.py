@@ -6,6 +6,7 @@ never leaves a half-made study behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from optuna.trial import TrialState
 from tlsweep import __version__
 from tlsweep.backbones import Backbone, resolve
 from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, changed_keys, load_sweep
-from tlsweep.data import Dataset, Skipped, load_dataset
+from tlsweep.data import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
 from tlsweep.space import TrialParams
 
@@ -57,27 +58,47 @@ class Listener(Protocol):
 
 @dataclass
 class Plan:
-    """A sweep checked end to end: backbones resolved and the data decoded."""
+    """A checked sweep: backbones resolved, data folders checked, then the data decoded."""
 
     sweep: Sweep
     backbones: dict[str, Backbone]
-    dataset: Dataset
     directory: Path
+    data: Dataset | None = None
+
+    @property
+    def dataset(self) -> Dataset:
+        if self.data is None:
+            self.load_data()
+        assert self.data is not None
+        return self.data
+
+    def load_data(self) -> Dataset:
+        """Decode (or read from the cache) the images: the slow part of preparing."""
+        config = self.sweep.config
+        self.data = load_dataset(config.data, config.seed, self.sweep.path)
+        return self.data
 
     @property
     def skipped(self) -> list[Skipped]:
         return self.dataset.skipped
 
 
-def prepare(sweep: Sweep, root: Path | None = None) -> Plan:
+def check(sweep: Sweep, root: Path | None = None) -> Plan:
+    """Every check that needs no decoding: backbones, weights, sizes and the data folders."""
     config = sweep.config
     where = f"{config.search_space}: backbone.choices"
     backbones = {
         name: resolve(name, choice, config.data.image_size, f"{where}.{name}")
         for name, choice in sweep.space.backbone_choices().items()
     }
-    dataset = load_dataset(config.data, config.seed, sweep.path)
-    return Plan(sweep, backbones, dataset, study_dir(config.study, root))
+    check_layout(config.data, sweep.path)
+    return Plan(sweep, backbones, study_dir(config.study, root))
+
+
+def prepare(sweep: Sweep, root: Path | None = None) -> Plan:
+    plan = check(sweep, root)
+    plan.load_data()
+    return plan
 
 
 # ----------------------------------------------------------------------------- Optuna pieces
@@ -111,6 +132,17 @@ def attach_search(study: optuna.Study, sweep: Sweep) -> None:
     study.pruner = make_pruner(config.pruner, max_steps)
 
 
+def discard_new_study(study: optuna.Study, directory: Path) -> None:
+    """Undo a study created moments ago whose data then failed to load: nothing is left."""
+    if study.trials:
+        return
+    optuna.delete_study(study_name=study.study_name, storage=study._storage)
+    if not optuna.get_all_study_names(study._storage):
+        (directory / STORAGE_FILE).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
 def study_exists(name: str, storage: str) -> bool:
     try:
         return name in optuna.get_all_study_names(storage)
@@ -139,7 +171,7 @@ def create_study(plan: Plan) -> optuna.Study:
     attrs = {"sweep_path": str(plan.sweep.path), "sweep_text": plan.sweep.text,
              "space_text": plan.sweep.space_text, "sweep_sha256": plan.sweep.sha256,
              "budget_trials": config.budget.trials, "objective": config.objective,
-             "tlsweep_version": __version__, "class_names": plan.dataset.class_names}
+             "tlsweep_version": __version__}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study
