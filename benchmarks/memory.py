@@ -34,9 +34,12 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def children(pid: int) -> list[int]:
+def workers(pid: int) -> list[int]:
+    """The orchestrator's worker processes (not multiprocessing's resource tracker)."""
     try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        found = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [c for c in found
+                if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
     except OSError:
         return []
 
@@ -62,7 +65,7 @@ def main() -> None:
         own = rss_mb(process.pid)
         if own is not None:
             orchestrator.append((now, own))
-        for child in children(process.pid):
+        for child in workers(process.pid):
             value = rss_mb(child)
             if value is not None:
                 worker_peaks[child] = max(worker_peaks.get(child, 0.0), value)
