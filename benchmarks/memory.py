@@ -21,7 +21,7 @@ from pathlib import Path
 import optuna
 
 from tlsweep import quickstart
-from tlsweep.study import sqlite_url
+from tlsweep.paths import sqlite_url
 
 
 def rss_mb(pid: int) -> float | None:

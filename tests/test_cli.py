@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tests.test_results import make_study
+from tlsweep.paths import sqlite_url
 from tlsweep.results import write_results
-from tlsweep.study import sqlite_url
 
 
 def existing_study(results: Path, name: str = "tiny") -> Path:

@@ -28,7 +28,7 @@ ResultsDir = Annotated[Path | None, typer.Option(
 
 
 def _results_root(option: Path | None) -> Path:
-    from tlsweep.study import results_root
+    from tlsweep.paths import results_root
 
     return option or results_root()
 
@@ -70,7 +70,7 @@ def _execute(plan: Any, study: Any) -> int:
 
 
 def _results_flag(root: Path) -> str:
-    from tlsweep.study import results_root
+    from tlsweep.paths import results_root
 
     return "" if root.resolve() == results_root().resolve() else f" --results-dir {root}"
 

@@ -7,7 +7,6 @@ never leaves a half-made study behind.
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from tlsweep.backbones import Backbone, resolve
 from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, changed_keys, load_sweep
 from tlsweep.data import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
+from tlsweep.paths import STORAGE_FILE, sqlite_url, study_dir
 from tlsweep.space import TrialParams
 
 if TYPE_CHECKING:
@@ -31,20 +31,6 @@ if TYPE_CHECKING:
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 Retry = optuna.storages.RetryHeartbeatStaleTrialCallback
-
-STORAGE_FILE = "study.db"
-
-
-def results_root() -> Path:
-    return Path(os.environ.get("TLSWEEP_RESULTS", "results"))
-
-
-def study_dir(study: str, root: Path | None = None) -> Path:
-    return (root or results_root()) / study
-
-
-def sqlite_url(directory: Path) -> str:
-    return f"sqlite:///{(directory / STORAGE_FILE).resolve()}"
 
 
 class Listener(Protocol):
