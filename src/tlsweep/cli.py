@@ -44,13 +44,19 @@ def _describe_plan(plan: Any) -> None:
 
 def _execute(plan: Any, study: Any) -> int:
     """Run a created or resumed study to its budget under a lease, then show the leaderboard."""
+    import numpy as np
+
     from tlsweep.progress import LiveView
     from tlsweep.runner import INTERRUPTED, SweepRunner
     from tlsweep.study import finished_count
     from tlsweep.workers import Lease
 
     name = plan.sweep.config.study
-    study.set_user_attr("class_names", plan.dataset.class_names)
+    data = plan.dataset
+    study.set_user_attr("class_names", data.class_names)
+    study.set_user_attr("class_counts", {
+        "train": np.bincount(data.y_train, minlength=data.n_classes).tolist(),
+        "val": np.bincount(data.y_val, minlength=data.n_classes).tolist()})
     lease = Lease(plan.directory)
     lease.acquire(name)
     try:
@@ -60,6 +66,8 @@ def _execute(plan: Any, study: Any) -> int:
             code = runner.run()
     finally:
         lease.release()
+    if code != INTERRUPTED:
+        _importance_after_run(study, plan.directory)
     if code == INTERRUPTED:
         console.print(f"Interrupted. The study is saved; continue it with:\n"
                       f"  tlsweep resume {name}" + _results_flag(plan.directory.parent))
@@ -67,6 +75,15 @@ def _execute(plan: Any, study: Any) -> int:
     _show_leaderboard(name, plan.directory.parent, top=10)
     console.print(f"results: {plan.directory}")
     return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
+
+
+def _importance_after_run(study: Any, directory: Path) -> None:
+    from tlsweep.importance import write_importance
+
+    try:
+        write_importance(study, directory)
+    except Exception as exc:  # an analysis problem must not fail a finished sweep
+        errors.print(f"[yellow]importance not computed:[/] {type(exc).__name__}: {exc}")
 
 
 def _results_flag(root: Path) -> str:
@@ -199,6 +216,93 @@ def leaderboard(
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     states = [s.strip() for s in state.split(",")] if state else None
     _show_leaderboard(study, _results_root(results_dir), top, sort, states, fmt)
+
+
+def _view(study: str, results_dir: Path | None) -> Any:
+    from tlsweep.studyview import StudyView
+
+    return StudyView.load(_results_root(results_dir) / study, study)
+
+
+StudyArg = Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")]
+
+
+@app.command()
+def importance(
+    study: StudyArg,
+    evaluator: Annotated[str, typer.Option(
+        help="ped-anova, fanova, mdi, or all.")] = "all",
+    results_dir: ResultsDir = None,
+) -> None:
+    """Hyperparameter importances: written to importance.parquet and shown as bars."""
+    from tlsweep.importance import EVALUATORS, TREATMENT, write_importance
+    from tlsweep.report import importance_table
+
+    chosen = EVALUATORS if evaluator == "all" else (evaluator,)
+    if not set(chosen) <= set(EVALUATORS):
+        raise ConfigError(f"--evaluator: unknown evaluator {evaluator!r}; choose one of: "
+                          f"{', '.join(EVALUATORS)} or all.")
+    view = _view(study, results_dir)
+    frame = write_importance(view.study, view.directory, chosen)
+    if frame.empty:
+        raise ConfigError(f"study {study!r}: importance needs at least 2 complete trials with "
+                          f"varied parameters.")
+    console.print(importance_table(frame, f"{study}: importance for {view.objective} "
+                                          f"({frame['n_trials'].iloc[0]} complete trials)"))
+    console.print(f"[dim]{TREATMENT} 'edge' marks a best value within 5% of its range's end.[/]")
+
+
+@app.command()
+def show(
+    study: StudyArg,
+    trial: Annotated[int, typer.Argument(help="Trial number.")],
+    results_dir: ResultsDir = None,
+) -> None:
+    """One trial: parameters, state, failure reason, curves and per-class metrics."""
+    from tlsweep.report import class_table, confusion_table, curve_table
+
+    view = _view(study, results_dir)
+    frozen = view.trial(trial)
+    params = frozen.user_attrs.get("params") or frozen.params
+    state = frozen.state.name.lower()
+    console.print(f"[bold]{study} · trial {trial}[/]: {state}"
+                  + (f", value {frozen.value:.4f}" if frozen.value is not None else ""))
+    for key, value in params.items():
+        console.print(f"  {key:<22} {value}")
+    reason = frozen.user_attrs.get("error") or (
+        f"pruned at step {frozen.user_attrs.get('pruned_at')}" if state == "pruned" else None)
+    if reason:
+        console.print(f"  [yellow]reason[/]                 {reason}")
+    curve = view.curve(trial)
+    if not curve.empty:
+        console.print(curve_table(curve))
+    metrics = view.class_metrics(trial)
+    if metrics is not None:
+        console.print(class_table(metrics))
+        console.print(confusion_table(metrics))
+
+
+@app.command()
+def diagnose(study: StudyArg, results_dir: ResultsDir = None) -> None:
+    """Why is validation accuracy low? Findings drawn from the study's own numbers."""
+    from tlsweep.diagnostics import diagnose as findings_of
+
+    colours = {"problem": "red", "ok": "green", "note": "blue"}
+    for finding in findings_of(_view(study, results_dir)):
+        console.print(f"[{colours[finding.level]}]● {finding.topic}[/]: {finding.text}")
+
+
+@app.command()
+def report(study: StudyArg, results_dir: ResultsDir = None) -> None:
+    """Write a self-contained report.html (and its PNGs) for a study."""
+    from tlsweep.htmlreport import write_report
+    from tlsweep.importance import IMPORTANCE, write_importance
+
+    view = _view(study, results_dir)
+    if not (view.directory / IMPORTANCE).is_file():
+        write_importance(view.study, view.directory)
+    path = write_report(view)
+    console.print(f"report: {path}")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tlsweep.errors import ConfigError
 from tlsweep.results import LEADERBOARD, read_parquet
+from tlsweep.studyview import ClassMetrics
 
 FORMATS = ("table", "csv", "json", "markdown")
 TABLE_COLUMNS = [
@@ -95,3 +96,73 @@ def render(frame: pd.DataFrame, fmt: str, title: str, console: Console) -> None:
         console.out(to_markdown(frame))
     else:
         console.print(rich_table(frame, title))
+
+
+# ----------------------------------------------------------------------------- importance
+def importance_table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("evaluator", "param", "importance", "", "best value", "edge"):
+        table.add_column(column, justify="right" if column == "importance" else "left")
+    for evaluator, group in frame.groupby("evaluator", sort=False):
+        for row in group.sort_values("importance", ascending=False).itertuples(index=False):
+            bar = "█" * round(row.importance * 30)
+            edge = f"[red]{row.at_edge}: widen[/]" if isinstance(row.at_edge, str) else ""
+            table.add_row(str(evaluator), row.param, f"{row.importance:.3f}",
+                          f"[cyan]{bar}[/]", _cell(row.best_value), edge)
+    return table
+
+
+# ----------------------------------------------------------------------------- one trial
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], boundary: int | None = None) -> str:
+    """Unicode blocks scaled to the series' range; ``│`` marks where phase 2 starts."""
+    finite = [v for v in values if v == v]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    span = (high - low) or 1.0
+    out = []
+    for index, value in enumerate(values):
+        if boundary is not None and index == boundary:
+            out.append("│")
+        out.append(" " if value != value else BLOCKS[round((value - low) / span * 7)])
+    return "".join(out)
+
+
+def curve_table(curve: pd.DataFrame) -> Table:
+    boundary = None
+    if "finetune" in set(curve["phase"]):
+        boundary = int((curve["phase"] == "head").sum())
+    table = Table(title="per-epoch curves (│ = start of fine-tuning)", box=box.SIMPLE_HEAD,
+                  header_style="bold", pad_edge=False)
+    for column in ("metric", "curve", "first", "best", "last"):
+        table.add_column(column)
+    for metric in ("val_accuracy", "accuracy", "val_loss", "loss", "lr"):
+        values = curve[metric].astype(float).tolist()
+        best = max(values) if "accuracy" in metric else min(values)
+        table.add_row(metric, sparkline(values, boundary), f"{values[0]:.3g}", f"{best:.3g}",
+                      f"{values[-1]:.3g}")
+    return table
+
+
+def class_table(metrics: ClassMetrics) -> Table:
+    table = Table(title="per class, at the best epoch", box=box.SIMPLE_HEAD, header_style="bold",
+                  pad_edge=False)
+    for column in ("class", "precision", "recall", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, p, r, s in zip(metrics.names, metrics.precision, metrics.recall, metrics.support,
+                             strict=True):
+        table.add_row(name, f"{p:.3f}", f"{r:.3f}", str(int(s)))
+    return table
+
+
+def confusion_table(metrics: ClassMetrics) -> Table:
+    names = metrics.names
+    table = Table(title="confusion matrix (rows: true, columns: predicted)", box=box.SIMPLE_HEAD,
+                  header_style="bold", pad_edge=False)
+    table.add_column("true \\ predicted")
+    for name in names:
+        table.add_column(name, justify="right")
+    for name, row in zip(names, metrics.confusion, strict=True):
+        table.add_row(name, *(str(int(v)) for v in row))
+    return table

@@ -181,6 +181,7 @@ class SweepRunner:
             trial.set_user_attr("worker_peak_rss_mb", outcome.peak_rss_mb)
             self.study.tell(trial, outcome.summary["value"])
         elif outcome.kind == "pruned":
+            trial.set_user_attr("result", outcome.summary)
             self.study.tell(trial, state=TrialState.PRUNED)
         elif outcome.kind == "interrupted":
             trial.set_user_attr("error", f"interrupted at step {outcome.step}; resumes from its "

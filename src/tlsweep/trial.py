@@ -77,6 +77,7 @@ class StopTrial(Exception):
     def __init__(self, reason: str, step: int) -> None:
         super().__init__(f"{reason} at step {step}")
         self.reason, self.step = reason, step
+        self.result: TrialResult | None = None  # what the trial reached before it stopped
 
 
 class Reporter(Protocol):
@@ -249,20 +250,24 @@ def run_trial(params: TrialParams, backbone: Backbone, dataset: Dataset,
     if resume is not None:
         tracker.resume_from(resume)
 
-    if start < h:
-        freeze_for_head(base, backbone.pretrained)
-        compile_for(model, params.head_lr)
-        if resume is not None:
-            checkpoints.restore(model, with_optimizer=True)
-        model.fit(train, epochs=h, initial_epoch=start, class_weight=weights, verbose=0,
-                  shuffle=False, callbacks=[tracker.callback(HEAD, 0)])
+    try:
+        if start < h:
+            freeze_for_head(base, backbone.pretrained)
+            compile_for(model, params.head_lr)
+            if resume is not None:
+                checkpoints.restore(model, with_optimizer=True)
+            model.fit(train, epochs=h, initial_epoch=start, class_weight=weights, verbose=0,
+                      shuffle=False, callbacks=[tracker.callback(HEAD, 0)])
 
-    if start < h + f and f > 0 and unfreeze_top(base, params.unfreeze_depth,
-                                                 backbone.pretrained) > 0:
-        compile_for(model, params.finetune_lr)
-        if resume is not None and start >= h:
-            checkpoints.restore(model, with_optimizer=resume.phase == FINETUNE)
-        # initial_epoch keeps the global step running on: a second fit never restarts at 0.
-        model.fit(train, epochs=h + f, initial_epoch=max(start, h), class_weight=weights,
-                  verbose=0, shuffle=False, callbacks=[tracker.callback(FINETUNE, h)])
+        if start < h + f and f > 0 and unfreeze_top(base, params.unfreeze_depth,
+                                                     backbone.pretrained) > 0:
+            compile_for(model, params.finetune_lr)
+            if resume is not None and start >= h:
+                checkpoints.restore(model, with_optimizer=resume.phase == FINETUNE)
+            # initial_epoch keeps the global step running on: a second fit never restarts at 0.
+            model.fit(train, epochs=h + f, initial_epoch=max(start, h), class_weight=weights,
+                      verbose=0, shuffle=False, callbacks=[tracker.callback(FINETUNE, h)])
+    except StopTrial as stop:
+        stop.result = tracker.result()
+        raise
     return tracker.result()

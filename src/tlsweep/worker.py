@@ -108,6 +108,13 @@ class PipeReporter:
             raise StopTrial("pruned" if answer == "prune" else "interrupted", record.step)
 
 
+def _summary(result: Any) -> dict[str, Any]:
+    """A trial result without its curve (sent epoch by epoch already) or model."""
+    if result is None:
+        return {}
+    return {k: v for k, v in result.__dict__.items() if k not in ("curve", "model")}
+
+
 def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask) -> None:
     from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
     from tlsweep.trial import StopTrial, run_trial
@@ -118,7 +125,7 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask) 
         result = run_trial(task.params, spec.backbones[task.params.backbone], dataset,
                            task.settings, reporter, checkpoints)
     except StopTrial as stop:
-        conn.send(("stopped", stop.reason, stop.step))
+        conn.send(("stopped", stop.reason, stop.step, _summary(stop.result)))
         return
     except MemoryError:
         conn.send(("error", f"MemoryError: the trial passed the worker's memory limit "
@@ -127,8 +134,7 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask) 
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         return
-    summary = {k: v for k, v in result.__dict__.items() if k not in ("curve", "model")}
-    conn.send(("done", summary, peak_rss_mb()))
+    conn.send(("done", _summary(result), peak_rss_mb()))
     if conn.recv() == "keep":
         result.model.save(task.checkpoint_dir / FINAL_MODEL)
     conn.send(("kept",))

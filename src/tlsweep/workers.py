@@ -115,7 +115,7 @@ class Worker:
                 self._receive(None, idle)  # "kept": the model is on disk (or was not wanted)
                 return Outcome("done", summary=message[1], peak_rss_mb=message[2])
             if kind == "stopped":
-                return Outcome(message[1], step=message[2])
+                return Outcome(message[1], step=message[2], summary=message[3])
             if kind == "error":
                 return Outcome("failed", error=message[1], traceback=message[2])
             reply = handle(message)

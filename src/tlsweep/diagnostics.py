@@ -1,0 +1,160 @@
+"""Why is validation accuracy low? Statements derived from the study's own numbers.
+
+Each finding names the numbers it rests on, so a reader can check it. Thresholds are stated in the
+text rather than hidden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+
+from tlsweep.importance import edge
+from tlsweep.studyview import StudyView
+
+OVERFIT_GAP = 0.20
+IMBALANCE_RATIO = 3.0
+CHANCE_MARGIN = 0.10
+
+
+@dataclass(frozen=True)
+class Finding:
+    topic: str
+    level: str  # "problem", "note" or "ok"
+    text: str
+
+
+def overfitting(view: StudyView) -> Finding | None:
+    best = view.best_trial_number()
+    if best is None:
+        return None
+    row = view.leaderboard.set_index("trial").loc[best]
+    gap = float(row["gap"])
+    numbers = (f"best trial {best}: train accuracy {row['train_accuracy']:.3f}, validation "
+               f"{row['val_accuracy']:.3f} at epoch {row['best_epoch']} (gap {gap:+.3f}; "
+               f"threshold {OVERFIT_GAP:.2f})")
+    if gap > OVERFIT_GAP:
+        return Finding("overfitting", "problem",
+                       f"Overfitting: {numbers}. Try stronger augmentation, more dropout or a "
+                       f"shallower unfreeze depth.")
+    return Finding("overfitting", "ok", f"No large train-validation gap: {numbers}.")
+
+
+def _weighting_effect(view: StudyView) -> str:
+    groups = view.complete.groupby("class_weighting")["value"].agg(["mean", "count"])
+    if len(groups) < 2:
+        return "Class weighting was not varied across complete trials."
+    parts = [f"{mode} {row['mean']:.3f} (n={int(row['count'])})" for mode, row in
+             groups.iterrows()]
+    baseline = groups["mean"].get("none")
+    best_mode = groups["mean"].idxmax()
+    verdict = ""
+    if baseline is not None and best_mode != "none":
+        verdict = f"; {best_mode} beat none by {groups['mean'][best_mode] - baseline:+.3f}"
+    elif best_mode == "none":
+        verdict = "; weighting did not help"
+    return f"Mean value by class weighting: {', '.join(parts)}{verdict}."
+
+
+def imbalance(view: StudyView) -> Finding | None:
+    counts = (view.attrs.get("class_counts") or {}).get("train")
+    names = view.attrs.get("class_names")
+    best = view.best_trial_number()
+    if not counts or not names or best is None:
+        return None
+    counts = np.asarray(counts)
+    ratio = counts.max() / max(counts.min(), 1)
+    largest, smallest = names[int(counts.argmax())], names[int(counts.argmin())]
+    metrics = view.class_metrics(best)
+    worst = ""
+    if metrics is not None:
+        name, recall = metrics.worst()
+        worst = f" Worst class recall at the best trial ({best}): {name} {recall:.3f}."
+    text = (f"class {largest!r} has {counts.max()} training images, {smallest!r} {counts.min()} "
+            f"(ratio {ratio:.1f}; threshold {IMBALANCE_RATIO:.0f}).{worst} "
+            f"{_weighting_effect(view)}")
+    if ratio >= IMBALANCE_RATIO:
+        return Finding("class imbalance", "problem", "Class imbalance: " + text)
+    return Finding("class imbalance", "ok", "Classes are roughly balanced: " + text)
+
+
+def finetune_gain(view: StudyView) -> Finding | None:
+    if view.curves.empty:
+        return None
+    curves = view.curves[view.curves["trial"].isin(view.complete["trial"])]
+    best = curves.groupby(["trial", "phase"])["val_accuracy"].max().unstack()
+    if "finetune" not in best or "head" not in best:
+        return Finding("fine-tuning", "note", "No complete trial ran phase 2 (fine-tuning).")
+    gain = (best["finetune"] - best["head"]).dropna().rename("gain").to_frame()
+    depth = view.complete.set_index("trial")["unfreeze_depth"]
+    edges = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    gain["depth"] = pd.cut(depth.reindex(gain.index), edges, include_lowest=True,
+                           labels=[f"{a:.1f}-{b:.1f}" for a, b in pairwise(edges)])
+    table = gain.groupby("depth", observed=True)["gain"].agg(["mean", "count"])
+    parts = [f"depth {interval}: {row['mean']:+.3f} (n={int(row['count'])})"
+             for interval, row in table.iterrows()]
+    level = "problem" if (table["mean"] < 0).all() else "ok"
+    return Finding("fine-tuning", level, "Phase-2 gain in best validation accuracy over phase 1, "
+                   f"by unfreeze depth: {'; '.join(parts)}.")
+
+
+def learning_rate_edges(view: StudyView) -> Finding | None:
+    best = view.best_trial_number()
+    if best is None:
+        return None
+    trial = view.trial(best)
+    hits = []
+    for param in ("head_lr", "finetune_lr"):
+        if param in trial.params:
+            where = edge(trial.params[param], trial.distributions[param])
+            if where:
+                d = trial.distributions[param]
+                hits.append(f"{param} = {trial.params[param]:.3g} sits at the {where} edge of "
+                            f"[{d.low:.3g}, {d.high:.3g}]: widen the range {where}er")
+    if hits:
+        return Finding("learning rate", "problem", f"Best trial {best}: " + "; ".join(hits) + ".")
+    return Finding("learning rate", "ok",
+                   f"The best trial's learning rates ({best}) lie inside their ranges.")
+
+
+def backbone_ranking(view: StudyView) -> Finding | None:
+    complete = view.complete
+    if complete.empty:
+        return None
+    stats = complete.groupby("backbone")["value"].agg(["mean", "std", "max", "count"])
+    stats = stats.sort_values("mean", ascending=False)
+    parts = [f"{name}: mean {row['mean']:.3f} ± {0 if np.isnan(row['std']) else row['std']:.3f}"
+             f" (best {row['max']:.3f}, n={int(row['count'])})" for name, row in stats.iterrows()]
+    return Finding("backbones", "note", "Backbones by mean value (± spread across trials): "
+                   + "; ".join(parts) + ".")
+
+
+def near_chance(view: StudyView) -> Finding | None:
+    names = view.attrs.get("class_names") or []
+    counts = (view.attrs.get("class_counts") or {}).get("val")
+    finished = view.leaderboard["value"].dropna()
+    if not names or finished.empty:
+        return None
+    chance = 1 / len(names)
+    if counts and view.objective == "val_accuracy":
+        chance = max(chance, max(counts) / max(sum(counts), 1))  # always guessing the majority
+    best = float(finished.max())
+    if best > chance + CHANCE_MARGIN:
+        return None
+    return Finding("near chance", "problem",
+                   f"Every trial is near chance: best {best:.3f} against chance {chance:.3f}. "
+                   f"Likely causes: preprocessing that does not match the backbone (each needs its "
+                   f"own preprocess_input, not a generic rescale); labels (check the class "
+                   f"folders); BatchNorm (a pretrained backbone must keep it in inference mode, "
+                   f"while weights: none must let it train).")
+
+
+CHECKS = (near_chance, overfitting, imbalance, finetune_gain, learning_rate_edges,
+          backbone_ranking)
+
+
+def diagnose(view: StudyView) -> list[Finding]:
+    return [finding for check in CHECKS if (finding := check(view)) is not None]

@@ -1,0 +1,114 @@
+"""Everything the inspection commands know about a study, from its Parquet files and storage.
+
+No TensorFlow here: ``show``, ``importance``, ``diagnose`` and ``report`` start from this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tlsweep.errors import ConfigError
+from tlsweep.paths import STORAGE_FILE, sqlite_url
+from tlsweep.results import CURVES, LEADERBOARD, read_parquet
+
+
+@dataclass
+class ClassMetrics:
+    names: list[str]
+    confusion: np.ndarray  # rows: true class, columns: predicted
+
+    @property
+    def support(self) -> np.ndarray:
+        return self.confusion.sum(axis=1)
+
+    @property
+    def recall(self) -> np.ndarray:
+        return np.diag(self.confusion) / np.maximum(self.support, 1)
+
+    @property
+    def precision(self) -> np.ndarray:
+        return np.diag(self.confusion) / np.maximum(self.confusion.sum(axis=0), 1)
+
+    def worst(self) -> tuple[str, float]:
+        index = int(np.argmin(self.recall))
+        return self.names[index], float(self.recall[index])
+
+
+@dataclass
+class StudyView:
+    name: str
+    directory: Path
+    leaderboard: pd.DataFrame
+    curves: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> StudyView:
+        path = directory / LEADERBOARD
+        if not path.is_file():
+            raise ConfigError(f"{path}: no leaderboard for study {name!r}. Run a sweep first "
+                              f"(`tlsweep run SWEEP.yaml`), or check --results-dir.")
+        board, meta = read_parquet(path)
+        curves = read_parquet(directory / CURVES)[0] if (directory / CURVES).is_file() \
+            else pd.DataFrame()
+        return cls(name, directory, board, curves, meta)
+
+    # ----------------------------------------------------------------------- storage
+    @cached_property
+    def study(self) -> Any:
+        import optuna
+
+        if not (self.directory / STORAGE_FILE).is_file():
+            raise ConfigError(f"{self.directory / STORAGE_FILE}: the study's storage is missing; "
+                              f"this command needs it as well as the Parquet files.")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return optuna.load_study(study_name=self.name, storage=sqlite_url(self.directory))
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.study.user_attrs
+
+    def trial(self, number: int) -> Any:
+        trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        if number not in trials:
+            raise ConfigError(f"trial {number} is not in study {self.name!r}; it has trials "
+                              f"{min(trials, default=0)}..{max(trials, default=-1)}.")
+        return trials[number]
+
+    # ----------------------------------------------------------------------- derived
+    @property
+    def objective(self) -> str:
+        return str(self.meta.get("objective") or "val_accuracy")
+
+    @property
+    def complete(self) -> pd.DataFrame:
+        return self.leaderboard[self.leaderboard["state"] == "complete"]
+
+    def best_trial_number(self) -> int | None:
+        complete = self.complete
+        return None if complete.empty else int(complete.sort_values("value").iloc[-1]["trial"])
+
+    def class_metrics(self, number: int) -> ClassMetrics | None:
+        result = self.trial(number).user_attrs.get("result") or {}
+        confusion = result.get("confusion")
+        if confusion is None:
+            return None
+        names = self.attrs.get("class_names") or [str(i) for i in range(len(confusion))]
+        return ClassMetrics(list(names), np.asarray(confusion))
+
+    def curve(self, number: int) -> pd.DataFrame:
+        if self.curves.empty:
+            return self.curves
+        return self.curves[self.curves["trial"] == number].sort_values("step")
+
+    def head_epochs(self) -> int | None:
+        """Where phase 2 starts: the first fine-tune step in any curve."""
+        if self.curves.empty or "finetune" not in set(self.curves["phase"]):
+            return None
+        return int(self.curves.loc[self.curves["phase"] == "finetune", "step"].min())
