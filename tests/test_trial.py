@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import needs_shared, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tlsweep.backbones import Backbone, preprocessor
 from tlsweep.config import load_sweep
+from tlsweep.paths import sqlite_url
 from tlsweep.space import TrialParams
 from tlsweep.study import prepare
 from tlsweep.trial import (
@@ -53,10 +54,10 @@ def test_pruner_receives_one_step_per_epoch_across_both_phases(tmp_path: Path,
             seen.append(trial.last_step)
             return False
 
-    study = create_study(plan)
+    study = create_study(plan, sqlite_url(plan.directory))
     study.pruner = SpyPruner()
     study.set_user_attr("budget_trials", 1)
-    SweepRunner(plan, study, Quiet()).run()  # a real worker subprocess, as in a sweep
+    SweepRunner(plan, study, Quiet(), sqlite_url(plan.directory)).run()  # a real worker
     h, f = 2, 2
     assert seen == list(range(h + f))
     trial = study.trials[0]

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tlsweep.errors import ConfigError, TlsweepError
 
@@ -34,90 +35,29 @@ def _results_root(option: Path | None) -> Path:
 
 
 # ----------------------------------------------------------------------------- sweeps
-def _describe_plan(plan: Any) -> None:
-    data, config = plan.dataset, plan.sweep.config
-    console.print(f"[bold]{config.study}[/]: {len(data.y_train)} training and {len(data.y_val)} "
-                  f"validation images, {data.n_classes} classes at {config.data.image_size} px")
-    for skipped in plan.skipped:
-        console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")
+def _launcher(results_dir: Path | None) -> Any:
+    from tlsweep.launch import Launcher
+
+    return Launcher(console, errors, results_dir)
 
 
-def _execute(plan: Any, study: Any) -> int:
-    """Run a created or resumed study to its budget under a lease, then show the leaderboard."""
-    import numpy as np
-
-    from tlsweep.progress import LiveView
-    from tlsweep.runner import INTERRUPTED, SweepRunner
-    from tlsweep.study import finished_count
-    from tlsweep.workers import Lease
-
-    name = plan.sweep.config.study
-    data = plan.dataset
-    study.set_user_attr("class_names", data.class_names)
-    study.set_user_attr("class_counts", {
-        "train": np.bincount(data.y_train, minlength=data.n_classes).tolist(),
-        "val": np.bincount(data.y_val, minlength=data.n_classes).tolist()})
-    lease = Lease(plan.directory)
-    lease.acquire(name)
-    try:
-        runner = SweepRunner(plan, study, None)  # type: ignore[arg-type]
-        with LiveView(name, runner.budget, console, already_done=finished_count(study)) as view:
-            runner.listener = view
-            code = runner.run()
-    finally:
-        lease.release()
-    if code != INTERRUPTED:
-        _importance_after_run(study, plan.directory)
-    if code == INTERRUPTED:
-        console.print(f"Interrupted. The study is saved; continue it with:\n"
-                      f"  tlsweep resume {name}" + _results_flag(plan.directory.parent))
-        return code
-    _show_leaderboard(name, plan.directory.parent, top=10)
-    console.print(f"results: {plan.directory}")
-    return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
+def _gpu_list(gpus: str | None) -> list[str] | None:
+    if gpus is None:
+        return None
+    found = [g.strip() for g in gpus.split(",") if g.strip()]
+    if not all(g.isdigit() for g in found):
+        raise ConfigError(f"--gpus: {gpus!r} is not a comma-separated list of device numbers "
+                          f"such as 0,1.")
+    return found
 
 
-def _importance_after_run(study: Any, directory: Path) -> None:
-    from tlsweep.importance import write_importance
-
-    try:
-        write_importance(study, directory)
-    except Exception as exc:  # an analysis problem must not fail a finished sweep
-        errors.print(f"[yellow]importance not computed:[/] {type(exc).__name__}: {exc}")
-
-
-def _results_flag(root: Path) -> str:
-    from tlsweep.paths import results_root
-
-    return "" if root.resolve() == results_root().resolve() else f" --results-dir {root}"
-
-
-def _launch(sweep_path: Path, root: Path, trials: int | None, timeout: str | None) -> int:
-    from tlsweep.config import BudgetConfig, load_sweep, parse_duration
-    from tlsweep.study import check, create_study, discard_new_study, refuse_existing
-
-    sweep = load_sweep(sweep_path)
-    budget = sweep.config.budget.model_dump()
-    if trials is not None:
-        budget["trials"] = trials
-    if timeout is not None:
-        try:
-            budget["timeout"] = parse_duration(timeout)
-        except ValueError as exc:
-            raise ConfigError(f"--timeout: {exc}") from None
-    config = sweep.config.model_copy(update={"budget": BudgetConfig(**budget)})
-    sweep = sweep.model_copy(update={"config": config})
-    plan = check(sweep, root)
-    refuse_existing(sweep, plan.directory)
-    # The study exists before the (slow) decoding, so a run killed while decoding resumes.
-    study = create_study(plan)
-    try:
-        plan.load_data()
-    except TlsweepError:
-        discard_new_study(study, plan.directory)
-        raise
-    _describe_plan(plan)
-    return _execute(plan, study)
+Storage = Annotated[str | None, typer.Option(
+    "--storage", envvar="TLSWEEP_STORAGE", show_envvar=False,
+    help="Optuna storage URL (postgresql://...); default: a file in the results folder.")]
+Workers = Annotated[int, typer.Option(
+    "--workers", min=1, help="Worker processes on this machine.")]
+Gpus = Annotated[str | None, typer.Option(
+    "--gpus", help="Pin one worker to each of these GPUs, e.g. 0,1 (sets --workers).")]
 
 
 @app.command()
@@ -125,10 +65,15 @@ def run(
     sweep: Annotated[Path, typer.Argument(help="The sweep file (YAML).")],
     trials: Annotated[int | None, typer.Option(help="Override budget.trials.")] = None,
     timeout: Annotated[str | None, typer.Option(help="Override budget.timeout, e.g. 2h.")] = None,
+    storage: Storage = None,
+    workers: Workers = 1,
+    gpus: Gpus = None,
     results_dir: ResultsDir = None,
 ) -> None:
     """Create a study from SWEEP and run it to its budget, with a live view."""
-    raise typer.Exit(_launch(sweep, _results_root(results_dir), trials, timeout))
+    devices = _gpu_list(gpus)
+    count = len(devices) if devices else workers
+    raise typer.Exit(_launcher(results_dir).run(sweep, trials, timeout, storage, count, devices))
 
 
 @app.command()
@@ -136,32 +81,28 @@ def resume(
     study: Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")],
     force: Annotated[bool, typer.Option(
         "--force", help="Resume even though the sweep file changed.")] = False,
+    storage: Storage = None,
+    workers: Workers = 1,
+    gpus: Gpus = None,
     results_dir: ResultsDir = None,
 ) -> None:
     """Continue an interrupted study up to the budget it was created with."""
-    from tlsweep.study import (
-        attach_search,
-        check_unchanged,
-        load_study,
-        prepare,
-        recorded_sweep,
-        recover_stale,
-    )
-    from tlsweep.workers import Lease
+    devices = _gpu_list(gpus)
+    count = len(devices) if devices else workers
+    raise typer.Exit(_launcher(results_dir).resume(study, force, storage, count, devices))
 
-    root = _results_root(results_dir)
-    stored = load_study(root / study, study)
-    sweep = recorded_sweep(stored)
-    check_unchanged(stored, sweep, force)
-    plan = prepare(sweep, root)
-    Lease(plan.directory).acquire(study)  # refuses while another live process runs it
-    # Holding the lease, no live process of ours runs this study: RUNNING trials are stale.
-    recovered = recover_stale(stored, owner_alive=False)
-    if recovered:
-        console.print(f"re-queued trials left running by a dead process: {recovered}")
-    attach_search(stored, sweep)
-    _describe_plan(plan)
-    raise typer.Exit(_execute(plan, stored))
+
+@app.command()
+def worker(
+    sweep: Annotated[Path, typer.Argument(help="The sweep file (YAML).")],
+    storage: Annotated[str, typer.Option(
+        "--storage", envvar="TLSWEEP_STORAGE", show_envvar=False,
+        help="The shared storage URL, e.g. postgresql://user:pass@host/db.")],
+    timeout: Annotated[str | None, typer.Option(help="Override budget.timeout, e.g. 2h.")] = None,
+    results_dir: ResultsDir = None,
+) -> None:
+    """Join a study in a shared database and run its trials until the budget is spent."""
+    raise typer.Exit(_launcher(results_dir).worker(sweep, storage, timeout))
 
 
 @app.command()
@@ -177,7 +118,7 @@ def quickstart(results_dir: ResultsDir = None) -> None:
     if previous.exists():
         console.print(f"replacing the previous quickstart results in {previous}")
         shutil.rmtree(previous)
-    raise typer.Exit(_launch(sweep, root, None, None))
+    raise typer.Exit(_launcher(root).run(sweep, None, None, None, 1, None))
 
 
 # ----------------------------------------------------------------------------- inspection
@@ -310,5 +251,9 @@ def main() -> None:
     try:
         app()  # typer reports usage errors itself, with exit code 2
     except TlsweepError as exc:
-        errors.print(f"[red bold]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from tlsweep.storage import mask
+
+        # Messages quote user text (paths, keys): escape it so rich shows it as written.
+        errors.print("[red bold]error:[/] " + escape(mask(str(exc))), highlight=False,
+                     soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -253,6 +253,11 @@ class ExecutionConfig(Strict):
     max_consecutive_failures: int = Field(default=5, ge=1)
     memory_limit_mb: int | None = Field(default=None, ge=64)  # address space a trial may add
     recycle_memory_mb: int = Field(default=6000, ge=256)  # replace a worker past this RSS
+    heartbeat_interval_s: int = Field(default=30, ge=1)  # RDB storages (PostgreSQL, SQLite)
+    heartbeat_grace_s: int = Field(default=120, ge=2)  # silent this long: failed and re-queued
+    # Checkpoints of every worker; with a shared database it must be a folder that every
+    # machine reaches (NFS, a shared disk). Default: results/<study>/trials.
+    checkpoint_dir: ResolvedPath | None = None
 
 
 class SweepConfig(Strict):

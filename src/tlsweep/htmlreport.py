@@ -142,7 +142,8 @@ h1 { margin-bottom: 0; } .meta { color: #666; margin-top: .3rem; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: .85rem; } td, th { padding: .2rem .5rem;
   border-bottom: 1px solid #eee; text-align: right; } th { background: #f5f5f5; }
-.wide { overflow-x: auto; } li.problem { color: #b91c1c; } li.ok { color: #166534; } li.note { color: #1e3a8a; }
+.wide { overflow-x: auto; }
+li.problem { color: #b91c1c; } li.ok { color: #166534; } li.note { color: #1e3a8a; }
 """
 
 
@@ -162,6 +163,7 @@ def write_report(view: StudyView) -> Path:
     notes = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
     top = view.leaderboard.head(10).drop(columns=["worker", "started_at"], errors="ignore")
     sweep_hash = str(view.meta.get("sweep_sha256"))[:12]
+    table = top.to_html(index=False, na_rep="", float_format="{:.4g}".format)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tlsweep report: {html.escape(view.name)}</title>
 <style>{STYLE}</style></head><body>
@@ -169,7 +171,7 @@ def write_report(view: StudyView) -> Path:
 <p class="meta">objective {html.escape(view.objective)} · {len(view.leaderboard)} trials ·
 generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · sweep {sweep_hash}</p>
 <h2>Diagnostics</h2>{_findings_html(diagnose(view))}
-<h2>Leaderboard, top 10</h2><div class="wide">{top.to_html(index=False, na_rep="", float_format="{:.4g}".format)}</div>
+<h2>Leaderboard, top 10</h2><div class="wide">{table}</div>
 <h2>Plots</h2>{figures}{f'<ul>{notes}</ul>' if notes else ''}
 </body></html>"""
     path = view.directory / REPORT

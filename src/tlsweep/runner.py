@@ -25,7 +25,8 @@ from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
 from tlsweep.errors import SweepAborted
 from tlsweep.results import write_results
 from tlsweep.space import suggest
-from tlsweep.study import Listener, Plan, finished_count, lineage_root, requeue
+from tlsweep.storage import budget_lock
+from tlsweep.study import Listener, Plan, lineage_root, planned_count, recover_stale, requeue
 from tlsweep.worker import TrialTask, WorkerSpec
 from tlsweep.workers import Outcome, WorkerSlot
 
@@ -73,6 +74,7 @@ class TrialSession:
         self.interrupts = interrupts
         self.objective = study.user_attrs.get("objective", "val_accuracy")
         self.beat = time.monotonic()
+        self.beat_every = 5.0
         self.keep_top = 0
         state = TrialCheckpoints(checkpoint_dir).latest()
         # The checkpoint is the authority on what ran: it is written before an epoch is
@@ -98,7 +100,7 @@ class TrialSession:
 
     def heartbeat(self) -> None:
         storage = self.study._storage
-        if time.monotonic() - self.beat > 5 and hasattr(storage, "record_heartbeat"):
+        if time.monotonic() - self.beat > self.beat_every and hasattr(storage, "record_heartbeat"):
             storage.record_heartbeat(self.trial._trial_id)
             self.beat = time.monotonic()
 
@@ -125,9 +127,19 @@ class TrialSession:
         return "continue"
 
 
+def checkpoint_root(plan: Plan) -> Path:
+    shared = plan.sweep.config.execution.checkpoint_dir
+    return shared / plan.sweep.config.study if shared else plan.directory / "trials"
+
+
 class SweepRunner:
-    def __init__(self, plan: Plan, study: optuna.Study, listener: Listener) -> None:
-        self.plan, self.study, self.listener = plan, study, listener
+    """One orchestrator: runs trials of a study, one at a time, in its worker subprocess, until
+    the study's budget is spent. Several runners (processes, machines) can share a study."""
+
+    POLL_S = 2.0
+
+    def __init__(self, plan: Plan, study: optuna.Study, listener: Listener, url: str) -> None:
+        self.plan, self.study, self.listener, self.url = plan, study, listener, url
         self.execution = plan.sweep.config.execution
         self.budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
         self.slot = WorkerSlot(WorkerSpec(plan.sweep, plan.backbones,
@@ -135,7 +147,8 @@ class SweepRunner:
                                           self.execution.recycle_memory_mb))
         self.interrupts = Interrupts(on_hard_exit=[self.slot.kill])
         self.failures: list[str] = []
-        self.trials_dir = plan.directory / "trials"
+        self.trials_dir = checkpoint_root(plan)
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid()}
 
     # ----------------------------------------------------------------------- loop
     def run(self) -> int:
@@ -144,18 +157,43 @@ class SweepRunner:
         started = time.monotonic()
         previous = signal.signal(signal.SIGINT, self.interrupts)
         try:
-            while finished_count(self.study) < self.budget and not self.interrupts.requested:
+            while not self.interrupts.requested:
                 if timeout is not None and time.monotonic() - started > timeout:
                     break
-                self.run_one()
+                self.slot.get()  # start the worker (TensorFlow import) before taking a trial
+                trial = self.next_trial()
+                if trial is None:
+                    break
+                self.run_one(trial)
         finally:
             signal.signal(signal.SIGINT, previous)
             self.slot.close()
             write_results(self.study, self.plan.directory)
         return INTERRUPTED if self.interrupts.requested else 0
 
-    def run_one(self) -> None:
-        trial = self.study.ask()
+    def next_trial(self) -> optuna.Trial | None:
+        """Take a queued retry, or a new trial while the budget allows, under the study's lock,
+        so that however many workers share the study it ends with exactly the budget. With the
+        budget spent, wait while other workers' trials run: one may die and be re-queued."""
+        lock = budget_lock(self.study._storage, self.study.study_name, self.url,
+                           self.plan.directory)
+        while not self.interrupts.requested:
+            with lock:
+                recover_stale(self.study)
+                waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+                if waiting or planned_count(self.study) < self.budget:
+                    trial = self.study.ask()
+                    trial.set_user_attr("owner", self.owner)
+                    if hasattr(self.study._storage, "record_heartbeat"):
+                        self.study._storage.record_heartbeat(trial._trial_id)
+                    return trial
+                running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not running:
+                    return None
+            time.sleep(self.POLL_S)
+        return None
+
+    def run_one(self, trial: optuna.Trial) -> None:
         params = suggest(trial, self.plan.sweep.space)
         frozen = self.study._storage.get_trial(trial._trial_id)
         checkpoint_dir = self.trials_dir / str(lineage_root(frozen))
@@ -165,6 +203,7 @@ class SweepRunner:
             trial.set_user_attr(key, value)
         session = TrialSession(self.study, trial, self.listener, self.interrupts, checkpoint_dir)
         session.keep_top = self.execution.keep_top
+        session.beat_every = min(5.0, self.execution.heartbeat_interval_s / 2)
         self.listener.trial_started(trial.number, params)
         began = time.perf_counter()
         task = TrialTask(trial.number, params, trial_settings(self.plan, trial.number),

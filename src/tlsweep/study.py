@@ -1,12 +1,14 @@
-"""Create and run a study: sampler, pruner and storage from the sweep file.
+"""Create, join and resume studies: sampler, pruner and storage from the sweep file, the budget,
+and the recovery of trials whose process died.
 
-Everything that can be checked is checked before the storage is touched (``prepare``), so bad input
+Everything that can be checked is checked before the storage is touched (``check``), so bad input
 never leaves a half-made study behind.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,9 @@ from tlsweep.backbones import Backbone, resolve
 from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, changed_keys, load_sweep
 from tlsweep.data import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
-from tlsweep.paths import STORAGE_FILE, sqlite_url, study_dir
+from tlsweep.paths import study_dir
 from tlsweep.space import TrialParams
+from tlsweep.storage import budget_lock, existing_local_url, mask, open_storage
 
 if TYPE_CHECKING:
     from tlsweep.trial import EpochRecord
@@ -118,69 +121,92 @@ def attach_search(study: optuna.Study, sweep: Sweep) -> None:
     study.pruner = make_pruner(config.pruner, max_steps)
 
 
-def discard_new_study(study: optuna.Study, directory: Path) -> None:
+def discard_new_study(study: optuna.Study, url: str) -> None:
     """Undo a study created moments ago whose data then failed to load: nothing is left."""
     if study.trials:
         return
     optuna.delete_study(study_name=study.study_name, storage=study._storage)
-    if not optuna.get_all_study_names(study._storage):
-        (directory / STORAGE_FILE).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        directory.rmdir()
+    if url.startswith("sqlite:") and not optuna.get_all_study_names(study._storage):
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
 
 
-def study_exists(name: str, storage: str) -> bool:
+def study_exists(name: str, url: str) -> bool:
     try:
-        return name in optuna.get_all_study_names(storage)
+        return name in optuna.get_all_study_names(open_storage(url))
     except Exception:
         return False
 
 
-def refuse_existing(sweep: Sweep, directory: Path) -> None:
+def refuse_existing(sweep: Sweep, url: str) -> None:
     """``run`` never reloads a study silently: an existing one is continued with ``resume``."""
     name = sweep.config.study
-    if (directory / STORAGE_FILE).exists() and study_exists(name, sqlite_url(directory)):
+    if study_exists(name, url):
         raise StudyExists(
-            f"{sweep.path}: study: {name!r} already exists in {directory}. Continue it with "
+            f"{sweep.path}: study: {name!r} already exists in {mask(url)}. Continue it with "
             f"`tlsweep resume {name}`, or change the study name.")
 
 
-def create_study(plan: Plan) -> optuna.Study:
-    config = plan.sweep.config
-    storage = sqlite_url(plan.directory)
-    refuse_existing(plan.sweep, plan.directory)
-    plan.directory.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=config.study, storage=open_storage(storage),
-                                direction="maximize")
-    attach_search(study, plan.sweep)
-    attrs = {"sweep_path": str(plan.sweep.path), "sweep_text": plan.sweep.text,
-             "space_text": plan.sweep.space_text, "sweep_sha256": plan.sweep.sha256,
+def record_sweep(study: optuna.Study, sweep: Sweep) -> None:
+    config = sweep.config
+    attrs = {"sweep_path": str(sweep.path), "sweep_text": sweep.text,
+             "space_text": sweep.space_text, "sweep_sha256": sweep.sha256,
              "budget_trials": config.budget.trials, "objective": config.objective,
              "tlsweep_version": __version__}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
+
+
+def connect(url: str, sweep: Sweep) -> optuna.storages.BaseStorage:
+    execution = sweep.config.execution
+    return open_storage(url, execution.heartbeat_interval_s, execution.heartbeat_grace_s,
+                        on_stale=requeue_stale)
+
+
+def create_study(plan: Plan, url: str) -> optuna.Study:
+    refuse_existing(plan.sweep, url)
+    plan.directory.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=plan.sweep.config.study,
+                                storage=connect(url, plan.sweep), direction="maximize")
+    attach_search(study, plan.sweep)
+    record_sweep(study, plan.sweep)
     return study
 
 
-# ----------------------------------------------------------------------------- storage
-HEARTBEAT_INTERVAL_S, GRACE_PERIOD_S = 30, 120
-
-
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """RDB storage with Optuna's heartbeat: a trial whose process stops beating is failed and
-    re-queued with the same parameters (and its intermediate values, so pruning goes on)."""
-    return optuna.storages.RDBStorage(
-        url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=GRACE_PERIOD_S,
-        heartbeat_stale_trial_callback=Retry(max_retry=None, inherit_intermediate_values=True))
-
-
-def load_study(directory: Path, name: str) -> optuna.Study:
-    if not (directory / STORAGE_FILE).is_file() or not study_exists(name, sqlite_url(directory)):
-        raise ConfigError(f"{directory}: no study named {name!r} here. Start it with "
-                          f"`tlsweep run SWEEP.yaml`, or check --results-dir.")
+def join_study(plan: Plan, url: str) -> optuna.Study:
+    """Create the study if this worker is the first, else load it: under the budget lock, so
+    exactly one worker records the sweep and every later one is checked against it."""
+    plan.directory.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=name, storage=open_storage(sqlite_url(directory)))
+    storage = connect(url, plan.sweep)
+    name = plan.sweep.config.study
+    with budget_lock(storage, name, url, plan.directory):
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                    load_if_exists=True)
+        if "sweep_text" in study.user_attrs:
+            check_unchanged(study, plan.sweep, force=False)
+        else:
+            record_sweep(study, plan.sweep)
+    attach_search(study, plan.sweep)
+    return study
+
+
+def locate(directory: Path, url: str | None) -> str:
+    """The storage of a study: the one given, else the local file in its results folder."""
+    found = url or existing_local_url(directory) or os.environ.get("TLSWEEP_STORAGE")
+    if found is None:
+        raise ConfigError(f"{directory}: no study storage here (study.db or journal.log). Start "
+                          f"the study with `tlsweep run SWEEP.yaml`, or pass --storage URL.")
+    return found
+
+
+def load_study(directory: Path, name: str, url: str | None = None) -> optuna.Study:
+    found = locate(directory, url)
+    if not study_exists(name, found):
+        raise ConfigError(f"{mask(found)}: no study named {name!r} there. Start it with "
+                          f"`tlsweep run SWEEP.yaml`, or check --results-dir / --storage.")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=open_storage(found, on_stale=requeue_stale))
 
 
 def retried_numbers(study: optuna.Study) -> set[int]:
@@ -204,21 +230,51 @@ def finished_count(study: optuna.Study) -> int:
                if t.number not in retried)
 
 
+def planned_count(study: optuna.Study) -> int:
+    """Trials started as new plans: retries (which carry ``failed_trial``) are not new."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if "failed_trial" not in t.system_attrs)
+
+
 def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     Retry(max_retry=None, inherit_intermediate_values=True)(study, trial)
 
 
-def recover_stale(study: optuna.Study, owner_alive: bool) -> list[int]:
+def requeue_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's heartbeat failed ``trial``: say why, then queue its retry."""
+    study._storage.set_trial_user_attr(
+        trial._trial_id, "error", "its worker stopped sending heartbeats; re-queued to resume "
+                                  "from its checkpoint")
+    requeue(study, study._storage.get_trial(trial._trial_id))
+
+
+def _owner_dead(trial: optuna.trial.FrozenTrial) -> bool:
+    owner = trial.user_attrs.get("owner")
+    if not owner:
+        return True  # ask and owner are set under the budget lock: no owner, no process
+    if owner.get("host") != socket.gethostname():
+        return False  # another machine's: Optuna's heartbeat watches it
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover_stale(study: optuna.Study) -> list[int]:
     """Fail trials left RUNNING by a dead process and re-queue them with the same parameters.
 
-    With no live owner (the lease is stale) every RUNNING trial is stale; otherwise only those
-    whose heartbeat has stopped (Optuna's own check) are."""
+    Stale means: its heartbeat stopped (Optuna's check, RDB storages), or its owner ran on this
+    machine and its process is gone (our lease, for every storage). Call it under the budget
+    lock."""
     optuna.storages.fail_stale_trials(study)
-    if owner_alive:
-        return []
     recovered = []
     storage = study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _owner_dead(trial):
+            continue
         storage.set_trial_user_attr(trial._trial_id, "error",
                                     "its process died; re-queued to resume from its checkpoint")
         if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from tlsweep.errors import ConfigError
-from tlsweep.paths import STORAGE_FILE, sqlite_url
 from tlsweep.results import CURVES, LEADERBOARD, read_parquet
 
 
@@ -62,13 +61,9 @@ class StudyView:
     # ----------------------------------------------------------------------- storage
     @cached_property
     def study(self) -> Any:
-        import optuna
+        from tlsweep.study import load_study
 
-        if not (self.directory / STORAGE_FILE).is_file():
-            raise ConfigError(f"{self.directory / STORAGE_FILE}: the study's storage is missing; "
-                              f"this command needs it as well as the Parquet files.")
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.load_study(study_name=self.name, storage=sqlite_url(self.directory))
+        return load_study(self.directory, self.name)
 
     @property
     def attrs(self) -> dict[str, Any]:

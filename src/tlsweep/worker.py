@@ -148,7 +148,16 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
 
     config = spec.sweep.config
     dataset = load_dataset(config.data, config.seed, spec.sweep.path)
+    threads = int(os.environ.get("TLSWEEP_THREADS", "0"))
+    if threads:  # this worker's share of the cores, when several share the machine
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     import keras  # noqa: F401 - pay the import once, before the first trial
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
     if spec.memory_limit_mb is not None:
         _limit_memory(spec.memory_limit_mb)

@@ -1,0 +1,114 @@
+"""Which Optuna storage a study lives in, opened one way for every command.
+
+- one worker on one machine: SQLite, ``results/<study>/study.db``;
+- several workers on one machine: Optuna's JournalStorage file, ``results/<study>/journal.log``
+  (append-only with a file lock: no "database is locked" however many processes write);
+- several machines: PostgreSQL (``postgresql://user:password@host/db``), with Optuna's heartbeat.
+
+URLs: ``sqlite:///path``, ``journal:///path/journal.log`` (our name for the journal file) and any
+SQLAlchemy URL Optuna's RDBStorage takes. A password in a URL is never printed: see ``mask``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tlsweep.errors import ConfigError
+from tlsweep.paths import STORAGE_FILE, sqlite_url
+
+JOURNAL_FILE = "journal.log"
+JOURNAL_SCHEME = "journal://"
+LOCK_FILE = ".budget.lock"
+_PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@\s]+:)(?P<secret>[^@\s]+)(?=@)", re.I)
+
+
+def mask(text: str) -> str:
+    """Replace any password inside URLs in ``text`` with ***."""
+    return _PASSWORD.sub(lambda m: m.group("head") + "***", text)
+
+
+def journal_url(directory: Path) -> str:
+    return f"{JOURNAL_SCHEME}{(directory / JOURNAL_FILE).resolve()}"
+
+
+def local_url(directory: Path, workers: int) -> str:
+    return journal_url(directory) if workers > 1 else sqlite_url(directory)
+
+
+def existing_local_url(directory: Path) -> str | None:
+    if (directory / JOURNAL_FILE).is_file():
+        return journal_url(directory)
+    if (directory / STORAGE_FILE).is_file():
+        return sqlite_url(directory)
+    return None
+
+
+def is_local(url: str) -> bool:
+    return url.startswith((JOURNAL_SCHEME, "sqlite:"))
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql:", "postgresql+", "postgres:"))
+
+
+def open_storage(url: str, heartbeat_interval: int = 30, grace_period: int = 120,
+                 on_stale: Any = None) -> optuna.storages.BaseStorage:
+    """Open ``url``. RDB storages get Optuna's heartbeat: a trial whose process stops beating
+    is failed after ``grace_period`` seconds and handed to ``on_stale`` (our re-queue)."""
+    if url.startswith(JOURNAL_SCHEME):
+        path = url.removeprefix(JOURNAL_SCHEME)
+        lock = optuna.storages.journal.JournalFileOpenLock(path)
+        return optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(path, lock_obj=lock))
+    try:
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+            heartbeat_stale_trial_callback=on_stale,
+            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+    except Exception as exc:
+        raise ConfigError(f"--storage {mask(url)}: cannot open the storage "
+                          f"({type(exc).__name__}: {mask(str(exc)).splitlines()[0]}). Check the "
+                          f"URL, the server and that its driver is installed.") from None
+
+
+# ----------------------------------------------------------------------------- the budget lock
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _advisory_lock(storage: Any, key: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    with storage.engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": number})
+            connection.commit()
+
+
+def budget_lock(storage: Any, study: str, url: str,
+                directory: Path) -> contextlib.AbstractContextManager:
+    """A lock every worker of the study shares while it decides whether to start a trial, so
+    the budget is exact: a PostgreSQL advisory lock across machines, else a file lock."""
+    if is_postgres(url):
+        return _advisory_lock(storage, f"tlsweep:{study}")
+    return _file_lock(directory / LOCK_FILE)
