@@ -175,10 +175,9 @@ class SweepRunner:
         """Take a queued retry, or a new trial while the budget allows, under the study's lock,
         so that however many workers share the study it ends with exactly the budget. With the
         budget spent, wait while other workers' trials run: one may die and be re-queued."""
-        lock = budget_lock(self.study._storage, self.study.study_name, self.url,
-                           self.plan.directory)
         while not self.interrupts.requested:
-            with lock:
+            with budget_lock(self.study._storage, self.study.study_name, self.url,
+                             self.plan.directory):
                 recover_stale(self.study)
                 waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 if waiting or planned_count(self.study) < self.budget:

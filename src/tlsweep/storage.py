@@ -59,10 +59,10 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql:", "postgresql+", "postgres:"))
 
 
-def open_storage(url: str, heartbeat_interval: int = 30, grace_period: int = 120,
-                 on_stale: Any = None) -> optuna.storages.BaseStorage:
-    """Open ``url``. RDB storages get Optuna's heartbeat: a trial whose process stops beating
-    is failed after ``grace_period`` seconds and handed to ``on_stale`` (our re-queue)."""
+def open_storage(url: str, heartbeat_interval: int = 30,
+                 grace_period: int = 120) -> optuna.storages.BaseStorage:
+    """Open ``url``. RDB storages keep Optuna's heartbeat: a trial whose process stops beating
+    for ``grace_period`` seconds is stale (``study.recover_stale`` fails and re-queues it)."""
     if url.startswith(JOURNAL_SCHEME):
         path = url.removeprefix(JOURNAL_SCHEME)
         lock = optuna.storages.journal.JournalFileOpenLock(path)
@@ -71,7 +71,6 @@ def open_storage(url: str, heartbeat_interval: int = 30, grace_period: int = 120
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            heartbeat_stale_trial_callback=on_stale,
             engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
     except Exception as exc:
         raise ConfigError(f"--storage {mask(url)}: cannot open the storage "
@@ -96,7 +95,8 @@ def _advisory_lock(storage: Any, key: str) -> Iterator[None]:
     from sqlalchemy import text
 
     number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-    with storage.engine.connect() as connection:
+    engine = getattr(storage, "_backend", storage).engine  # a study wraps it in a cache
+    with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})
         try:
             yield

@@ -158,8 +158,7 @@ def record_sweep(study: optuna.Study, sweep: Sweep) -> None:
 
 def connect(url: str, sweep: Sweep) -> optuna.storages.BaseStorage:
     execution = sweep.config.execution
-    return open_storage(url, execution.heartbeat_interval_s, execution.heartbeat_grace_s,
-                        on_stale=requeue_stale)
+    return open_storage(url, execution.heartbeat_interval_s, execution.heartbeat_grace_s)
 
 
 def create_study(plan: Plan, url: str) -> optuna.Study:
@@ -206,7 +205,7 @@ def load_study(directory: Path, name: str, url: str | None = None) -> optuna.Stu
         raise ConfigError(f"{mask(found)}: no study named {name!r} there. Start it with "
                           f"`tlsweep run SWEEP.yaml`, or check --results-dir / --storage.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=name, storage=open_storage(found, on_stale=requeue_stale))
+    return optuna.load_study(study_name=name, storage=open_storage(found))
 
 
 def retried_numbers(study: optuna.Study) -> set[int]:
@@ -240,12 +239,27 @@ def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     Retry(max_retry=None, inherit_intermediate_values=True)(study, trial)
 
 
-def requeue_stale(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Optuna's heartbeat failed ``trial``: say why, then queue its retry."""
-    study._storage.set_trial_user_attr(
-        trial._trial_id, "error", "its worker stopped sending heartbeats; re-queued to resume "
-                                  "from its checkpoint")
-    requeue(study, study._storage.get_trial(trial._trial_id))
+def _fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> bool:
+    """Record why, fail the trial and queue its retry; False if another worker got there first
+    (the storage refuses a second state change)."""
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, "error", reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    requeue(study, storage.get_trial(trial_id))
+    return True
+
+
+def _stale_by_heartbeat(study: optuna.Study) -> list[int]:
+    """Trial ids whose heartbeat is older than the grace period (Optuna's own query), on
+    storages that keep heartbeats."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    if getattr(backend, "heartbeat_interval", None) is None:
+        return []
+    return list(backend._get_stale_trial_ids(study._study_id))
 
 
 def _owner_dead(trial: optuna.trial.FrozenTrial) -> bool:
@@ -269,16 +283,17 @@ def recover_stale(study: optuna.Study) -> list[int]:
     Stale means: its heartbeat stopped (Optuna's check, RDB storages), or its owner ran on this
     machine and its process is gone (our lease, for every storage). Call it under the budget
     lock."""
-    optuna.storages.fail_stale_trials(study)
     recovered = []
-    storage = study._storage
+    silent = set(_stale_by_heartbeat(study))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _owner_dead(trial):
+        if trial._trial_id in silent:
+            reason = "its worker stopped sending heartbeats; re-queued to resume from its " \
+                     "checkpoint"
+        elif _owner_dead(trial):
+            reason = "its process died; re-queued to resume from its checkpoint"
+        else:
             continue
-        storage.set_trial_user_attr(trial._trial_id, "error",
-                                    "its process died; re-queued to resume from its checkpoint")
-        if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-            requeue(study, storage.get_trial(trial._trial_id))
+        if _fail_and_requeue(study, trial._trial_id, reason):
             recovered.append(trial.number)
     return recovered
 
