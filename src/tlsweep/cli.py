@@ -142,6 +142,7 @@ def leaderboard(
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")] = "table",
     refresh: Annotated[bool, typer.Option(
         "--refresh", help="Rebuild the Parquet files from the study's storage first.")] = False,
+    storage: Storage = None,
     results_dir: ResultsDir = None,
 ) -> None:
     """Show a study's leaderboard. Reads only the Parquet file (and storage with --refresh)."""
@@ -152,7 +153,7 @@ def leaderboard(
         from tlsweep.study import load_study
 
         directory = _results_root(results_dir) / study
-        write_results(load_study(directory, study), directory)
+        write_results(load_study(directory, study, storage), directory)
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     states = [s.strip() for s in state.split(",")] if state else None
