@@ -21,6 +21,7 @@ from pathlib import Path
 
 import optuna
 
+import tlsweep.study  # noqa: F401 - its warning filters quiet the heartbeat notices
 from tlsweep.storage import JOURNAL_SCHEME, open_storage
 
 EPOCHS = 8
