@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
-from tlsweep.storage import mask
+from tlsweep.storage import journal_url, mask, open_storage
 from tlsweep.study import finished_count
 
 H, F = 2, 4
@@ -163,3 +163,21 @@ def test_shared_storage_needs_a_shared_checkpoint_folder(tmp_path: Path) -> None
         "image_size: 16", "image_size: 32"))
     done = run_cli("worker", str(sweep), "--storage", "postgresql://u:p@127.0.0.1:1/x")
     assert done.returncode == 2 and "execution.checkpoint_dir" in done.stderr
+
+
+@pytest.mark.slow
+def test_gpus_pin_one_worker_to_each_device(tmp_path: Path, tiny_backbone: Path) -> None:
+    """On a CPU machine TensorFlow finds no GPU and trains on the CPU; what is checked is that
+    each worker was handed its own device through CUDA_VISIBLE_DEVICES."""
+    data = write_class_images(tmp_path / "data", {"red": 60, "green": 60, "blue": 60})
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(tiny_backbone))
+    sweep = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(data, space, budget="{trials: 4}"))
+    done = run_cli("run", str(sweep), "--gpus", "0,1")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "2 workers started" in done.stdout and "GPUs 0,1" in done.stdout
+    study = optuna.load_study(study_name="tiny", storage=open_storage(
+        journal_url(tmp_path / "results" / "tiny")))
+    devices = {(t.user_attrs["owner"]["pid"], t.user_attrs["worker_devices"]
+                ["cuda_visible_devices"]) for t in study.trials}
+    assert {device for _, device in devices} == {"0", "1"}
+    assert len({pid for pid, _ in devices}) == 2 == len(devices)

@@ -216,3 +216,14 @@ def test_leaderboard_refresh_rebuilds_from_storage(sweep: Path) -> None:
     done = run_cli("leaderboard", "tiny", "--refresh", "--format", "csv")
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
     assert len(pd.read_parquet(study_dir() / "leaderboard.parquet")) == 1
+
+
+def test_a_worker_past_its_memory_limit_is_replaced(sweep: Path) -> None:
+    # 256 MB is below any TensorFlow worker's footprint: every trial gets a fresh worker.
+    sweep.write_text(sweep.read_text() + "execution: {recycle_memory_mb: 256}\n")
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = load()
+    workers = [t.user_attrs["worker"] for t in study.trials]
+    assert len(set(workers)) == BUDGET == len(workers)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)

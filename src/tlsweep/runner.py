@@ -210,6 +210,8 @@ class SweepRunner:
         outcome = self.slot.run(task, session.handle, session.heartbeat)
         trial.set_user_attr("duration_s", time.perf_counter() - began)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{self.slot.worker_pid}")
+        if self.slot.worker is not None:
+            trial.set_user_attr("worker_devices", self.slot.worker.devices)
         self.finish(trial, outcome, checkpoint_dir)
 
     # ----------------------------------------------------------------------- endings

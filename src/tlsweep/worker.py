@@ -161,7 +161,9 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
 
     if spec.memory_limit_mb is not None:
         _limit_memory(spec.memory_limit_mb)
-    conn.send(("ready", os.getpid(), rss_mb()))
+    devices = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+               "intra_op_threads": threads or None}
+    conn.send(("ready", os.getpid(), rss_mb(), devices))
     try:
         while True:
             message = conn.recv()

@@ -78,6 +78,7 @@ class Worker:
         if ready[0] != "ready":
             raise WorkerDied(f"worker sent {ready[0]!r} instead of starting")
         self.pid: int = ready[1]
+        self.devices: dict[str, Any] = ready[3]
 
     @property
     def alive(self) -> bool:
