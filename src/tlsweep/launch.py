@@ -22,6 +22,7 @@ from rich.console import Console
 from tlsweep.config import BudgetConfig, Sweep, load_sweep, parse_duration
 from tlsweep.errors import ConfigError, TlsweepError
 from tlsweep.paths import results_root
+from tlsweep.results import write_results
 from tlsweep.runner import INTERRUPTED, SweepRunner, checkpoint_root
 from tlsweep.storage import is_local, local_url, mask
 from tlsweep.study import (
@@ -167,7 +168,8 @@ class Launcher:
         if held is not None:
             held.acquire(name)
         try:
-            runner = SweepRunner(plan, study, None, url)  # type: ignore[arg-type]
+            runner = SweepRunner(plan, study, None, url,  # type: ignore[arg-type]
+                                 publish=lambda s: write_results(s, plan.directory))
             with LiveView(name, runner.budget, self.console,
                           already_done=finished_count(study)) as view:
                 runner.listener = view

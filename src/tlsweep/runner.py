@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,6 @@ from optuna.trial import TrialState
 
 from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
 from tlsweep.errors import SweepAborted
-from tlsweep.results import write_results
 from tlsweep.space import suggest
 from tlsweep.storage import budget_lock
 from tlsweep.study import Listener, Plan, lineage_root, planned_count, recover_stale, requeue
@@ -138,8 +138,12 @@ class SweepRunner:
 
     POLL_S = 2.0
 
-    def __init__(self, plan: Plan, study: optuna.Study, listener: Listener, url: str) -> None:
+    def __init__(self, plan: Plan, study: optuna.Study, listener: Listener, url: str,
+                 publish: Callable[[optuna.Study], None] = lambda study: None) -> None:
+        """``publish`` runs after every finished trial (the launcher rewrites the Parquet
+        files there), keeping this layer free of the results layer."""
         self.plan, self.study, self.listener, self.url = plan, study, listener, url
+        self.publish = publish
         self.execution = plan.sweep.config.execution
         self.budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
         self.slot = WorkerSlot(WorkerSpec(plan.sweep, plan.backbones,
@@ -168,7 +172,7 @@ class SweepRunner:
         finally:
             signal.signal(signal.SIGINT, previous)
             self.slot.close()
-            write_results(self.study, self.plan.directory)
+            self.publish(self.study)
         return INTERRUPTED if self.interrupts.requested else 0
 
     def next_trial(self) -> optuna.Trial | None:
@@ -237,7 +241,7 @@ class SweepRunner:
         if outcome.kind != "interrupted":
             TrialCheckpoints(checkpoint_dir).discard()
         self.keep_best_models()
-        write_results(self.study, self.plan.directory)
+        self.publish(self.study)
         self.listener.trial_finished(frozen, self.study)
         self.count_failure(outcome)
 
