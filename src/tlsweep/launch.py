@@ -215,7 +215,8 @@ class Launcher:
             command += ["--timeout", timeout]
 
         def start(index: int) -> subprocess.Popen:
-            env = {**os.environ, STORAGE_ENV: url, THREADS_ENV: str(threads)}
+            env = {**os.environ, STORAGE_ENV: url, THREADS_ENV: str(threads),
+                   "TLSWEEP_PLAIN_OUTPUT": "1"}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             # Own session: a Ctrl-C reaches the parent only, which passes on one SIGINT.
