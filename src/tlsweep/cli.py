@@ -43,14 +43,15 @@ def _launcher(results_dir: Path | None) -> Any:
     return Launcher(console, errors, results_dir)
 
 
-def _gpu_list(gpus: str | None) -> list[str] | None:
+def _workers_and_gpus(workers: int, gpus: str | None) -> tuple[int, list[str] | None]:
+    """--gpus sets the worker count: one worker per listed device."""
     if gpus is None:
-        return None
+        return workers, None
     found = [g.strip() for g in gpus.split(",") if g.strip()]
-    if not all(g.isdigit() for g in found):
+    if not found or not all(g.isdigit() for g in found):
         raise ConfigError(f"--gpus: {gpus!r} is not a comma-separated list of device numbers "
                           f"such as 0,1.")
-    return found
+    return len(found), found
 
 
 Storage = Annotated[str | None, typer.Option(
@@ -73,8 +74,7 @@ def run(
     results_dir: ResultsDir = None,
 ) -> None:
     """Create a study from SWEEP and run it to its budget, with a live view."""
-    devices = _gpu_list(gpus)
-    count = len(devices) if devices else workers
+    count, devices = _workers_and_gpus(workers, gpus)
     raise typer.Exit(_launcher(results_dir).run(sweep, trials, timeout, storage, count, devices))
 
 
@@ -89,8 +89,7 @@ def resume(
     results_dir: ResultsDir = None,
 ) -> None:
     """Continue an interrupted study up to the budget it was created with."""
-    devices = _gpu_list(gpus)
-    count = len(devices) if devices else workers
+    count, devices = _workers_and_gpus(workers, gpus)
     raise typer.Exit(_launcher(results_dir).resume(study, force, storage, count, devices))
 
 
@@ -124,16 +123,6 @@ def quickstart(results_dir: ResultsDir = None) -> None:
 
 
 # ----------------------------------------------------------------------------- inspection
-def _show_leaderboard(study: str, root: Path, top: int | None = None, sort: str | None = None,
-                      states: list[str] | None = None, fmt: str = "table") -> None:
-    from tlsweep.report import load_leaderboard, render, select
-
-    frame, meta = load_leaderboard(root / study, study)
-    frame = select(frame, top, sort, states)
-    title = f"{study}: {meta.get('objective', 'value')} (sweep {str(meta.get('sweep_sha256'))[:8]})"
-    render(frame, fmt, title, console)
-
-
 @app.command()
 def leaderboard(
     study: Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")],
@@ -159,7 +148,9 @@ def leaderboard(
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     states = [s.strip() for s in state.split(",")] if state else None
-    _show_leaderboard(study, _results_root(results_dir), top, sort, states, fmt)
+    from tlsweep.report import show_leaderboard
+
+    show_leaderboard(_results_root(results_dir) / study, study, console, top, sort, states, fmt)
 
 
 def _view(study: str, results_dir: Path | None) -> Any:

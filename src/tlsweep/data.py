@@ -149,7 +149,7 @@ def _remove_abandoned_builds(folder: Path) -> None:
             continue
 
 
-def _build_cache(target: Path, root: Path, files: list[tuple[Path, int]], size: int,
+def _build_cache(target: Path, files: list[tuple[Path, int]], size: int,
                  class_names: list[str], stray: list[Skipped]) -> None:
     """Decode into a staging folder, then rename it into place: readers never see half."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def load_folder(root: Path, size: int, key: str, source: Path) -> FolderImages:
     class_names, files, stray = _scan(root, key, source)
     target = cache_root() / "datasets" / f"{root.name}-{size}px-{_fingerprint(root, files, size)}"
     if not (target / "meta.json").is_file():
-        _build_cache(target, root, files, size, class_names, stray)
+        _build_cache(target, files, size, class_names, stray)
     images = _read_cache(target)
     counts = np.bincount(images.y, minlength=len(class_names))
     for name, count in zip(class_names, counts, strict=True):

@@ -195,11 +195,9 @@ class Launcher:
         except Exception as exc:  # an analysis problem must not fail a finished sweep
             self.errors.print(f"[yellow]importance not computed:[/] {type(exc).__name__}: "
                               f"{mask(str(exc))}")
-        from tlsweep.report import load_leaderboard, render, select
+        from tlsweep.report import show_leaderboard
 
-        frame, meta = load_leaderboard(plan.directory, name)
-        render(select(frame, 10, None, None), "table",
-               f"{name}: {meta.get('objective', 'value')}", self.console)
+        show_leaderboard(plan.directory, name, self.console, top=10)
         self.console.print(f"results: {plan.directory}")
         return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
 

@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tlsweep.errors import ConfigError
-from tlsweep.results import LEADERBOARD, read_parquet
-from tlsweep.studyview import ClassMetrics
+from tlsweep.studyview import ClassMetrics, load_leaderboard
 
 FORMATS = ("table", "csv", "json", "markdown")
 TABLE_COLUMNS = [
@@ -21,14 +20,6 @@ TABLE_COLUMNS = [
     "augmentation_strength", "class_weighting", "best_epoch", "best_phase", "gap", "epochs_run",
     "duration_s", "error",
 ]
-
-
-def load_leaderboard(directory: Path, study: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    path = directory / LEADERBOARD
-    if not path.is_file():
-        raise ConfigError(f"{path}: no leaderboard for study {study!r}. Run a sweep first "
-                          f"(`tlsweep run SWEEP.yaml`), or check --results-dir.")
-    return read_parquet(path)
 
 
 def select(frame: pd.DataFrame, top: int | None, sort: str | None,
@@ -85,6 +76,14 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
         record = dict(zip(columns, row, strict=True))
         table.add_row(*(_cell(v) for v in row), style=styles.get(record["state"], "dim"))
     return table
+
+
+def show_leaderboard(directory: Path, study: str, console: Console, top: int | None = None,
+                     sort: str | None = None, states: list[str] | None = None,
+                     fmt: str = "table") -> None:
+    frame, meta = load_leaderboard(directory, study)
+    title = f"{study}: {meta.get('objective', 'value')} (sweep {str(meta.get('sweep_sha256'))[:8]})"
+    render(select(frame, top, sort, states), fmt, title, console)
 
 
 def render(frame: pd.DataFrame, fmt: str, title: str, console: Console) -> None:

@@ -17,6 +17,14 @@ from tlsweep.errors import ConfigError
 from tlsweep.results import CURVES, LEADERBOARD, read_parquet
 
 
+def load_leaderboard(directory: Path, study: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    path = directory / LEADERBOARD
+    if not path.is_file():
+        raise ConfigError(f"{path}: no leaderboard for study {study!r}. Run a sweep first "
+                          f"(`tlsweep run SWEEP.yaml`), or check --results-dir.")
+    return read_parquet(path)
+
+
 @dataclass
 class ClassMetrics:
     names: list[str]
@@ -49,11 +57,7 @@ class StudyView:
 
     @classmethod
     def load(cls, directory: Path, name: str) -> StudyView:
-        path = directory / LEADERBOARD
-        if not path.is_file():
-            raise ConfigError(f"{path}: no leaderboard for study {name!r}. Run a sweep first "
-                              f"(`tlsweep run SWEEP.yaml`), or check --results-dir.")
-        board, meta = read_parquet(path)
+        board, meta = load_leaderboard(directory, name)
         curves = read_parquet(directory / CURVES)[0] if (directory / CURVES).is_file() \
             else pd.DataFrame()
         return cls(name, directory, board, curves, meta)

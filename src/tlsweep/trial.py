@@ -66,10 +66,6 @@ class TrialResult:
     curve: list[EpochRecord] = field(default_factory=list)
     model: Any = field(default=None, repr=False)  # the trained Keras model, in-process only
 
-    @property
-    def gap(self) -> float:
-        return self.train_accuracy - self.val_accuracy
-
 
 class StopTrial(Exception):
     """Raised by a reporter to end a trial early: ``pruned`` or ``interrupted``."""

@@ -151,7 +151,6 @@ class WorkerSlot:
         self.spec = spec
         self.worker: Worker | None = None
         self.last_pid: int | None = None
-        self.started = 0
 
     @property
     def worker_pid(self) -> int | None:
@@ -161,7 +160,6 @@ class WorkerSlot:
         if self.worker is None or not self.worker.alive:
             self.worker = Worker(self.spec)
             self.last_pid = self.worker.pid
-            self.started += 1
         return self.worker
 
     def run(self, task: TrialTask, handle: MessageHandler,
