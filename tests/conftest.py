@@ -72,7 +72,9 @@ def tiny_space(backbone_path: Path | None, **overrides: str) -> str:
     return "".join(f"{k}: {v}\n" for k, v in lines.items())
 
 
-def tiny_sweep(data_dir: Path, space: Path, study: str = "tiny", **overrides: str) -> str:
+def tiny_sweep(data_dir: Path, space: Path, study: str = "tiny",
+               **overrides: str | None) -> str:
+    """A sweep file's text; an override of None leaves that key out."""
     lines = {
         "study": study,
         "data": f"{{dir: {data_dir}, val_split: 0.3, image_size: 16}}",
@@ -83,7 +85,7 @@ def tiny_sweep(data_dir: Path, space: Path, study: str = "tiny", **overrides: st
         "pruner": "{kind: none}",
     }
     lines.update(overrides)
-    return "".join(f"{k}: {v}\n" for k, v in lines.items())
+    return "".join(f"{k}: {v}\n" for k, v in lines.items() if v is not None)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

@@ -122,3 +122,30 @@ def test_durations() -> None:
     assert parse_duration(90) == 90
     with pytest.raises(ValueError):
         parse_duration("two hours")
+
+
+@pytest.mark.parametrize("lines, expected", [
+    (["tuner: {kind: hyperband}"], "set engine: keras-tuner"),
+    (["engine: keras-tuner"], "'pruner' configures the optuna engine"),
+    (["engine: keras-tuner", "sampler: {kind: tpe}"], "'pruner' configures the optuna engine"),
+    (["engine: ray"], "'optuna' or 'keras-tuner'"),
+    (["tuner: {kind: grid}", "engine: keras-tuner"], "'hyperband', 'bayesian' or 'random'"),
+    (["budget: {epochs: 0}"], "budget.epochs"),
+])
+def test_engine_options_must_match_the_engine(files: tuple[Path, Path], lines: list[str],
+                                              expected: str) -> None:
+    sweep, _ = files
+    keys = {line.split(":")[0] for line in lines}
+    kept = [ln for ln in sweep.read_text().splitlines() if ln.split(":")[0] not in keys]
+    sweep.write_text("\n".join([*kept, *lines]) + "\n")
+    assert expected in error_of(sweep)
+
+
+def test_keras_tuner_engine_loads_with_its_tuner(tmp_path: Path) -> None:
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(None))
+    sweep = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(
+        tmp_path / "data", space, engine="keras-tuner", pruner=None,
+        tuner="{kind: bayesian}", budget="{trials: 4, epochs: 10}"))
+    config = load_sweep(sweep).config
+    assert (config.engine, config.tuner_or_default.kind, config.budget.epochs) == (
+        "keras-tuner", "bayesian", 10)

@@ -219,6 +219,9 @@ class DataConfig(Strict):
 class BudgetConfig(Strict):
     trials: int = Field(default=20, ge=1)
     timeout: Annotated[float | None, Field(default=None, gt=0)] = None
+    # Training epochs over all trials (pruned ones count what they ran): no trial starts once
+    # they are spent. The fair budget when comparing searches that prune differently.
+    epochs: int | None = Field(default=None, ge=1)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -246,6 +249,14 @@ class SamplerConfig(Strict):
     n_startup_trials: int = Field(default=5, ge=0)
 
 
+class TunerConfig(Strict):
+    """keras-tuner's own search, for ``engine: keras-tuner``."""
+
+    kind: Literal["hyperband", "bayesian", "random"] = "hyperband"
+    factor: int = Field(default=3, ge=2)  # Hyperband's reduction factor
+    hyperband_iterations: int = Field(default=1, ge=1)
+
+
 class ExecutionConfig(Strict):
     """How trials run: worker memory, failure tolerance and what is kept on disk."""
 
@@ -270,7 +281,27 @@ class SweepConfig(Strict):
     objective: Literal["val_accuracy", "val_balanced_accuracy"] = "val_accuracy"
     pruner: PrunerConfig = PrunerConfig()
     sampler: SamplerConfig = SamplerConfig()
+    # optuna: our sampler, pruner, worker subprocesses and resumable trials. keras-tuner: the
+    # same trials searched by keras-tuner (``tuner``), for comparison and for its users.
+    engine: Literal["optuna", "keras-tuner"] = "optuna"
+    tuner: TunerConfig | None = None
     execution: ExecutionConfig = ExecutionConfig()
+
+    @model_validator(mode="after")
+    def _options_match_the_engine(self) -> SweepConfig:
+        if self.tuner is not None and self.engine != "keras-tuner":
+            raise ValueError("'tuner' configures keras-tuner: set engine: keras-tuner, or "
+                             "remove 'tuner' (the optuna engine uses 'sampler' and 'pruner')")
+        ignored = sorted({"sampler", "pruner"} & self.model_fields_set)
+        if ignored and self.engine == "keras-tuner":
+            raise ValueError(f"{ignored[0]!r} configures the optuna engine, and keras-tuner "
+                             f"would ignore it: remove it, and choose keras-tuner's search "
+                             f"with tuner: {{kind: hyperband|bayesian|random}}")
+        return self
+
+    @property
+    def tuner_or_default(self) -> TunerConfig:
+        return self.tuner or TunerConfig()
 
 
 class Sweep(BaseModel):

@@ -86,6 +86,13 @@ def verify_checkpoint_folder(study: Any, plan: Plan) -> None:
             f"must reach the same folder, e.g. one NFS mount at the same path.")
 
 
+def single_process(plan: Plan, what: str) -> None:
+    if plan.sweep.config.engine == "keras-tuner":
+        raise ConfigError(f"{plan.sweep.path}: engine: keras-tuner runs its search in one "
+                          f"process, so {what} cannot share it. Use engine: optuna for several "
+                          f"workers, or run without {what}.")
+
+
 class Launcher:
     def __init__(self, console: Console, errors: Console, root: Path | None) -> None:
         self.console, self.errors = console, errors
@@ -96,6 +103,8 @@ class Launcher:
             storage: str | None, workers: int, gpus: list[str] | None) -> int:
         sweep = with_overrides(load_sweep(sweep_path), trials, timeout)
         plan = check(sweep, self.root)
+        if workers > 1:
+            single_process(plan, "--workers")
         url = storage or local_url(plan.directory, workers)
         require_shared_checkpoints(plan, url)
         refuse_existing(sweep, url)
@@ -124,6 +133,8 @@ class Launcher:
         sweep = recorded_sweep(stored)
         check_unchanged(stored, sweep, force)
         plan = check(sweep, self.root)
+        if workers > 1:
+            single_process(plan, "--workers")
         Lease(plan.directory).acquire(name)  # refuses while another live process runs it
         recovered = recover_stale(stored)
         if recovered:
@@ -138,6 +149,7 @@ class Launcher:
     def worker(self, sweep_path: Path, storage: str, timeout: str | None) -> int:
         sweep = with_overrides(load_sweep(sweep_path), None, timeout)
         plan = check(sweep, self.root)
+        single_process(plan, "tlsweep worker")
         require_shared_checkpoints(plan, storage)
         plan.load_data()
         study = join_study(plan, storage)
@@ -167,13 +179,18 @@ class Launcher:
         held = Lease(plan.directory) if lease else None
         if held is not None:
             held.acquire(name)
+        budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
+        publish = lambda s: write_results(s, plan.directory)  # noqa: E731
         try:
-            runner = SweepRunner(plan, study, None, url,  # type: ignore[arg-type]
-                                 publish=lambda s: write_results(s, plan.directory))
-            with LiveView(name, runner.budget, self.console,
+            with LiveView(name, budget, self.console,
                           already_done=finished_count(study)) as view:
-                runner.listener = view
-                code = runner.run()
+                if plan.sweep.config.engine == "keras-tuner":
+                    from tlsweep.tuner import run_keras_tuner
+
+                    code = run_keras_tuner(plan, study, view, publish,
+                                           resuming=bool(study.trials))
+                else:
+                    code = SweepRunner(plan, study, view, url, publish).run()
         finally:
             if held is not None:
                 held.release()

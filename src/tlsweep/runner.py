@@ -26,7 +26,15 @@ from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
 from tlsweep.errors import SweepAborted
 from tlsweep.space import suggest
 from tlsweep.storage import budget_lock
-from tlsweep.study import Listener, Plan, lineage_root, planned_count, recover_stale, requeue
+from tlsweep.study import (
+    Listener,
+    Plan,
+    epochs_spent,
+    lineage_root,
+    planned_count,
+    recover_stale,
+    requeue,
+)
 from tlsweep.worker import TrialTask, WorkerSpec
 from tlsweep.workers import Outcome, WorkerSlot
 
@@ -184,7 +192,7 @@ class SweepRunner:
                              self.plan.directory):
                 recover_stale(self.study)
                 waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-                if waiting or planned_count(self.study) < self.budget:
+                if waiting or self.budget_left():
                     trial = self.study.ask()
                     trial.set_user_attr("owner", self.owner)
                     if hasattr(self.study._storage, "record_heartbeat"):
@@ -195,6 +203,11 @@ class SweepRunner:
                     return None
             time.sleep(self.POLL_S)
         return None
+
+    def budget_left(self) -> bool:
+        epochs = self.plan.sweep.config.budget.epochs
+        return planned_count(self.study) < self.budget and (
+            epochs is None or epochs_spent(self.study) < epochs)
 
     def run_one(self, trial: optuna.Trial) -> None:
         params = suggest(trial, self.plan.sweep.space)

@@ -235,6 +235,16 @@ def planned_count(study: optuna.Study) -> int:
                if "failed_trial" not in t.system_attrs)
 
 
+def epochs_spent(study: optuna.Study) -> int:
+    """Training epochs run by all trials; a resumed trial counts only what it ran itself."""
+    spent = 0
+    for trial in study.get_trials(deepcopy=False):
+        inherited = trial.user_attrs.get("resumed_from_step")
+        spent += len(trial.user_attrs.get("curve", [])) - (
+            inherited + 1 if inherited is not None else 0)
+    return spent
+
+
 def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     Retry(max_retry=None, inherit_intermediate_values=True)(study, trial)
 

@@ -178,7 +178,8 @@ class EpochTracker:
                 tracker.reporter.epoch_started(phase, epoch, tracker.total_steps)
 
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                tracker.finish_epoch(self.model, phase, epoch - first_step, epoch, logs or {},
+                tracker.finish_epoch(self.model, phase, epoch - first_step, epoch,
+                                     logs if logs is not None else {},
                                      time.perf_counter() - self.started)
 
         return _Callback()
@@ -196,6 +197,9 @@ class EpochTracker:
             val_accuracy=float(np.mean(predicted == self.y_val)),
             val_balanced_accuracy=balanced_accuracy(confusion),
             lr=float(np.asarray(model.optimizer.learning_rate)), duration_s=duration)
+        # Later callbacks (keras-tuner's) read validation metrics from the epoch's logs.
+        logs.update(val_loss=record.val_loss, val_accuracy=record.val_accuracy,
+                    val_balanced_accuracy=record.val_balanced_accuracy)
         self.curve.append(record)
         self.model = model
         if self.best is None or self.score(record) > self.score(self.best[0]):
@@ -223,47 +227,81 @@ class EpochTracker:
 
 
 # ----------------------------------------------------------------------------- the trial
+class TwoPhaseTrial:
+    """One trial's model, data and curve. ``fit(start, stop)`` trains global steps
+    start..stop-1, in whichever phases they fall: the head for steps below h, fine-tuning from h.
+    Both engines drive it: Optuna's runner all steps at once (resuming from a checkpoint),
+    keras-tuner's Hyperband in rounds, continuing a model whose weights it restored."""
+
+    def __init__(self, params: TrialParams, backbone: Backbone, dataset: Dataset,
+                 settings: TrialSettings, reporter: Reporter,
+                 checkpoints: TrialCheckpoints | None = None, seed_offset: int = 0) -> None:
+        import keras
+
+        self.params, self.backbone, self.settings = params, backbone, settings
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(settings.seed + seed_offset)
+        preprocess = preprocessor(backbone)
+        self.train = train_pipeline(dataset.x_train, dataset.y_train, settings.batch_size,
+                                    params.augmentation_strength, preprocess,
+                                    settings.seed + seed_offset)
+        self.weights = class_weights(dataset.y_train, dataset.n_classes, params.class_weighting)
+        self.model, self.base = build_classifier(backbone, settings.image_size,
+                                                 dataset.n_classes, settings.dropout)
+        self.total_steps = settings.head_epochs + settings.finetune_epochs
+        self.tracker = EpochTracker(eval_inputs(dataset.x_val, preprocess), dataset.y_val,
+                                    dataset.n_classes, settings.batch_size, settings.objective,
+                                    reporter, self.total_steps, checkpoints)
+        self.checkpoints = checkpoints
+
+    @property
+    def has_finetune_phase(self) -> bool:
+        """Whether phase 2 trains anything new (a depth that unfreezes no layer skips it)."""
+        layers = backbone_layers(self.base)
+        return self.settings.finetune_epochs > 0 and (
+            not self.backbone.pretrained or round(self.params.unfreeze_depth * len(layers)) > 0)
+
+    def fit(self, start: int, stop: int, callbacks: tuple[Any, ...] = (),
+            restore: CheckpointState | None = None) -> TrialResult:
+        """Train steps start..stop-1; ``restore`` reloads that checkpoint (weights, and the
+        optimiser when it was saved in the same phase) before training on."""
+        h = self.settings.head_epochs
+        stop = min(stop, self.total_steps if self.has_finetune_phase else h)
+        try:
+            if start < min(stop, h):
+                freeze_for_head(self.base, self.backbone.pretrained)
+                compile_for(self.model, self.params.head_lr)
+                if restore is not None:
+                    self.checkpoints.restore(self.model, with_optimizer=True)  # type: ignore
+                self._fit_phase(HEAD, start, min(stop, h), 0, callbacks)
+            if stop > h:
+                unfreeze_top(self.base, self.params.unfreeze_depth, self.backbone.pretrained)
+                compile_for(self.model, self.params.finetune_lr)
+                if restore is not None and start >= h:
+                    self.checkpoints.restore(  # type: ignore[union-attr]
+                        self.model, with_optimizer=restore.phase == FINETUNE)
+                # initial_epoch keeps the global step running on: never a restart at 0.
+                self._fit_phase(FINETUNE, max(start, h), stop, h, callbacks)
+        except StopTrial as stopped:
+            stopped.result = self.tracker.result()
+            raise
+        return self.tracker.result()
+
+    def _fit_phase(self, phase: str, start: int, stop: int, first_step: int,
+                   callbacks: tuple[Any, ...]) -> None:
+        self.model.fit(self.train, epochs=stop, initial_epoch=start, class_weight=self.weights,
+                       verbose=0, shuffle=False,
+                       callbacks=[self.tracker.callback(phase, first_step), *callbacks])
+
+
 def run_trial(params: TrialParams, backbone: Backbone, dataset: Dataset,
               settings: TrialSettings, reporter: Reporter,
               checkpoints: TrialCheckpoints | None = None) -> TrialResult:
     """Run both phases; with ``checkpoints`` holding a saved epoch, continue after it."""
-    import keras
-
     resume = checkpoints.latest() if checkpoints is not None else None
     start = resume.step + 1 if resume else 0
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(settings.seed + start)
-    preprocess = preprocessor(backbone)
-    train = train_pipeline(dataset.x_train, dataset.y_train, settings.batch_size,
-                           params.augmentation_strength, preprocess, settings.seed + start)
-    weights = class_weights(dataset.y_train, dataset.n_classes, params.class_weighting)
-    model, base = build_classifier(backbone, settings.image_size, dataset.n_classes,
-                                   settings.dropout)
-    h, f = settings.head_epochs, settings.finetune_epochs
-    tracker = EpochTracker(eval_inputs(dataset.x_val, preprocess), dataset.y_val,
-                           dataset.n_classes, settings.batch_size, settings.objective, reporter,
-                           h + f, checkpoints)
+    trial = TwoPhaseTrial(params, backbone, dataset, settings, reporter, checkpoints,
+                          seed_offset=start)
     if resume is not None:
-        tracker.resume_from(resume)
-
-    try:
-        if start < h:
-            freeze_for_head(base, backbone.pretrained)
-            compile_for(model, params.head_lr)
-            if resume is not None:
-                checkpoints.restore(model, with_optimizer=True)
-            model.fit(train, epochs=h, initial_epoch=start, class_weight=weights, verbose=0,
-                      shuffle=False, callbacks=[tracker.callback(HEAD, 0)])
-
-        if start < h + f and f > 0 and unfreeze_top(base, params.unfreeze_depth,
-                                                     backbone.pretrained) > 0:
-            compile_for(model, params.finetune_lr)
-            if resume is not None and start >= h:
-                checkpoints.restore(model, with_optimizer=resume.phase == FINETUNE)
-            # initial_epoch keeps the global step running on: a second fit never restarts at 0.
-            model.fit(train, epochs=h + f, initial_epoch=max(start, h), class_weight=weights,
-                      verbose=0, shuffle=False, callbacks=[tracker.callback(FINETUNE, h)])
-    except StopTrial as stop:
-        stop.result = tracker.result()
-        raise
-    return tracker.result()
+        trial.tracker.resume_from(resume)
+    return trial.fit(start, trial.total_steps, restore=resume)
