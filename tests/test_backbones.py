@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlsweep.backbones import REGISTRY, build, preprocessor, resolve
+from tlsweep.backbones import REGISTRY, block_of, block_starts, build, preprocessor, resolve
 from tlsweep.config import BackboneChoice
 from tlsweep.errors import ConfigError
 
@@ -91,3 +91,12 @@ def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
     model = build(resolve("MobileNetV3Small", BackboneChoice(weights=str(path)), 32, WHERE), 32)
     for mine, theirs in zip(model.weights, source.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+
+
+def test_block_boundaries_follow_keras_layer_names() -> None:
+    names = ["Conv1", "bn_Conv1", "block_1_expand", "block_1_expand_BN", "block_1_project",
+             "block_10_expand", "block_10_add", "Conv_1", "Conv_1_bn", "out_relu"]
+    assert block_starts(names) == [0, 1, 2, 5, 7, 8, 9, 10]
+    assert block_of("conv4_block2_out") == "conv4_block2"
+    assert block_of("block2a_se_squeeze") == "block2a"
+    assert block_of("expanded_conv_5_add") == "expanded_conv_5"

@@ -7,6 +7,7 @@ TensorFlow; only ``build`` and ``preprocessor`` import Keras.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,3 +175,21 @@ def build(backbone: Backbone, image_size: int) -> Any:
     if backbone.weights not in ("imagenet", "none"):
         model.load_weights(backbone.weights)
     return model
+
+
+# Keras application layer names carry their block: block_3_expand (MobileNetV2), block2a_se
+# (EfficientNet), conv4_block2_out (ResNet, DenseNet), expanded_conv_5_add (MobileNetV3).
+_BLOCK = re.compile(r"^(.*?(?:block_?\d+[a-z]?|expanded_conv_\d+))(?:_|$)")
+
+
+def block_of(layer_name: str) -> str:
+    """The block a layer belongs to; a layer outside any named block is a block of its own."""
+    found = _BLOCK.match(layer_name)
+    return found.group(1) if found else layer_name
+
+
+def block_starts(layer_names: list[str]) -> list[int]:
+    """Indices where a block begins, plus the end: the cuts that never split a block."""
+    starts = [i for i, name in enumerate(layer_names)
+              if i == 0 or block_of(name) != block_of(layer_names[i - 1])]
+    return [*starts, len(layer_names)]

@@ -50,11 +50,13 @@ class TrialCheckpoints:
     def latest_folder(self) -> Path:
         return self.directory / json.loads((self.directory / LATEST).read_text())["folder"]
 
-    def save(self, model: Any, state: CheckpointState) -> None:
+    def save(self, model: Any, state: CheckpointState, optimizer: Any = None) -> None:
+        """The model's weights, and ``optimizer``'s state (default: the model's own; a model
+        trained through another that shares its layers passes that one's)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=self.directory, prefix=f"step-{state.step:04d}-"))
         model.save_weights(folder / "model.weights.h5")
-        variables = [np.asarray(v) for v in model.optimizer.variables]
+        variables = [np.asarray(v) for v in (optimizer or model.optimizer).variables]
         np.savez(folder / "optimizer.npz", *variables)
         previous = self.latest_folder() if (self.directory / LATEST).is_file() else None
         self._publish({"folder": folder.name, "state": state.__dict__})
@@ -67,17 +69,19 @@ class TrialCheckpoints:
             json.dump(data, out)
         os.replace(temporary, self.directory / LATEST)
 
-    def restore(self, model: Any, with_optimizer: bool) -> None:
-        """Load the weights, and the optimiser state when the phase (and so the optimiser)
-        is the same as when it was saved."""
+    def restore(self, model: Any, with_optimizer: bool, trained: Any = None) -> None:
+        """Load the weights into ``model``, and the optimiser state into ``trained``'s
+        optimiser (default: the model's) when the phase is the same as when it was saved."""
         folder = self.latest_folder()
         model.load_weights(folder / "model.weights.h5")
         if not with_optimizer:
             return
         saved = np.load(folder / "optimizer.npz")
         values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-        model.optimizer.build(model.trainable_variables)
-        variables = model.optimizer.variables
+        trained = trained or model
+        if not trained.optimizer.built:
+            trained.optimizer.build(trained.trainable_variables)
+        variables = trained.optimizer.variables
         if len(variables) != len(values):
             raise RuntimeError(f"checkpoint {folder} holds {len(values)} optimiser variables, "
                                f"the model has {len(variables)}")

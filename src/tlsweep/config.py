@@ -266,6 +266,13 @@ class ExecutionConfig(Strict):
     recycle_memory_mb: int = Field(default=6000, ge=256)  # replace a worker past this RSS
     heartbeat_interval_s: int = Field(default=30, ge=1)  # RDB storages (PostgreSQL, SQLite)
     heartbeat_grace_s: int = Field(default=120, ge=2)  # silent this long: failed and re-queued
+    # Per-trial overhead (see warm.py): reuse compiled models across a worker's trials, and
+    # train phase 1 without augmentation on cached backbone features.
+    reuse_models: bool = True
+    cache_frozen_features: bool = True
+    # auto: mixed_float16 on a GPU with compute capability 7.0 or more, float32 elsewhere.
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    jit_compile: bool = False  # XLA: measured 2-3x slower on CPU
     # Checkpoints of every worker; with a shared database it must be a folder that every
     # machine reaches (NFS, a shared disk). Default: results/<study>/trials.
     checkpoint_dir: ResolvedPath | None = None

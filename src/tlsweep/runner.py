@@ -70,7 +70,9 @@ def trial_settings(plan: Plan, number: int) -> Any:
     return TrialSettings(
         image_size=config.data.image_size, head_epochs=config.training.head_epochs,
         finetune_epochs=config.training.finetune_epochs, batch_size=config.training.batch_size,
-        dropout=config.training.dropout, objective=config.objective, seed=config.seed + number)
+        dropout=config.training.dropout, objective=config.objective, seed=config.seed + number,
+        cache_features=config.execution.cache_frozen_features,
+        jit_compile=config.execution.jit_compile)
 
 
 class TrialSession:
@@ -224,6 +226,11 @@ class SweepRunner:
         began = time.perf_counter()
         task = TrialTask(trial.number, params, trial_settings(self.plan, trial.number),
                          checkpoint_dir)
+        worker = self.slot.get()
+        if worker.startup is not None:  # this trial pays for a fresh worker
+            trial.set_user_attr("worker_startup", worker.startup)
+            worker.startup = None
+        trial.set_user_attr("started_unix", time.time())
         outcome = self.slot.run(task, session.handle, session.heartbeat)
         trial.set_user_attr("duration_s", time.perf_counter() - began)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{self.slot.worker_pid}")

@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tlsweep.backbones import Backbone, build, preprocessor
+from tlsweep.backbones import Backbone, block_starts, build, preprocessor
 from tlsweep.checkpoint import CheckpointState, TrialCheckpoints
 from tlsweep.data import Dataset, class_weights, eval_inputs, train_pipeline
 from tlsweep.space import TrialParams
+from tlsweep.warm import ModelPool, Structure, frozen_features
 
 HEAD, FINETUNE = "head", "finetune"
 
@@ -34,6 +35,8 @@ class TrialSettings:
     dropout: float
     objective: str
     seed: int
+    cache_features: bool = True
+    jit_compile: bool = False
 
 
 @dataclass
@@ -65,6 +68,7 @@ class TrialResult:
     confusion: list[list[int]]  # at the best epoch; rows: true class, columns: predicted
     curve: list[EpochRecord] = field(default_factory=list)
     model: Any = field(default=None, repr=False)  # the trained Keras model, in-process only
+    timings: dict[str, Any] = field(default_factory=dict)
 
 
 class StopTrial(Exception):
@@ -123,16 +127,26 @@ def freeze_for_head(base: Any, pretrained: bool) -> None:
     base.trainable = not pretrained
 
 
+def unfrozen_count(base: Any, depth: float) -> int:
+    """How many top layers the ``depth`` fraction unfreezes, rounded to the nearest block
+    boundary: a block is never half trained, and trials of nearby depths share one structure
+    (and so one traced train function in a warm worker)."""
+    layers = backbone_layers(base)
+    wanted = depth * len(layers)
+    cuts = [len(layers) - start for start in block_starts([layer.name for layer in layers])]
+    return min(cuts, key=lambda n_top: (abs(n_top - wanted), n_top))
+
+
 def unfreeze_top(base: Any, depth: float, pretrained: bool) -> int:
-    """Unfreeze the top ``depth`` fraction of backbone layers; BatchNorm stays frozen when
-    pretrained. Returns how many layers were unfrozen."""
+    """Unfreeze the top ``depth`` fraction of backbone layers (see ``unfrozen_count``);
+    BatchNorm stays frozen when pretrained. Returns how many layers were unfrozen."""
     import keras
 
+    layers = backbone_layers(base)
     if not pretrained:
         base.trainable = True
-        return len(backbone_layers(base))
-    layers = backbone_layers(base)
-    n_top = round(depth * len(layers))
+        return len(layers)
+    n_top = unfrozen_count(base, depth)
     base.trainable = n_top > 0
     for index, layer in enumerate(layers):
         in_top = index >= len(layers) - n_top
@@ -140,53 +154,86 @@ def unfreeze_top(base: Any, depth: float, pretrained: bool) -> int:
     return n_top
 
 
-def compile_for(model: Any, learning_rate: float) -> None:
+def compile_for(model: Any, learning_rate: float, jit_compile: bool = False) -> None:
     import keras
 
+    # XLA stays off by default: we measured it 2-3x slower on CPU (execution.jit_compile).
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=False)  # measured 2-3x slower on CPU
+                  jit_compile=jit_compile)
 
 
 # ----------------------------------------------------------------------------- epochs
+@dataclass
+class Timings:
+    """Where a trial's time went, in seconds, for the overhead benchmark."""
+
+    reused_model: bool = False
+    build_s: float = 0.0  # building the model, or resetting a warm one
+    compile_s: float = 0.0
+    features_s: float = 0.0  # frozen features: computed, or read from the cache
+    validation_s: float = 0.0
+    checkpoint_s: float = 0.0
+    report_s: float = 0.0  # the orchestrator storing the epoch and answering
+    epochs: list[tuple[str, float, bool]] = field(default_factory=list)  # phase, s, traced
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class EpochTracker:
-    """Evaluates on validation data after each epoch, keeps the curve and the best epoch."""
+    """Evaluates on validation data after each epoch, keeps the curve and the best epoch.
+
+    The model trained may share its layers with the whole classifier (a warm worker's phase
+    model, or the head alone on cached features): checkpoints and the result always hold the
+    whole classifier's weights, with the training model's optimiser."""
 
     def __init__(self, x_val: np.ndarray, y_val: np.ndarray, n_classes: int, batch_size: int,
                  objective: str, reporter: Reporter, total_steps: int,
-                 checkpoints: TrialCheckpoints | None = None) -> None:
+                 checkpoints: TrialCheckpoints | None = None, classifier: Any = None) -> None:
         self.x_val, self.y_val, self.n_classes = x_val, y_val, n_classes
         self.batch_size, self.objective, self.reporter = batch_size, objective, reporter
         self.total_steps, self.checkpoints = total_steps, checkpoints
         self.curve: list[EpochRecord] = []
         self.best: tuple[EpochRecord, np.ndarray] | None = None
-        self.model: Any = None
+        self.model: Any = classifier
+        self.timings = Timings()
 
     def resume_from(self, state: CheckpointState) -> None:
         self.curve = [EpochRecord(**record) for record in state.curve]
         best = next(r for r in self.curve if r.step == state.best_step)
         self.best = (best, np.asarray(state.best_confusion))
 
-    def callback(self, phase: str, first_step: int) -> Any:
+    def callback(self, phase: str, first_step: int, traced: bool = True,
+                 val_inputs: np.ndarray | None = None) -> Any:
+        """``traced``: whether the train function exists already (else the first epoch traces
+        it); ``val_inputs``: what the training model takes for validation, when not images."""
         import keras
 
         tracker = self
+        inputs = self.x_val if val_inputs is None else val_inputs
 
         class _Callback(keras.callbacks.Callback):
+            first = not traced
+
             def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
                 self.started = time.perf_counter()
                 tracker.reporter.epoch_started(phase, epoch, tracker.total_steps)
 
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                tracker.finish_epoch(self.model, phase, epoch - first_step, epoch,
-                                     logs if logs is not None else {},
-                                     time.perf_counter() - self.started)
+                duration = time.perf_counter() - self.started
+                tracker.timings.epochs.append((phase, duration, self.first))
+                self.first = False
+                tracker.finish_epoch(self.model, inputs, phase, epoch - first_step, epoch,
+                                     logs if logs is not None else {}, duration)
 
         return _Callback()
 
-    def finish_epoch(self, model: Any, phase: str, epoch: int, step: int, logs: dict,
-                     duration: float) -> None:
-        probs = model.predict(self.x_val, batch_size=self.batch_size, verbose=0)
+    def finish_epoch(self, model: Any, inputs: np.ndarray, phase: str, epoch: int, step: int,
+                     logs: dict, duration: float) -> None:
+        began = time.perf_counter()
+        probs = model.predict(inputs, batch_size=self.batch_size, verbose=0)
+        self.timings.validation_s += time.perf_counter() - began
         predicted = probs.argmax(axis=1)
         confusion = confusion_matrix(self.y_val, predicted, self.n_classes)
         picked = probs[np.arange(len(self.y_val)), self.y_val]
@@ -201,17 +248,23 @@ class EpochTracker:
         logs.update(val_loss=record.val_loss, val_accuracy=record.val_accuracy,
                     val_balanced_accuracy=record.val_balanced_accuracy)
         self.curve.append(record)
-        self.model = model
+        if self.model is None:
+            self.model = model
         if self.best is None or self.score(record) > self.score(self.best[0]):
             self.best = (record, confusion)
         if self.checkpoints is not None:
             # Saved before the epoch is reported: whatever the orchestrator has recorded, the
             # checkpoint holds at least as much, so a resume never loses an epoch.
+            began = time.perf_counter()
             best, best_confusion = self.best
-            self.checkpoints.save(model, CheckpointState(
+            self.checkpoints.save(self.model, CheckpointState(
                 phase=phase, epoch=epoch, step=step, curve=[r.as_dict() for r in self.curve],
-                best_step=best.step, best_confusion=best_confusion.tolist()))
+                best_step=best.step, best_confusion=best_confusion.tolist()),
+                optimizer=model.optimizer)
+            self.timings.checkpoint_s += time.perf_counter() - began
+        began = time.perf_counter()
         self.reporter.epoch_finished(record)
+        self.timings.report_s += time.perf_counter() - began
 
     def score(self, record: EpochRecord) -> float:
         return float(getattr(record, self.objective))
@@ -223,7 +276,8 @@ class EpochTracker:
             value=self.score(best), best_step=best.step, best_phase=best.phase,
             val_accuracy=best.val_accuracy, val_balanced_accuracy=best.val_balanced_accuracy,
             train_accuracy=best.accuracy, epochs_run=len(self.curve),
-            confusion=confusion.tolist(), curve=self.curve, model=self.model)
+            confusion=confusion.tolist(), curve=self.curve, model=self.model,
+            timings=self.timings.as_dict())
 
 
 # ----------------------------------------------------------------------------- the trial
@@ -231,77 +285,127 @@ class TwoPhaseTrial:
     """One trial's model, data and curve. ``fit(start, stop)`` trains global steps
     start..stop-1, in whichever phases they fall: the head for steps below h, fine-tuning from h.
     Both engines drive it: Optuna's runner all steps at once (resuming from a checkpoint),
-    keras-tuner's Hyperband in rounds, continuing a model whose weights it restored."""
+    keras-tuner's Hyperband in rounds, continuing a model whose weights it restored.
+
+    With a ``pool`` (a warm worker's), models of the same structure are reused, reset for this
+    trial; with ``cache_features``, phase 1 without augmentation trains the head on cached
+    backbone features (see ``warm``)."""
 
     def __init__(self, params: TrialParams, backbone: Backbone, dataset: Dataset,
                  settings: TrialSettings, reporter: Reporter,
-                 checkpoints: TrialCheckpoints | None = None, seed_offset: int = 0) -> None:
+                 checkpoints: TrialCheckpoints | None = None, seed_offset: int = 0,
+                 pool: ModelPool | None = None) -> None:
         import keras
 
         self.params, self.backbone, self.settings = params, backbone, settings
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(settings.seed + seed_offset)
-        preprocess = preprocessor(backbone)
-        self.train = train_pipeline(dataset.x_train, dataset.y_train, settings.batch_size,
-                                    params.augmentation_strength, preprocess,
-                                    settings.seed + seed_offset)
+        self.dataset, self.checkpoints = dataset, checkpoints
+        self.seed = settings.seed + seed_offset
+        began = time.perf_counter()
+        structure = Structure(backbone, settings.image_size, dataset.n_classes, settings.dropout)
+        keras.utils.set_random_seed(self.seed)  # a from-scratch backbone's initial weights
+        self.warm, reused = (pool or ModelPool(keep=False)).get(structure)
+        self.warm.reset(self.seed)
+        self.model, self.base = self.warm.model, self.warm.base
+        self.preprocess = preprocessor(backbone)
         self.weights = class_weights(dataset.y_train, dataset.n_classes, params.class_weighting)
-        self.model, self.base = build_classifier(backbone, settings.image_size,
-                                                 dataset.n_classes, settings.dropout)
         self.total_steps = settings.head_epochs + settings.finetune_epochs
-        self.tracker = EpochTracker(eval_inputs(dataset.x_val, preprocess), dataset.y_val,
+        self.tracker = EpochTracker(eval_inputs(dataset.x_val, self.preprocess), dataset.y_val,
                                     dataset.n_classes, settings.batch_size, settings.objective,
-                                    reporter, self.total_steps, checkpoints)
-        self.checkpoints = checkpoints
+                                    reporter, self.total_steps, checkpoints, self.model)
+        self.tracker.timings.reused_model = reused
+        self.tracker.timings.build_s = time.perf_counter() - began
+        self.on_features = (settings.cache_features and backbone.pretrained
+                            and params.augmentation_strength == 0)
 
     @property
     def has_finetune_phase(self) -> bool:
         """Whether phase 2 trains anything new (a depth that unfreezes no layer skips it)."""
-        layers = backbone_layers(self.base)
         return self.settings.finetune_epochs > 0 and (
-            not self.backbone.pretrained or round(self.params.unfreeze_depth * len(layers)) > 0)
+            not self.backbone.pretrained or unfrozen_count(self.base,
+                                                           self.params.unfreeze_depth) > 0)
 
     def fit(self, start: int, stop: int, callbacks: tuple[Any, ...] = (),
             restore: CheckpointState | None = None) -> TrialResult:
         """Train steps start..stop-1; ``restore`` reloads that checkpoint (weights, and the
-        optimiser when it was saved in the same phase) before training on."""
+        optimiser when it was saved in the same phase) before training on. Extra
+        ``callbacks`` (keras-tuner's) see the whole classifier, so phase 1 then runs through
+        the backbone."""
         h = self.settings.head_epochs
         stop = min(stop, self.total_steps if self.has_finetune_phase else h)
         try:
             if start < min(stop, h):
-                freeze_for_head(self.base, self.backbone.pretrained)
-                compile_for(self.model, self.params.head_lr)
-                if restore is not None:
-                    self.checkpoints.restore(self.model, with_optimizer=True)  # type: ignore
-                self._fit_phase(HEAD, start, min(stop, h), 0, callbacks)
+                self._head_phase(start, min(stop, h), callbacks, restore)
             if stop > h:
-                unfreeze_top(self.base, self.params.unfreeze_depth, self.backbone.pretrained)
-                compile_for(self.model, self.params.finetune_lr)
+                unfrozen = unfreeze_top(self.base, self.params.unfreeze_depth,
+                                        self.backbone.pretrained)
+                trained, traced = self._compiled(("finetune", unfrozen), self.warm.share_layers,
+                                                 self.params.finetune_lr)
                 if restore is not None and start >= h:
                     self.checkpoints.restore(  # type: ignore[union-attr]
-                        self.model, with_optimizer=restore.phase == FINETUNE)
-                # initial_epoch keeps the global step running on: never a restart at 0.
-                self._fit_phase(FINETUNE, max(start, h), stop, h, callbacks)
+                        self.model, with_optimizer=restore.phase == FINETUNE, trained=trained)
+                self._fit_phase(trained, FINETUNE, max(start, h), stop, h, callbacks, traced,
+                                self.train_data(self.params.augmentation_strength))
         except StopTrial as stopped:
             stopped.result = self.tracker.result()
             raise
         return self.tracker.result()
 
-    def _fit_phase(self, phase: str, start: int, stop: int, first_step: int,
-                   callbacks: tuple[Any, ...]) -> None:
-        self.model.fit(self.train, epochs=stop, initial_epoch=start, class_weight=self.weights,
-                       verbose=0, shuffle=False,
-                       callbacks=[self.tracker.callback(phase, first_step), *callbacks])
+    def _head_phase(self, start: int, stop: int, callbacks: tuple[Any, ...],
+                    restore: CheckpointState | None) -> None:
+        freeze_for_head(self.base, self.backbone.pretrained)
+        on_features = self.on_features and not callbacks
+        make = self.warm.features_head if on_features else self.warm.share_layers
+        trained, traced = self._compiled("features" if on_features else "head", make,
+                                         self.params.head_lr)
+        if restore is not None:
+            self.checkpoints.restore(self.model, with_optimizer=True,  # type: ignore[union-attr]
+                                     trained=trained)
+        val_inputs = None
+        if on_features:
+            began = time.perf_counter()
+            x_train, val_inputs = (frozen_features(self.warm, x, self.preprocess,
+                                                   self.settings.batch_size)
+                                   for x in (self.dataset.x_train, self.dataset.x_val))
+            self.tracker.timings.features_s += time.perf_counter() - began
+            data = self.train_data(0.0, x_train)
+        else:
+            data = self.train_data(self.params.augmentation_strength)
+        self._fit_phase(trained, HEAD, start, stop, 0, callbacks, traced, data, val_inputs)
+
+    def _compiled(self, key: Any, make: Any, learning_rate: float) -> tuple[Any, bool]:
+        began = time.perf_counter()
+        trained, traced = self.warm.compiled(key, make, learning_rate,
+                                             self.settings.jit_compile)
+        self.tracker.timings.compile_s += time.perf_counter() - began
+        self.warm.traced.add(key)
+        return trained, traced
+
+    def train_data(self, strength: float, x: np.ndarray | None = None) -> Any:
+        """Training batches; ``x`` replaces the images (cached features: no preprocessing)."""
+        features = x is not None
+        return train_pipeline(x if features else self.dataset.x_train, self.dataset.y_train,
+                              self.settings.batch_size, strength,
+                              (lambda v: v) if features else self.preprocess, self.seed)
+
+    def _fit_phase(self, trained: Any, phase: str, start: int, stop: int, first_step: int,
+                   callbacks: tuple[Any, ...], traced: bool, data: Any,
+                   val_inputs: np.ndarray | None = None) -> None:
+        # initial_epoch keeps the global step running on: a second fit never restarts at 0.
+        trained.fit(data, epochs=stop, initial_epoch=start, class_weight=self.weights,
+                    verbose=0, shuffle=False,
+                    callbacks=[self.tracker.callback(phase, first_step, traced, val_inputs),
+                               *callbacks])
 
 
 def run_trial(params: TrialParams, backbone: Backbone, dataset: Dataset,
               settings: TrialSettings, reporter: Reporter,
-              checkpoints: TrialCheckpoints | None = None) -> TrialResult:
+              checkpoints: TrialCheckpoints | None = None,
+              pool: ModelPool | None = None) -> TrialResult:
     """Run both phases; with ``checkpoints`` holding a saved epoch, continue after it."""
     resume = checkpoints.latest() if checkpoints is not None else None
     start = resume.step + 1 if resume else 0
     trial = TwoPhaseTrial(params, backbone, dataset, settings, reporter, checkpoints,
-                          seed_offset=start)
+                          seed_offset=start, pool=pool)
     if resume is not None:
         trial.tracker.resume_from(resume)
     return trial.fit(start, trial.total_steps, restore=resume)

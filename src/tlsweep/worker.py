@@ -12,6 +12,7 @@ import ctypes
 import os
 import resource
 import signal
+import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -115,7 +116,8 @@ def _summary(result: Any) -> dict[str, Any]:
     return {k: v for k, v in result.__dict__.items() if k not in ("curve", "model")}
 
 
-def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask) -> None:
+def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
+             pool: Any) -> None:
     from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
     from tlsweep.trial import StopTrial, run_trial
 
@@ -123,7 +125,7 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask) 
     reporter = PipeReporter(conn, task.number, spec.memory_limit_mb is not None)
     try:
         result = run_trial(task.params, spec.backbones[task.params.backbone], dataset,
-                           task.settings, reporter, checkpoints)
+                           task.settings, reporter, checkpoints, pool)
     except StopTrial as stop:
         conn.send(("stopped", stop.reason, stop.step, _summary(stop.result)))
         return
@@ -140,36 +142,65 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask) 
     conn.send(("kept",))
 
 
+def precision_policy(setting: str, gpu_capabilities: list[tuple[int, int]]) -> str:
+    """``auto``: mixed_float16 where every visible GPU has tensor cores (compute capability
+    7.0 or more) to gain from it; float32 on CPU, where float16 is emulated and slower."""
+    if setting == "on":
+        return "mixed_float16"
+    if setting == "off" or not gpu_capabilities:
+        return "float32"
+    return "mixed_float16" if min(gpu_capabilities) >= (7, 0) else "float32"
+
+
+def _gpu_capabilities() -> list[tuple[int, int]]:
+    import tensorflow as tf
+
+    found = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        found.append(tuple(details.get("compute_capability") or (0, 0)))
+    return found
+
+
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
     _die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    began = time.perf_counter()
     from tlsweep.data import load_dataset
 
     config = spec.sweep.config
     dataset = load_dataset(config.data, config.seed, spec.sweep.path)
+    data_s = time.perf_counter() - began
     threads = int(os.environ.get("TLSWEEP_THREADS", "0"))
     if threads:  # this worker's share of the cores, when several share the machine
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    import keras  # noqa: F401 - pay the import once, before the first trial
+    import keras  # pay the import once, before the first trial
     import tensorflow as tf
+
+    from tlsweep.warm import ModelPool
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+    policy = precision_policy(config.execution.mixed_precision, _gpu_capabilities())
+    keras.mixed_precision.set_global_policy(policy)
+    import_s = time.perf_counter() - began - data_s
 
     if spec.memory_limit_mb is not None:
         _limit_memory(spec.memory_limit_mb)
     devices = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-               "intra_op_threads": threads or None}
+               "intra_op_threads": threads or None, "precision": policy,
+               "startup": {"data_s": data_s, "import_s": import_s}}
     conn.send(("ready", os.getpid(), rss_mb(), devices))
+    pool = ModelPool(keep=config.execution.reuse_models)
     try:
         while True:
             message = conn.recv()
             if message[0] == "stop":
                 return
-            _run_one(conn, spec, dataset, message[1])
+            _run_one(conn, spec, dataset, message[1], pool)
             if rss_mb() > spec.recycle_memory_mb:
                 conn.send(("recycle", rss_mb()))
                 return

@@ -68,6 +68,7 @@ class Worker:
     """One worker process and its pipe."""
 
     def __init__(self, spec: WorkerSpec, start_timeout: float = 600.0) -> None:
+        began = time.perf_counter()
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, spec), daemon=True,
@@ -79,6 +80,9 @@ class Worker:
             raise WorkerDied(f"worker sent {ready[0]!r} instead of starting")
         self.pid: int = ready[1]
         self.devices: dict[str, Any] = ready[3]
+        # Spawn to ready: process start, imports and data; reported with its first trial.
+        self.startup: dict[str, float] | None = {
+            **self.devices.pop("startup", {}), "total_s": time.perf_counter() - began}
 
     @property
     def alive(self) -> bool:

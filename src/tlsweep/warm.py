@@ -1,0 +1,198 @@
+"""Warm models: what a worker keeps from one trial to the next, and the frozen-feature cache.
+
+Tracing a train function costs more than several epochs (DESIGN §6: 24 s for an unfrozen
+MobileNetV2 against 1-3 s an epoch), and every ``compile()`` throws the trace away. So a worker
+keeps one built classifier per backbone structure, and one compiled training model per phase:
+the head, the head on cached features, and fine-tuning per unfrozen-block count. All of them share
+the classifier's layers. A trial starts by resetting what it could inherit: the backbone weights
+go back to their loaded values, the head is initialised from the trial's seed, the optimiser state
+is zeroed and given the trial's learning rate, and every dropout seed is set from the trial's seed.
+A cold worker does the same reset on a model it has just built, so that a trial gives the same
+curve on a cold worker as on a warm one.
+
+Frozen features. In phase 1 with augmentation strength 0, the pretrained backbone runs in
+inference mode on the same images every epoch and in every trial, so its pooled output is
+computed once per (images, backbone, image size), kept on disk, and the head trains on it alone.
+With augmentation, each epoch sees new pixels and the backbone must see them too; what could still
+be cached is the decoding (done: data.py) and, at best, features of a finite set of pre-augmented
+copies, which changes the recipe and is not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tlsweep.backbones import Backbone
+from tlsweep.data import cache_root
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What must match for two trials to share a model."""
+
+    backbone: Backbone
+    image_size: int
+    n_classes: int
+    dropout: float
+
+
+def _seed_generators(model: Any) -> list[Any]:
+    return [generator for layer in model._flatten_layers(include_self=True)
+            for generator in getattr(layer, "_seed_generators", [])]
+
+
+def reset_optimizer(model: Any, learning_rate: float) -> None:
+    """A compiled model's optimiser as if new: zero state and step, the given rate."""
+    optimizer = model.optimizer
+    for variable in optimizer.variables:
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    optimizer.learning_rate = learning_rate
+
+
+class WarmModels:
+    """One classifier structure, built once, with its compiled training models."""
+
+    def __init__(self, structure: Structure) -> None:
+        from tlsweep.trial import build_classifier
+
+        self.structure = structure
+        self.model, self.base = build_classifier(structure.backbone, structure.image_size,
+                                                 structure.n_classes, structure.dropout)
+        self.loaded = [np.array(w) for w in self.base.get_weights()]
+        self.training: dict[Any, Any] = {}
+        self.traced: set[Any] = set()
+        self._features_model: Any = None
+        self._extractor: Any = None
+        # By the identity of the image array (a worker's dataset lives as long as it does);
+        # the array is held too, so its id cannot pass to another.
+        self.features: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def reset(self, seed: int) -> None:
+        import keras
+
+        self.base.set_weights(self.loaded)
+        head = self.model.get_layer("head")
+        kernel, bias = head.kernel, head.bias
+        kernel.assign(keras.initializers.GlorotUniform(seed=seed)(kernel.shape))
+        bias.assign(np.zeros(bias.shape, dtype=bias.dtype))
+        for index, generator in enumerate(_seed_generators(self.model)):
+            generator.state.assign(np.array([seed * 1009 + index, 0], dtype=generator.state.dtype))
+
+    # ------------------------------------------------------------------ per-phase models
+    def compiled(self, key: Any, make: Any, learning_rate: float,
+                 jit_compile: bool = False) -> tuple[Any, bool]:
+        """(training model for ``key``, whether its train function is already traced)."""
+        from tlsweep.trial import compile_for
+
+        if key not in self.training:
+            model = make()
+            compile_for(model, learning_rate, jit_compile)
+            self.training[key] = model
+            return model, False
+        model = self.training[key]
+        reset_optimizer(model, learning_rate)
+        return model, key in self.traced
+
+    def share_layers(self) -> Any:
+        import keras
+
+        return keras.Model(self.model.inputs, self.model.outputs, name=self.model.name)
+
+    def features_head(self) -> Any:
+        """The head alone, on pooled backbone features: the same layer objects."""
+        import keras
+
+        if self._features_model is None:
+            pooled = self.model.get_layer("head_dropout").input
+            inputs = keras.Input(tuple(pooled.shape[1:]), name="features")
+            x = self.model.get_layer("head_dropout")(inputs)
+            outputs = self.model.get_layer("head")(x)
+            self._features_model = keras.Model(inputs, outputs, name="head_on_features")
+        return self._features_model
+
+    def extractor(self) -> Any:
+        import keras
+
+        if self._extractor is None:
+            pooled = self.model.get_layer("head_dropout").input
+            self._extractor = keras.Model(self.model.inputs, pooled, name="frozen_features")
+        return self._extractor
+
+
+@dataclass
+class ModelPool:
+    """A worker's warm models, by structure. ``keep=False`` gives a cold worker's behaviour:
+    a fresh model every trial."""
+
+    keep: bool = True
+    models: dict[Structure, WarmModels] = field(default_factory=dict)
+
+    def get(self, structure: Structure) -> tuple[WarmModels, bool]:
+        """(models, whether they were reused). A from-scratch backbone is never reused: its
+        initial weights must come from each trial's own seed."""
+        if structure in self.models:
+            return self.models[structure], True
+        import keras
+
+        keep = self.keep and structure.backbone.pretrained
+        if not self.models:
+            keras.backend.clear_session()
+        models = WarmModels(structure)
+        if keep:
+            self.models[structure] = models
+        return models, False
+
+
+# ----------------------------------------------------------------------------- features
+def _backbone_identity(backbone: Backbone) -> str:
+    parts = [backbone.name, str(backbone.weights), str(backbone.model_path)]
+    for path in (backbone.model_path, Path(str(backbone.weights))):
+        if path is not None and Path(path).is_file():
+            stat = Path(path).stat()
+            parts.append(f"{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def features_key(images: np.ndarray, structure: Structure, policy: str) -> str:
+    digest = hashlib.sha256(_backbone_identity(structure.backbone).encode())
+    digest.update(f"{structure.image_size}:{policy}:{images.shape}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()[:24]
+
+
+def frozen_features(models: WarmModels, images: np.ndarray, preprocess: Any,
+                    batch_size: int) -> np.ndarray:
+    """Pooled backbone output for ``images`` (uint8): from this worker's memory, else from
+    the disk cache (shared by workers and runs), else computed once and stored there."""
+    import keras
+
+    from tlsweep.data import eval_inputs
+
+    remembered = models.features.get(id(images))
+    if remembered is not None and remembered[0] is images:
+        return remembered[1]
+    policy = keras.mixed_precision.global_policy().name
+    folder = cache_root() / "features"
+    target = folder / f"{features_key(images, models.structure, policy)}.npy"
+    if target.is_file():
+        features = np.load(target)
+        models.features[id(images)] = (images, features)
+        return features
+    chunks = [models.extractor().predict(eval_inputs(images[i:i + 256], preprocess),
+                                         batch_size=batch_size, verbose=0)
+              for i in range(0, len(images), 256)]
+    features = np.concatenate(chunks).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
+    with os.fdopen(handle, "wb") as out:
+        np.save(out, features)
+    os.replace(temporary, target)  # atomic: another worker sees all of it or none
+    models.features[id(images)] = (images, features)
+    return features
