@@ -24,6 +24,8 @@ def test_a_messy_folder_sweeps_lists_skipped_files_and_writes_parquet(
     for name in ("placeholder.gif", ".DS_Store", "notes.txt", "truncated.jpg"):
         assert f"{name}:" in done.stdout, name
     assert done.stdout.count("placeholder.gif:") == 1
+    assert "decoded images cached in" in done.stdout and "rebuilt when a file changes" in \
+        done.stdout
 
     directory = tmp_path / "results" / "tiny"
     board = pd.read_parquet(directory / "leaderboard.parquet")

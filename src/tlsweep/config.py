@@ -273,6 +273,8 @@ class ExecutionConfig(Strict):
     # auto: mixed_float16 on a GPU with compute capability 7.0 or more, float32 elsewhere.
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     jit_compile: bool = False  # XLA: measured 2-3x slower on CPU
+    # Skip Grappler's graph rewrites: faster tracing, possibly slower steps (benchmarks/).
+    reduced_graph_optimization: bool = False
     # Checkpoints of every worker; with a shared database it must be a folder that every
     # machine reaches (NFS, a shared disk). Default: results/<study>/trials.
     checkpoint_dir: ResolvedPath | None = None

@@ -59,10 +59,14 @@ class Dataset:
     y_val: np.ndarray
     class_names: list[str]
     skipped: list[Skipped]
+    cache_dirs: list[Path] = field(default_factory=list)  # the decoded arrays, memory-mapped
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    def cache_size_mb(self) -> float:
+        return sum(f.stat().st_size for d in self.cache_dirs for f in d.iterdir()) / 2**20
 
 
 # ----------------------------------------------------------------------------- scanning
@@ -225,7 +229,7 @@ def load_dataset(data: DataConfig, seed: int, source: Path) -> Dataset:
         images = load_folder(data.dir, data.image_size, "data.dir", source)
         train, val = stratified_split(images.y, data.split, seed)
         return Dataset(images.x[train], images.y[train], images.x[val], images.y[val],
-                       images.class_names, images.skipped)
+                       images.class_names, images.skipped, [images.cache_dir])
     assert data.train_dir is not None and data.val_dir is not None
     tr = load_folder(data.train_dir, data.image_size, "data.train_dir", source)
     va = load_folder(data.val_dir, data.image_size, "data.val_dir", source)
@@ -233,7 +237,7 @@ def load_dataset(data: DataConfig, seed: int, source: Path) -> Dataset:
         raise DataError(f"{source}: data.val_dir: its classes {va.class_names} differ from "
                         f"data.train_dir's {tr.class_names}. Give both the same class folders.")
     return Dataset(np.asarray(tr.x), tr.y, np.asarray(va.x), va.y, tr.class_names,
-                   tr.skipped + va.skipped)
+                   tr.skipped + va.skipped, [tr.cache_dir, va.cache_dir])
 
 
 # ----------------------------------------------------------------------------- class weights

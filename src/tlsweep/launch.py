@@ -165,6 +165,9 @@ class Launcher:
                            f"{config.data.image_size} px")
         for skipped in plan.skipped:
             self.console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")
+        where = ", ".join(str(d) for d in data.cache_dirs)
+        self.console.print(f"[dim]decoded images cached in {where} "
+                           f"({data.cache_size_mb():.1f} MB; rebuilt when a file changes)[/]")
 
     def execute(self, plan: Plan, study: Any, url: str, lease: bool) -> int:
         """Run trials in this process until the study's budget is spent."""

@@ -184,6 +184,8 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+    if config.execution.reduced_graph_optimization:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     policy = precision_policy(config.execution.mixed_precision, _gpu_capabilities())
     keras.mixed_precision.set_global_policy(policy)
     import_s = time.perf_counter() - began - data_s
