@@ -96,7 +96,15 @@ def test_local_weights_file_is_loaded(tmp_path: Path) -> None:
 def test_block_boundaries_follow_keras_layer_names() -> None:
     names = ["Conv1", "bn_Conv1", "block_1_expand", "block_1_expand_BN", "block_1_project",
              "block_10_expand", "block_10_add", "Conv_1", "Conv_1_bn", "out_relu"]
-    assert block_starts(names) == [0, 1, 2, 5, 7, 8, 9, 10]
+    kernels = [True, False, True, False, True, True, False, True, False, False]
+    assert block_starts(names, kernels) == [0, 2, 5, 7, 10]
     assert block_of("conv4_block2_out") == "conv4_block2"
     assert block_of("block2a_se_squeeze") == "block2a"
     assert block_of("expanded_conv_5_add") == "expanded_conv_5"
+    assert block_of("Conv_1_bn") is None
+
+
+def test_unnamed_layers_group_behind_their_convolution() -> None:
+    names = ["conv", "bn", "relu", "pool", "conv_1", "bn_1", "relu_1", "dense", "relu_2"]
+    kernels = [True, False, False, False, True, False, False, True, False]
+    assert block_starts(names, kernels) == [0, 4, 7, 9]

