@@ -60,7 +60,7 @@ class WarmModels:
     """One classifier structure, built once, with its compiled training models."""
 
     def __init__(self, structure: Structure) -> None:
-        from tlsweep.trial import build_classifier
+        from tlsweep.classifier import build_classifier
 
         self.structure = structure
         self.model, self.base = build_classifier(structure.backbone, structure.image_size,
@@ -89,7 +89,7 @@ class WarmModels:
     def compiled(self, key: Any, make: Any, learning_rate: float,
                  jit_compile: bool = False) -> tuple[Any, bool]:
         """(training model for ``key``, whether its train function is already traced)."""
-        from tlsweep.trial import compile_for
+        from tlsweep.classifier import compile_for
 
         if key not in self.training:
             model = make()
