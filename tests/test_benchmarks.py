@@ -25,7 +25,8 @@ def test_search_efficiency_smoke_runs_every_arm(tmp_path: Path) -> None:
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert sorted(summary["arm"]) == sorted(["tlsweep", "kt-hyperband", "kt-random",
                                              "reference"])
-    # Every arm spent the same epoch budget (2 full trials of 1 + 1 epochs).
-    assert (summary["epochs"] >= 4).all() and (summary["epochs"] <= 6).all()
+    # Every arm spent the epoch budget of 2 full trials of 1 + 1 epochs, or fewer where a
+    # trial's depth unfroze no block (no phase 2), and none ran past one trial over it.
+    assert (summary["trials"] >= 2).all() and (summary["epochs"] <= 6).all()
     assert (tmp_path / "search_efficiency.png").stat().st_size > 10_000
     assert "| tlsweep |" in (tmp_path / "search_efficiency.md").read_text()

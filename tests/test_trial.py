@@ -118,13 +118,13 @@ def test_batchnorm_statistics_frozen_in_finetuning_but_trained_from_scratch(
             captured["base"] = base
             return model, base
 
-        import tlsweep.trial as trial_module
+        import tlsweep.classifier as classifier_module
 
-        trial_module.build_classifier = spy
+        classifier_module.build_classifier = spy
         try:
             run_trial(params, backbone, plan.dataset, settings, Quiet())
         finally:
-            trial_module.build_classifier = original
+            classifier_module.build_classifier = original
         after = np.array(captured["base"].get_layer("bn2").moving_mean)
         keras.backend.clear_session()
         return captured["before"], after

@@ -22,7 +22,9 @@ def frames(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_keras_tuner_hyperband_writes_what_the_optuna_engine_writes(
         tmp_path: Path, tiny_backbone: Path) -> None:
     data = write_class_images(tmp_path / "data", {"red": 20, "green": 20})
-    space = write_yaml(tmp_path / "space.yaml", tiny_space(tiny_backbone))
+    # Depths that unfreeze a block, so every trial has a phase 2 and Hyperband's epochs hold.
+    space = write_yaml(tmp_path / "space.yaml",
+                       tiny_space(tiny_backbone, unfreeze_depth="{low: 0.5, high: 1.0}"))
     tuned = write_yaml(tmp_path / "kt.yaml", tiny_sweep(
         data, space, study="kt", engine="keras-tuner", pruner=None,
         tuner="{kind: hyperband, factor: 2}", budget="{trials: 30}"))

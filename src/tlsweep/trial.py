@@ -288,6 +288,19 @@ class TwoPhaseTrial:
             not self.backbone.pretrained or unfrozen_count(self.base,
                                                            self.params.unfreeze_depth) > 0)
 
+    @property
+    def last_step(self) -> int:
+        """One past the last step this trial trains."""
+        return self.total_steps if self.has_finetune_phase else self.settings.head_epochs
+
+    def evaluate(self) -> float:
+        """The objective of the model as it is, on the validation data; no epoch recorded."""
+        predicted = predict(self.model, self.tracker.x_val).argmax(axis=1)
+        confusion = confusion_matrix(self.dataset.y_val, predicted, self.dataset.n_classes)
+        if self.settings.objective == "val_balanced_accuracy":
+            return balanced_accuracy(confusion)
+        return float(np.mean(predicted == self.dataset.y_val))
+
     def fit(self, start: int, stop: int, callbacks: tuple[Any, ...] = (),
             restore: CheckpointState | None = None) -> TrialResult:
         """Train steps start..stop-1; ``restore`` reloads that checkpoint (weights, and the
@@ -295,7 +308,7 @@ class TwoPhaseTrial:
         ``callbacks`` (keras-tuner's) see the whole classifier, so phase 1 then runs through
         the backbone."""
         h = self.settings.head_epochs
-        stop = min(stop, self.total_steps if self.has_finetune_phase else h)
+        stop = min(stop, self.last_step)
         try:
             if start < min(stop, h):
                 self._head_phase(start, min(stop, h), callbacks, restore)

@@ -61,6 +61,7 @@ class Attempt:
     params: TrialParams
     distributions: dict[str, BaseDistribution]
     trial: Any  # trial.TwoPhaseTrial
+    evaluated: float | None = None  # the objective of a round that had nothing to train
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(
         timespec="seconds"))
     began: float = field(default_factory=time.perf_counter)
@@ -104,6 +105,11 @@ def _hypermodel_class() -> type:
                 initial_epoch: int = 0, callbacks: Any = (), **kwargs: Any) -> dict[str, float]:
             assert self.current is not None and self.current.trial.model is model
             trial = self.current.trial
+            if initial_epoch >= trial.last_step:
+                # A Hyperband round continuing a trial that has no steps left (its depth
+                # unfreezes no layer, so it has no phase 2): the restored model is its result.
+                self.current.evaluated = trial.evaluate()
+                return {self.plan.sweep.config.objective: self.current.evaluated}
             result = trial.fit(initial_epoch, epochs or trial.total_steps, tuple(callbacks))
             return {self.plan.sweep.config.objective: result.value}
 
@@ -121,8 +127,9 @@ class TrialRecorder:
 
     def record(self, kt_trial: Any, attempt: Attempt | None) -> optuna.trial.FrozenTrial:
         curve = [r.as_dict() for r in attempt.trial.tracker.curve] if attempt else []
-        ok = kt_trial.status == "COMPLETED" and bool(curve)
-        best = max((r[self.objective] for r in curve), default=None)
+        best = max((r[self.objective] for r in curve),
+                   default=attempt.evaluated if attempt else None)
+        ok = kt_trial.status == "COMPLETED" and best is not None
         hp = kt_trial.hyperparameters.values
         attrs: dict[str, Any] = {
             KT_TRIAL_ATTR: kt_trial.trial_id, "curve": curve, "error": None, "pruned_at": None,
