@@ -18,9 +18,10 @@ pytestmark = pytest.mark.slow
 
 # Without augmentation a warm trial repeats the cold one exactly. With it, tf.data's parallel map
 # draws the augmentation's random numbers in a varying order, so even two cold runs differ (we
-# measured up to 9e-4 in a loss, and that can flip one image's prediction): the tolerance is
-# then 2e-3 on losses and one image on accuracies.
-EXACT, LOSS_WITH_AUGMENTATION = 1e-6, 2e-3
+# measured up to 2.1e-3 in a loss on a busy machine, and that can flip one image's prediction):
+# the tolerance is then 1e-2 on losses and one image on accuracies. State leaking from an
+# earlier trial (weights, optimiser moments, rates) moves these curves by far more.
+EXACT, LOSS_WITH_AUGMENTATION = 1e-6, 1e-2
 
 
 def curve(result: object) -> np.ndarray:

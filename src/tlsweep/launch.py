@@ -74,9 +74,18 @@ def verify_checkpoint_folder(study: Any, plan: Plan) -> None:
     token_file = folder / ".tlsweep-study"
     expected = study.user_attrs.get("checkpoint_token")
     if expected is None:
+        # Workers starting together race here: the first to link its token file in place wins
+        # (os.link is atomic and refuses an existing name), and every one records that token.
         folder.mkdir(parents=True, exist_ok=True)
-        expected = uuid.uuid4().hex
-        token_file.write_text(expected)
+        candidate = folder / f".tlsweep-study.{uuid.uuid4().hex}"
+        candidate.write_text(uuid.uuid4().hex)
+        try:
+            os.link(candidate, token_file)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+        expected = token_file.read_text().strip()
         study.set_user_attr("checkpoint_token", expected)
     found = token_file.read_text().strip() if token_file.is_file() else None
     if found != expected:
