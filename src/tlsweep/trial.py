@@ -19,11 +19,7 @@ import numpy as np
 
 from tlsweep.backbones import Backbone, preprocessor
 from tlsweep.checkpoint import CheckpointState, TrialCheckpoints
-from tlsweep.classifier import (
-    freeze_for_head,
-    unfreeze_top,
-    unfrozen_count,
-)
+from tlsweep.classifier import freeze_for_head, predict, unfreeze_top, unfrozen_count
 from tlsweep.data import Dataset, class_weights, eval_inputs, train_pipeline
 from tlsweep.space import TrialParams
 from tlsweep.warm import ModelPool, Structure, frozen_features
@@ -102,24 +98,6 @@ def balanced_accuracy(confusion: np.ndarray) -> float:
     support = confusion.sum(axis=1)
     present = support > 0
     return float(np.mean(np.diag(confusion)[present] / support[present]))
-
-
-def predict(model: Any, inputs: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Class probabilities in inference mode. ``Model.predict`` sets up a data pipeline on
-    every call (about 0.1 s, as much as a small model's epoch); a traced forward pass kept on
-    the model is reused from epoch to epoch, and across trials by a warm worker."""
-    import tensorflow as tf
-
-    forward = getattr(model, "_tlsweep_forward", None)
-    if forward is None:
-        def inference(x: Any) -> Any:
-            return model(x, training=False)
-
-        forward = tf.function(inference, reduce_retracing=True)
-        model._tlsweep_forward = forward
-    return np.concatenate([np.asarray(forward(tf.constant(inputs[i:i + chunk])),
-                                      dtype=np.float32)
-                           for i in range(0, len(inputs), chunk)])
 
 
 def _unchanged(x: Any) -> Any:
@@ -321,7 +299,7 @@ class TwoPhaseTrial:
                     self.checkpoints.restore(  # type: ignore[union-attr]
                         self.model, with_optimizer=restore.phase == FINETUNE, trained=trained)
                 self._fit_phase(trained, FINETUNE, max(start, h), stop, h, callbacks, traced,
-                                self.train_data(self.params.augmentation_strength))
+                                self.train_data())
         except StopTrial as stopped:
             stopped.result = self.tracker.result()
             raise
@@ -340,13 +318,14 @@ class TwoPhaseTrial:
         val_inputs = None
         if on_features:
             began = time.perf_counter()
-            x_train, val_inputs = (frozen_features(self.warm, x, self.preprocess,
-                                                   self.settings.batch_size)
+            x_train, val_inputs = (frozen_features(self.warm, x, self.preprocess)
                                    for x in (self.dataset.x_train, self.dataset.x_val))
             self.tracker.timings.features_s += time.perf_counter() - began
-            data = self.train_data(0.0, x_train)
+            # Features need no augmentation (strength is 0) and no preprocessing.
+            data = train_pipeline(x_train, self.dataset.y_train, self.settings.batch_size, 0.0,
+                                  _unchanged, self.seed)
         else:
-            data = self.train_data(self.params.augmentation_strength)
+            data = self.train_data()
         self._fit_phase(trained, HEAD, start, stop, 0, callbacks, traced, data, val_inputs)
 
     def _compiled(self, key: Any, make: Any, learning_rate: float) -> tuple[Any, bool]:
@@ -354,22 +333,17 @@ class TwoPhaseTrial:
         trained, traced = self.warm.compiled(key, make, learning_rate,
                                              self.settings.jit_compile)
         self.tracker.timings.compile_s += time.perf_counter() - began
-        self.warm.traced.add(key)
         return trained, traced
 
-    def train_data(self, strength: float, x: np.ndarray | None = None) -> Any:
-        """Training batches; ``x`` replaces the images (cached features: no preprocessing).
-        Built once per trial for the images: building and tracing the augmenting pipeline
-        takes about 0.3 s."""
-        features = x is not None
-        if not features and self._train is not None:
-            return self._train
-        pipeline = train_pipeline(x if features else self.dataset.x_train,
-                                  self.dataset.y_train, self.settings.batch_size, strength,
-                                  _unchanged if features else self.preprocess, self.seed)
-        if not features:
-            self._train = pipeline
-        return pipeline
+    def train_data(self) -> Any:
+        """The training images' batches, augmented at the trial's strength. Built once per
+        trial, for both phases: building and tracing the augmenting pipeline takes 0.3 s."""
+        if self._train is None:
+            self._train = train_pipeline(self.dataset.x_train, self.dataset.y_train,
+                                         self.settings.batch_size,
+                                         self.params.augmentation_strength, self.preprocess,
+                                         self.seed)
+        return self._train
 
     def _fit_phase(self, trained: Any, phase: str, start: int, stop: int, first_step: int,
                    callbacks: tuple[Any, ...], traced: bool, data: Any,

@@ -28,10 +28,10 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
+from tlsweep.runner import INTERRUPTED, trial_settings
 from tlsweep.space import TrialParams, suggest
 from tlsweep.study import Listener, Plan, epochs_spent
 
-INTERRUPTED = 130
 KT_TRIAL_ATTR = "keras_tuner_trial"
 
 
@@ -85,14 +85,12 @@ def _hypermodel_class() -> type:
             suggest(SuggestOnTuner(hp), self.plan.sweep.space)
 
         def build(self, hp: Any) -> Any:
-            from tlsweep.runner import trial_settings
             from tlsweep.trial import TwoPhaseTrial
 
             suggestions = SuggestOnTuner(hp)
             params = suggest(suggestions, self.plan.sweep.space)
             if not self.searching:  # keras-tuner exploring the space: no model needed
                 return None
-            self.current = None
             self.listener.trial_started(self.number, params)
             trial = TwoPhaseTrial(params, self.plan.backbones[params.backbone],
                                   self.plan.dataset, trial_settings(self.plan, self.number),
@@ -168,6 +166,10 @@ def _tuner(plan: Plan, hypermodel: Any, recorder: TrialRecorder, listener: Liste
     base = kinds[tuner_config.kind]
 
     class RecordingTuner(base):  # type: ignore[misc, valid-type]
+        def on_trial_begin(self, trial: Any) -> None:
+            super().on_trial_begin(trial)
+            hypermodel.current = None  # a trial that fails before build() has no attempt
+
         def on_trial_end(self, trial: Any) -> None:
             super().on_trial_end(trial)
             if trial.trial_id in recorder.recorded:

@@ -67,7 +67,6 @@ class WarmModels:
                                                  structure.n_classes, structure.dropout)
         self.loaded = [np.array(w) for w in self.base.get_weights()]
         self.training: dict[Any, Any] = {}
-        self.traced: set[Any] = set()
         self._features_model: Any = None
         self._extractor: Any = None
         # By the identity of the image array (a worker's dataset lives as long as it does);
@@ -98,7 +97,7 @@ class WarmModels:
             return model, False
         model = self.training[key]
         reset_optimizer(model, learning_rate)
-        return model, key in self.traced
+        return model, model.train_function is not None  # compile() would have dropped it
 
     def share_layers(self) -> Any:
         import keras
@@ -167,12 +166,12 @@ def features_key(images: np.ndarray, structure: Structure, policy: str) -> str:
     return digest.hexdigest()[:24]
 
 
-def frozen_features(models: WarmModels, images: np.ndarray, preprocess: Any,
-                    batch_size: int) -> np.ndarray:
+def frozen_features(models: WarmModels, images: np.ndarray, preprocess: Any) -> np.ndarray:
     """Pooled backbone output for ``images`` (uint8): from this worker's memory, else from
     the disk cache (shared by workers and runs), else computed once and stored there."""
     import keras
 
+    from tlsweep.classifier import predict
     from tlsweep.data import eval_inputs
 
     remembered = models.features.get(id(images))
@@ -183,16 +182,15 @@ def frozen_features(models: WarmModels, images: np.ndarray, preprocess: Any,
     target = folder / f"{features_key(images, models.structure, policy)}.npy"
     if target.is_file():
         features = np.load(target)
-        models.features[id(images)] = (images, features)
-        return features
-    chunks = [models.extractor().predict(eval_inputs(images[i:i + 256], preprocess),
-                                         batch_size=batch_size, verbose=0)
-              for i in range(0, len(images), 256)]
-    features = np.concatenate(chunks).astype(np.float32)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
-    with os.fdopen(handle, "wb") as out:
-        np.save(out, features)
-    os.replace(temporary, target)  # atomic: another worker sees all of it or none
+    else:
+        # Preprocessed a slice at a time: float32 copies of every image at once would not fit.
+        features = np.concatenate([predict(models.extractor(),
+                                           eval_inputs(images[i:i + 256], preprocess))
+                                   for i in range(0, len(images), 256)])
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
+        with os.fdopen(handle, "wb") as out:
+            np.save(out, features)
+        os.replace(temporary, target)  # atomic: another worker sees all of it or none
     models.features[id(images)] = (images, features)
     return features

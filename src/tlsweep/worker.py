@@ -193,9 +193,9 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     if spec.memory_limit_mb is not None:
         _limit_memory(spec.memory_limit_mb)
     devices = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-               "intra_op_threads": threads or None, "precision": policy,
-               "startup": {"data_s": data_s, "import_s": import_s}}
-    conn.send(("ready", os.getpid(), rss_mb(), devices))
+               "intra_op_threads": threads or None, "precision": policy}
+    conn.send(("ready", os.getpid(), rss_mb(), devices,
+               {"data_s": data_s, "import_s": import_s}))
     pool = ModelPool(keep=config.execution.reuse_models)
     try:
         while True:

@@ -82,7 +82,7 @@ class Worker:
         self.devices: dict[str, Any] = ready[3]
         # Spawn to ready: process start, imports and data; reported with its first trial.
         self.startup: dict[str, float] | None = {
-            **self.devices.pop("startup", {}), "total_s": time.perf_counter() - began}
+            **ready[4], "total_s": time.perf_counter() - began}
 
     @property
     def alive(self) -> bool:
