@@ -68,7 +68,9 @@ def test_keras_tuner_hyperband_writes_what_the_optuna_engine_writes(
 def test_keras_tuner_random_search_keeps_the_trial_budget(tmp_path: Path,
                                                           tiny_backbone: Path) -> None:
     data = write_class_images(tmp_path / "data", {"red": 12, "green": 12})
-    space = write_yaml(tmp_path / "space.yaml", tiny_space(tiny_backbone))
+    # Depths that unfreeze a block, so every trial has its phase 2 epoch.
+    space = write_yaml(tmp_path / "space.yaml",
+                       tiny_space(tiny_backbone, unfreeze_depth="{low: 0.5, high: 1.0}"))
     sweep = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(
         data, space, engine="keras-tuner", pruner=None, tuner="{kind: random}",
         training="{head_epochs: 1, finetune_epochs: 1, batch_size: 16}"))
