@@ -137,14 +137,15 @@ def test_batchnorm_statistics_frozen_in_finetuning_but_trained_from_scratch(
 
 def test_strength_zero_changes_no_pixel_and_validation_is_never_augmented(
         tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlsweep.data import eval_inputs, train_pipeline
+    from tlsweep.data import TrainingBatches, eval_inputs
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (20, 16, 16, 3)).astype(np.uint8)
     y = np.arange(20, dtype=np.int32)  # the label identifies the image through the shuffle
 
     def outputs(strength: float) -> np.ndarray:
-        ds = train_pipeline(x, y, 8, strength, lambda images: images, seed=1)
+        batches = TrainingBatches(x, y, 8, lambda images: images)
+        ds = batches.dataset(strength, seed=1).take(batches.steps_per_epoch)
         batches = [(np.asarray(a), np.asarray(b)) for a, b in ds]
         images = np.concatenate([a for a, _ in batches])
         labels = np.concatenate([b for _, b in batches])

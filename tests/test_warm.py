@@ -16,27 +16,16 @@ from tlsweep.warm import ModelPool
 
 pytestmark = pytest.mark.slow
 
-# Without augmentation a warm trial repeats the cold one exactly. With it, tf.data's parallel map
-# draws the augmentation's random numbers in a varying order, so even two cold runs differ (we
-# measured up to 2.1e-3 in a loss on a busy machine, and that can flip one image's prediction):
-# the tolerance is then 1e-2 on losses and one image on accuracies. State leaking from an
-# earlier trial (weights, optimiser moments, rates) moves these curves by far more.
-EXACT, LOSS_WITH_AUGMENTATION = 1e-6, 1e-2
+# A warm trial repeats the cold one exactly, with augmentation too: its draws are keyed by
+# (seed, epoch, batch), not by the order tf.data's parallel map runs in. 1e-6 allows float
+# summation noise only; state leaking from an earlier trial (weights, optimiser moments, rates,
+# dropout or augmentation draws) moves these curves by orders of magnitude more.
+EXACT = 1e-6
 
 
 def curve(result: object) -> np.ndarray:
     return np.array([[r.loss, r.accuracy, r.val_loss, r.val_accuracy]
                      for r in result.curve])  # type: ignore[attr-defined]
-
-
-def assert_same_curve(warm: np.ndarray, cold: np.ndarray, augmented: bool,
-                      n_train: int, n_val: int) -> None:
-    if not augmented:
-        np.testing.assert_allclose(warm, cold, atol=EXACT)
-        return
-    np.testing.assert_allclose(warm[:, [0, 2]], cold[:, [0, 2]], atol=LOSS_WITH_AUGMENTATION)
-    np.testing.assert_allclose(warm[:, 1], cold[:, 1], atol=1.01 / n_train)
-    np.testing.assert_allclose(warm[:, 3], cold[:, 3], atol=1.01 / n_val)
 
 
 @pytest.mark.parametrize("augmentation", [0.0, 0.4])
@@ -62,12 +51,9 @@ def test_a_warm_worker_gives_the_cold_curve(tmp_path: Path, tiny_backbone: Path,
     assert warm.timings["reused_model"] is True
     # No epoch traced anew: the phase models of the earlier trials were reused.
     assert not any(traced for _, _, traced in warm.timings["epochs"])
-    data = plan.dataset
-    assert_same_curve(curve(warm), curve(cold), augmentation > 0, len(data.y_train),
-                      len(data.y_val))
-    if augmentation == 0:  # and the same trained weights
-        for before, after in zip(cold.model.weights, warm.model.weights, strict=True):
-            np.testing.assert_allclose(np.asarray(after), np.asarray(before), atol=EXACT)
+    np.testing.assert_allclose(curve(warm), curve(cold), atol=EXACT)
+    for before, after in zip(cold.model.weights, warm.model.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(after), np.asarray(before), atol=EXACT)
 
 
 def test_head_on_cached_features_matches_the_full_model(tmp_path: Path) -> None:
@@ -89,7 +75,7 @@ def test_head_on_cached_features_matches_the_full_model(tmp_path: Path) -> None:
     params = TrialParams("MobileNetV2", 0.0, 1e-3, 1e-5, 0.0, "none")
     results = {}
     for cached in (True, False):
-        settings = TrialSettings(96, 3, 0, 32, 0.2, "val_accuracy", seed=0,
+        settings = TrialSettings(96, 5, 0, 32, 0.2, "val_accuracy", seed=0,
                                  cache_features=cached)
         results[cached] = run_trial(params, plan.backbones["MobileNetV2"], plan.dataset,
                                     settings, Quiet(), pool=ModelPool(keep=False))

@@ -20,7 +20,7 @@ import numpy as np
 from tlsweep.backbones import Backbone, preprocessor
 from tlsweep.checkpoint import CheckpointState, TrialCheckpoints
 from tlsweep.classifier import freeze_for_head, predict, unfreeze_top, unfrozen_count
-from tlsweep.data import Dataset, class_weights, eval_inputs, train_pipeline
+from tlsweep.data import Dataset, class_weights, eval_inputs, steps_per_epoch
 from tlsweep.space import TrialParams
 from tlsweep.warm import ModelPool, Structure, frozen_features
 
@@ -244,7 +244,8 @@ class TwoPhaseTrial:
         began = time.perf_counter()
         structure = Structure(backbone, settings.image_size, dataset.n_classes, settings.dropout)
         keras.utils.set_random_seed(self.seed)  # a from-scratch backbone's initial weights
-        self.warm, reused = (pool or ModelPool(keep=False)).get(structure)
+        self.pool = pool or ModelPool(keep=False)
+        self.warm, reused = self.pool.get(structure)
         self.warm.reset(self.seed)
         self.model, self.base = self.warm.model, self.warm.base
         self.preprocess = preprocessor(backbone)
@@ -255,7 +256,6 @@ class TwoPhaseTrial:
                                     reporter, self.total_steps, checkpoints, self.model)
         self.tracker.timings.reused_model = reused
         self.tracker.timings.build_s = time.perf_counter() - began
-        self._train: Any = None
         self.on_features = (settings.cache_features and backbone.pretrained
                             and params.augmentation_strength == 0)
 
@@ -298,8 +298,9 @@ class TwoPhaseTrial:
                 if restore is not None and start >= h:
                     self.checkpoints.restore(  # type: ignore[union-attr]
                         self.model, with_optimizer=restore.phase == FINETUNE, trained=trained)
-                self._fit_phase(trained, FINETUNE, max(start, h), stop, h, callbacks, traced,
-                                self.train_data())
+                first = max(start, h)
+                self._fit_phase(trained, FINETUNE, first, stop, h, callbacks, traced,
+                                self.image_batches(first))
         except StopTrial as stopped:
             stopped.result = self.tracker.result()
             raise
@@ -322,10 +323,11 @@ class TwoPhaseTrial:
                                    for x in (self.dataset.x_train, self.dataset.x_val))
             self.tracker.timings.features_s += time.perf_counter() - began
             # Features need no augmentation (strength is 0) and no preprocessing.
-            data = train_pipeline(x_train, self.dataset.y_train, self.settings.batch_size, 0.0,
-                                  _unchanged, self.seed)
+            data = self.pool.training_batches(
+                x_train, self.dataset.y_train, self.settings.batch_size, "features",
+                _unchanged).dataset(0.0, self.seed, start)
         else:
-            data = self.train_data()
+            data = self.image_batches(start)
         self._fit_phase(trained, HEAD, start, stop, 0, callbacks, traced, data, val_inputs)
 
     def _compiled(self, key: Any, make: Any, learning_rate: float) -> tuple[Any, bool]:
@@ -335,21 +337,21 @@ class TwoPhaseTrial:
         self.tracker.timings.compile_s += time.perf_counter() - began
         return trained, traced
 
-    def train_data(self) -> Any:
-        """The training images' batches, augmented at the trial's strength. Built once per
-        trial, for both phases: building and tracing the augmenting pipeline takes 0.3 s."""
-        if self._train is None:
-            self._train = train_pipeline(self.dataset.x_train, self.dataset.y_train,
-                                         self.settings.batch_size,
-                                         self.params.augmentation_strength, self.preprocess,
-                                         self.seed)
-        return self._train
+    def image_batches(self, first_epoch: int) -> Any:
+        """The training images' batches from ``first_epoch`` on, augmented at the trial's
+        strength (the pipeline is the worker's, shared by its trials)."""
+        batches = self.pool.training_batches(self.dataset.x_train, self.dataset.y_train,
+                                             self.settings.batch_size,
+                                             self.backbone.preprocessing, self.preprocess)
+        return batches.dataset(self.params.augmentation_strength, self.seed, first_epoch)
 
     def _fit_phase(self, trained: Any, phase: str, start: int, stop: int, first_step: int,
                    callbacks: tuple[Any, ...], traced: bool, data: Any,
                    val_inputs: np.ndarray | None = None) -> None:
         # initial_epoch keeps the global step running on: a second fit never restarts at 0.
         trained.fit(data, epochs=stop, initial_epoch=start, class_weight=self.weights,
+                    steps_per_epoch=steps_per_epoch(len(self.dataset.y_train),
+                                                    self.settings.batch_size),
                     verbose=0, shuffle=False,
                     callbacks=[self.tracker.callback(phase, first_step, traced, val_inputs),
                                *callbacks])

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from tlsweep.backbones import Backbone
-from tlsweep.data import cache_root
+from tlsweep.data import Preprocess, TrainingBatches, cache_root
 
 
 @dataclass(frozen=True)
@@ -127,11 +127,26 @@ class WarmModels:
 
 @dataclass
 class ModelPool:
-    """A worker's warm models, by structure. ``keep=False`` gives a cold worker's behaviour:
-    a fresh model every trial."""
+    """A worker's warm models, by structure, and its training batches, by training set.
+    ``keep=False`` gives a cold worker's behaviour: everything built afresh for every trial."""
 
     keep: bool = True
     models: dict[Structure, WarmModels] = field(default_factory=dict)
+    batches: dict[tuple[int, int, str], tuple[np.ndarray, TrainingBatches]] = field(
+        default_factory=dict)
+
+    def training_batches(self, x: np.ndarray, y: np.ndarray, batch_size: int,
+                         preprocessing: str, preprocess: Preprocess) -> TrainingBatches:
+        """By the identity of the training array (a worker's dataset lives as long as it
+        does; the array is held too, so its id cannot pass to another)."""
+        key = (id(x), batch_size, preprocessing)
+        kept = self.batches.get(key)
+        if kept is not None and kept[0] is x:
+            return kept[1]
+        batches = TrainingBatches(x, y, batch_size, preprocess)
+        if self.keep:
+            self.batches[key] = (x, batches)
+        return batches
 
     def get(self, structure: Structure) -> tuple[WarmModels, bool]:
         """(models, whether they were reused). A from-scratch backbone is never reused: its
