@@ -263,63 +263,68 @@ class TrainingBatches:
     """One training set's batches for any trial: shuffled per epoch, augmented (training data
     only) at the trial's strength, then preprocessed for the backbone.
 
-    A warm worker builds it once per training set: the images are held by TensorFlow once and the
-    augmentation is traced once, where building a pipeline per trial cost 0.2 s. ``dataset()`` is
-    endless, so Keras keeps one iterator for a whole ``fit`` (making one costs about 50 ms).
-    Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of a trial is the same batches
-    however it is reached."""
+    A warm worker builds it once per training set: the images are held by TensorFlow once, and
+    the pipelines (with and without augmentation) are built and traced once, reading the trial's
+    seed, strength and first epoch from variables; building a pipeline per trial cost 0.2 s. They
+    are endless, so Keras keeps one iterator for a whole ``fit`` (making one costs about 50 ms).
+    Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of a trial is the same
+    batches however it is reached."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
                  preprocess: Preprocess) -> None:
         import tensorflow as tf
 
-        from tlsweep.augment import augment
-
         self.x, self.y = tf.constant(x), tf.constant(y)
         self.n_images, self.batch_size = len(y), batch_size
-        image_spec = tf.TensorSpec((None, *x.shape[1:]), self.x.dtype)
-
-        @tf.function(input_signature=[image_spec, tf.TensorSpec((), tf.float32),
-                                      tf.TensorSpec((2,), tf.int64)])
-        def augmented(images: tf.Tensor, strength: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-            return preprocess(augment(tf.cast(images, tf.float32), strength, seed))
-
-        @tf.function(input_signature=[image_spec])
-        def plain(images: tf.Tensor) -> tf.Tensor:
-            return preprocess(tf.cast(images, tf.float32))
-
-        self.augmented, self.plain = augmented, plain
+        self.preprocess = preprocess
+        self.seed = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.first_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.strength = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        self.pipelines: dict[bool, tf.data.Dataset] = {}  # by augmented or not, made at need
 
     @property
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(self.n_images, self.batch_size)
 
     def dataset(self, strength: float, seed: int, first_epoch: int = 0) -> tf.data.Dataset:
+        """Batches from ``first_epoch`` on. The settings hold for iterators made after this
+        call: one trial's fit at a time, as a worker runs them."""
+        self.seed.assign(seed)
+        self.first_epoch.assign(first_epoch)
+        self.strength.assign(strength)
+        augmented = strength > 0
+        if augmented not in self.pipelines:
+            self.pipelines[augmented] = self._pipeline(augmented)
+        return self.pipelines[augmented]
+
+    def _pipeline(self, augmented: bool) -> tf.data.Dataset:
         import tensorflow as tf
 
-        n_batches = self.steps_per_epoch
-        seed_t = tf.constant(seed, tf.int64)
+        from tlsweep.augment import augment
 
-        def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
+        n_batches = self.steps_per_epoch
+
+        def epoch_batches(counter: tf.Tensor) -> tf.data.Dataset:
+            epoch = counter + self.first_epoch
             order = tf.random.experimental.stateless_shuffle(
-                tf.range(self.n_images, dtype=tf.int64), tf.stack([seed_t, epoch]))
+                tf.range(self.n_images, dtype=tf.int64), tf.stack([self.seed, epoch]))
             keys = tf.data.Dataset.range(n_batches).map(lambda b: tf.stack([epoch, b]))
             return tf.data.Dataset.zip(
                 tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size), keys)
 
         def make(indices: tf.Tensor, key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            images, labels = tf.gather(self.x, indices), tf.gather(self.y, indices)
-            if strength <= 0:
-                return self.plain(images), labels
-            draw_seed = tf.random.experimental.stateless_fold_in(tf.stack([seed_t, key[0]]),
-                                                                 key[1])
-            return self.augmented(images, tf.constant(strength, tf.float32), draw_seed), labels
+            images = tf.cast(tf.gather(self.x, indices), tf.float32)
+            if augmented:
+                draw_seed = tf.random.experimental.stateless_fold_in(
+                    tf.stack([self.seed, key[0]]), key[1])
+                images = augment(images, self.strength, draw_seed)
+            return self.preprocess(images), tf.gather(self.y, indices)
 
         # tf.data's autotuner makes the end of a fit wait about 0.2 s one time in three while
         # its thread stops (measured); the fixed parallelism it falls back to is as fast here.
         options = tf.data.Options()
         options.autotune.enabled = False
-        return (tf.data.Dataset.counter(first_epoch)
+        return (tf.data.Dataset.counter()
                 .flat_map(epoch_batches)
                 .map(make, num_parallel_calls=tf.data.AUTOTUNE)
                 .prefetch(tf.data.AUTOTUNE)

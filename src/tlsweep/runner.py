@@ -86,20 +86,27 @@ class TrialSession:
         self.beat = time.monotonic()
         self.beat_every = 5.0
         self.keep_top = 0
-        state = TrialCheckpoints(checkpoint_dir).latest()
+        self.state = TrialCheckpoints(checkpoint_dir).latest()
         # The checkpoint is the authority on what ran: it is written before an epoch is
         # reported, so it holds every epoch the storage holds, and maybe one more.
-        self.curve: list[dict[str, Any]] = list(state.curve) if state else []
+        self.curve: list[dict[str, Any]] = list(self.state.curve) if self.state else []
+        self.unsaved: list[dict[str, Any]] = []  # epochs answered, not yet in the curve attr
+        self.reported: set[int] = set()
+
+    def start(self) -> None:
+        """Store the curve so far (a resumed trial's, from its checkpoint) and report it."""
+        trial = self.trial
+        self.reported = set(trial.storage.get_trial(trial._trial_id).intermediate_values)
         trial.set_user_attr("curve", self.curve)
-        if state is not None:
-            trial.set_user_attr("resumed_from_step", state.step)
+        if self.state is not None:
+            trial.set_user_attr("resumed_from_step", self.state.step)
             for record in self.curve:
                 self._report(record)
 
     def _report(self, record: dict[str, Any]) -> None:
-        if record["step"] not in self.trial.storage.get_trial(self.trial._trial_id)\
-                .intermediate_values:
+        if record["step"] not in self.reported:
             self.trial.report(float(record[self.objective]), record["step"])
+            self.reported.add(record["step"])
 
     def among_best(self, value: float) -> bool:
         """Whether a finished trial's model would be one of the ``keep_top`` kept."""
@@ -114,21 +121,33 @@ class TrialSession:
             storage.record_heartbeat(self.trial._trial_id)
             self.beat = time.monotonic()
 
+    def save_curve(self) -> None:
+        """Store the epochs answered since the last save, and show them."""
+        if not self.unsaved:
+            return
+        self.trial.set_user_attr("curve", self.curve)
+        from tlsweep.trial import EpochRecord
+
+        for record in self.unsaved:
+            self.listener.epoch_finished(EpochRecord(**record))
+        self.unsaved.clear()
+
     def handle(self, message: tuple) -> str | None:
         kind = message[0]
         if kind == "epoch_started":
+            # The worker trains on: store the previous epoch's curve meanwhile, off the path
+            # between an epoch and its answer (the checkpoint holds it already).
+            self.save_curve()
             self.listener.epoch_started(*message[1:])
             return None
         if kind == "done":
+            self.save_curve()
             return "keep" if self.among_best(message[1]["value"]) else "discard"
         record = message[1]
         self.curve.append(record)
-        self.trial.set_user_attr("curve", self.curve)
+        self.unsaved.append(record)
         self._report(record)
         self.heartbeat()
-        from tlsweep.trial import EpochRecord
-
-        self.listener.epoch_finished(EpochRecord(**record))
         if self.interrupts.requested:
             return "interrupt"
         if self.trial.should_prune():
@@ -150,8 +169,9 @@ class SweepRunner:
 
     def __init__(self, plan: Plan, study: optuna.Study, listener: Listener, url: str,
                  publish: Callable[[optuna.Study], None] = lambda study: None) -> None:
-        """``publish`` runs after every finished trial (the launcher rewrites the Parquet
-        files there), keeping this layer free of the results layer."""
+        """``publish`` runs after every finished trial, once the next one has started, and at
+        the end (the launcher rewrites the Parquet files there), keeping this layer free of the
+        results layer."""
         self.plan, self.study, self.listener, self.url = plan, study, listener, url
         self.publish = publish
         self.execution = plan.sweep.config.execution
@@ -161,6 +181,7 @@ class SweepRunner:
                                           self.execution.recycle_memory_mb))
         self.interrupts = Interrupts(on_hard_exit=[self.slot.kill])
         self.failures: list[str] = []
+        self.untidy = False  # a trial ended since the last tidy()
         self.trials_dir = checkpoint_root(plan)
         self.owner = {"host": socket.gethostname(), "pid": os.getpid()}
 
@@ -182,7 +203,8 @@ class SweepRunner:
         finally:
             signal.signal(signal.SIGINT, previous)
             self.slot.close()
-            self.publish(self.study)
+            self.untidy = True
+            self.tidy()
         return INTERRUPTED if self.interrupts.requested else 0
 
     def next_trial(self) -> optuna.Trial | None:
@@ -215,31 +237,40 @@ class SweepRunner:
         params = suggest(trial, self.plan.sweep.space)
         frozen = self.study._storage.get_trial(trial._trial_id)
         checkpoint_dir = self.trials_dir / str(lineage_root(frozen))
-        for key, value in {"params": params.as_dict(), "error": None, "pruned_at": None,
-                           "worker": f"{socket.gethostname()}:{os.getpid()}",
-                           "started_at": datetime.now(UTC).isoformat(timespec="seconds")}.items():
-            trial.set_user_attr(key, value)
         session = TrialSession(self.study, trial, self.listener, self.interrupts, checkpoint_dir)
         session.keep_top = self.execution.keep_top
         session.beat_every = min(5.0, self.execution.heartbeat_interval_s / 2)
         self.listener.trial_started(trial.number, params)
-        began = time.perf_counter()
         task = TrialTask(trial.number, params, trial_settings(self.plan, trial.number),
                          checkpoint_dir)
         worker = self.slot.get()
-        if worker.startup is not None:  # this trial pays for a fresh worker
-            trial.set_user_attr("worker_startup", worker.startup)
-            worker.startup = None
-        trial.set_user_attr("started_unix", time.time())
-        outcome = self.slot.run(task, session.handle, session.heartbeat)
+        began, started_unix = time.perf_counter(), time.time()
+
+        def record_start() -> None:
+            """Runs once the worker has its task: these writes (about 2.5 ms each on SQLite)
+            overlap its first epoch instead of delaying it."""
+            for key, value in {"params": params.as_dict(), "error": None, "pruned_at": None,
+                               "worker": f"{socket.gethostname()}:{os.getpid()}",
+                               "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "started_unix": started_unix}.items():
+                trial.set_user_attr(key, value)
+            if worker.startup is not None:  # this trial pays for a fresh worker
+                trial.set_user_attr("worker_startup", worker.startup)
+                worker.startup = None
+            session.start()
+            self.tidy()
+
+        outcome = self.slot.run(task, session.handle, session.heartbeat, record_start)
         trial.set_user_attr("duration_s", time.perf_counter() - began)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{self.slot.worker_pid}")
         if self.slot.worker is not None:
             trial.set_user_attr("worker_devices", self.slot.worker.devices)
-        self.finish(trial, outcome, checkpoint_dir)
+        self.finish(trial, outcome, checkpoint_dir, session)
 
     # ----------------------------------------------------------------------- endings
-    def finish(self, trial: optuna.Trial, outcome: Outcome, checkpoint_dir: Path) -> None:
+    def finish(self, trial: optuna.Trial, outcome: Outcome, checkpoint_dir: Path,
+               session: TrialSession) -> None:
+        session.save_curve()
         if outcome.kind == "done":
             trial.set_user_attr("result", outcome.summary)
             trial.set_user_attr("worker_peak_rss_mb", outcome.peak_rss_mb)
@@ -260,10 +291,17 @@ class SweepRunner:
         frozen = self.study._storage.get_trial(trial._trial_id)
         if outcome.kind != "interrupted":
             TrialCheckpoints(checkpoint_dir).discard()
-        self.keep_best_models()
-        self.publish(self.study)
+        self.untidy = True
         self.listener.trial_finished(frozen, self.study)
         self.count_failure(outcome)
+
+    def tidy(self) -> None:
+        """After a trial: drop the final models no longer among the best, rewrite the Parquet
+        files. Done while the next trial runs, or at the end."""
+        if self.untidy:
+            self.keep_best_models()
+            self.publish(self.study)
+            self.untidy = False
 
     def keep_best_models(self) -> None:
         """Keep the final model of the best ``keep_top`` complete trials only."""

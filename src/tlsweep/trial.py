@@ -325,7 +325,7 @@ class TwoPhaseTrial:
             # Features need no augmentation (strength is 0) and no preprocessing.
             data = self.pool.training_batches(
                 x_train, self.dataset.y_train, self.settings.batch_size, "features",
-                _unchanged).dataset(0.0, self.seed, start)
+                _unchanged).dataset(0.0, self.settings.seed, start)
         else:
             data = self.image_batches(start)
         self._fit_phase(trained, HEAD, start, stop, 0, callbacks, traced, data, val_inputs)
@@ -339,11 +339,13 @@ class TwoPhaseTrial:
 
     def image_batches(self, first_epoch: int) -> Any:
         """The training images' batches from ``first_epoch`` on, augmented at the trial's
-        strength (the pipeline is the worker's, shared by its trials)."""
+        strength (the pipeline is the worker's, shared by its trials). Keyed by the trial's own
+        seed, not the resumed one: a resumed trial sees the batches it would have seen."""
         batches = self.pool.training_batches(self.dataset.x_train, self.dataset.y_train,
                                              self.settings.batch_size,
                                              self.backbone.preprocessing, self.preprocess)
-        return batches.dataset(self.params.augmentation_strength, self.seed, first_epoch)
+        return batches.dataset(self.params.augmentation_strength, self.settings.seed,
+                               first_epoch)
 
     def _fit_phase(self, trained: Any, phase: str, start: int, stop: int, first_step: int,
                    callbacks: tuple[Any, ...], traced: bool, data: Any,

@@ -108,9 +108,13 @@ class Worker:
             raise WorkerDied(death_reason(self.process.exitcode))
 
     def run(self, task: TrialTask, handle: MessageHandler,
-            idle: Callable[[], None] | None = None) -> Outcome:
-        """Run one trial; raises WorkerDied if the process dies before it ends."""
+            idle: Callable[[], None] | None = None,
+            started: Callable[[], None] | None = None) -> Outcome:
+        """Run one trial; raises WorkerDied if the process dies before it ends. ``started``
+        runs once the task is sent, while the worker begins."""
         self.conn.send(("trial", task))
+        if started is not None:
+            started()
         while True:
             message = self._receive(None, idle)
             kind = message[0]
@@ -167,10 +171,11 @@ class WorkerSlot:
         return self.worker
 
     def run(self, task: TrialTask, handle: MessageHandler,
-            idle: Callable[[], None] | None = None) -> Outcome:
+            idle: Callable[[], None] | None = None,
+            started: Callable[[], None] | None = None) -> Outcome:
         worker = self.get()
         try:
-            outcome = worker.run(task, handle, idle)
+            outcome = worker.run(task, handle, idle, started)
         except WorkerDied as died:
             self.worker = None
             return Outcome("failed", error=died.reason)
