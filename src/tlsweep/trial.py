@@ -20,7 +20,7 @@ import numpy as np
 from tlsweep.backbones import Backbone, preprocessor
 from tlsweep.checkpoint import CheckpointState, TrialCheckpoints
 from tlsweep.classifier import freeze_for_head, predict, unfreeze_top, unfrozen_count
-from tlsweep.data import Dataset, class_weights, eval_inputs, steps_per_epoch
+from tlsweep.data import Dataset, class_weights, steps_per_epoch
 from tlsweep.space import TrialParams
 from tlsweep.warm import ModelPool, Structure, frozen_features
 
@@ -251,7 +251,8 @@ class TwoPhaseTrial:
         self.preprocess = preprocessor(backbone)
         self.weights = class_weights(dataset.y_train, dataset.n_classes, params.class_weighting)
         self.total_steps = settings.head_epochs + settings.finetune_epochs
-        self.tracker = EpochTracker(eval_inputs(dataset.x_val, self.preprocess), dataset.y_val,
+        x_val = self.pool.eval_inputs(dataset.x_val, backbone.preprocessing, self.preprocess)
+        self.tracker = EpochTracker(x_val, dataset.y_val,
                                     dataset.n_classes, settings.batch_size, settings.objective,
                                     reporter, self.total_steps, checkpoints, self.model)
         self.tracker.timings.reused_model = reused
