@@ -92,6 +92,10 @@ def summarise(name: str, frame: pd.DataFrame, total: float) -> dict[str, Any]:
     mean = {c: later[c].mean() for c in ("epochs_s", "tracing_s", "build_s", "validation_s",
                                           "checkpoint_s", "report_s", "startup_s")}
     outside = 1 - mean["epochs_s"] / wall
+    # Keras counts validation_data into an epoch, and the breakdown (process start,
+    # import, data, build, tracing, epochs, storage) has no other place for it.
+    with_validation = 1 - (mean["epochs_s"] + (mean["validation_s"] or 0.0)) / wall \
+        if pd.notna(mean["validation_s"]) else None
     return {"set-up": name, "total wall (s)": total, "trials": len(frame),
             "first trial: worker start-up (s)": frame["startup_s"].iloc[0],
             "first trial: tracing (s)": frame["tracing_s"].iloc[0],
@@ -103,7 +107,8 @@ def summarise(name: str, frame: pd.DataFrame, total: float) -> dict[str, Any]:
             "other (s)": wall - mean["epochs_s"] - mean["tracing_s"] - sum(
                 v for k, v in mean.items() if k not in ("epochs_s", "tracing_s")
                 and pd.notna(v)),
-            "outside training epochs": outside}
+            "outside training epochs": outside,
+            "outside training epochs with their validation": with_validation}
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -115,7 +120,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         for row in rows:
             value = row[key]
             cells.append("–" if value is None or pd.isna(value) else
-                         f"{value:.0%}" if key == "outside training epochs" else
+                         f"{value:.0%}" if key.startswith("outside") else
                          f"{value:.0f}" if key == "trials" else f"{value:.2f}")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -160,7 +165,9 @@ def main() -> None:
     before, after = rows[0]["total wall (s)"], rows[1]["total wall (s)"]
     print(f"\nQuickstart wall time after / before: {after / before:.2f} (target <= 0.50). "
           f"Time outside training epochs in later trials, after: "
-          f"{rows[1]['outside training epochs']:.0%} (target <= 15%).")
+          f"{rows[1]['outside training epochs with their validation']:.0%} counting each "
+          f"epoch's validation in the epoch, {rows[1]['outside training epochs']:.0%} counting "
+          f"it outside (target <= 15%).")
 
 
 if __name__ == "__main__":
