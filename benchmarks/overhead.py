@@ -78,6 +78,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         tracing = sum(durations) - epochs
         wall = (starts[index + 1] - starts[index]) if index + 1 < len(trials) else None
         rows.append({"trial": trial.number, "wall_s": wall, "duration_s": attrs["duration_s"],
+                     "n_epochs": len(curve),
                      "epochs_s": epochs, "tracing_s": tracing,
                      "build_s": timings.get("build_s"), "validation_s": timings.get(
                          "validation_s"), "checkpoint_s": timings.get("checkpoint_s"),
@@ -99,7 +100,10 @@ def summarise(name: str, frame: pd.DataFrame, total: float) -> dict[str, Any]:
     return {"set-up": name, "total wall (s)": total, "trials": len(frame),
             "first trial: worker start-up (s)": frame["startup_s"].iloc[0],
             "first trial: tracing (s)": frame["tracing_s"].iloc[0],
-            "later trials: wall (s)": wall, "training epochs (s)": mean["epochs_s"],
+            "later trials: wall (s)": wall,
+            "epochs per later trial": later["n_epochs"].mean(),
+            "one training epoch (s)": later["epochs_s"].sum() / later["n_epochs"].sum(),
+            "training epochs (s)": mean["epochs_s"],
             "tracing (s)": mean["tracing_s"],
             "build or reset (s)": mean["build_s"], "validation (s)": mean["validation_s"],
             "checkpoints (s)": mean["checkpoint_s"], "storage and pipe (s)": mean["report_s"],
