@@ -59,27 +59,42 @@ def run(sweep: Path, results: Path, src: Path) -> float:
     return time.perf_counter() - began
 
 
+def first_of_fit(curve: list[dict[str, Any]]) -> list[bool]:
+    return [i == 0 or curve[i]["phase"] != curve[i - 1]["phase"] for i in range(len(curve))]
+
+
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """Per trial: training epochs counted at their phase's steady speed (the median of the
+    trial's epochs of that phase that are not the first of a fit; the study's, for a phase
+    with one epoch); each fit's first epoch's excess over it is tracing
+    when a train function was traced, else fit set-up (making the data iterator, the first
+    batch). The code before this work recorded no trace flags: all its excess is tracing."""
     trials = sorted(study.trials, key=lambda t: t.number)
     starts = [t.user_attrs.get("started_unix") or pd.Timestamp(
         t.user_attrs["started_at"]).timestamp() for t in trials]
+    curves = [t.user_attrs.get("curve", []) for t in trials]
+    study_steady = {phase: median(d) for phase, d in pd.DataFrame(
+        [r for curve in curves for r, first in zip(curve, first_of_fit(curve), strict=True)
+         if not first]).groupby("phase")["duration_s"]}
     rows = []
-    for index, trial in enumerate(trials):
-        attrs, curve = trial.user_attrs, trial.user_attrs.get("curve", [])
+    for index, (trial, curve) in enumerate(zip(trials, curves, strict=True)):
+        attrs = trial.user_attrs
         timings = (attrs.get("result") or {}).get("timings") or {}
-        durations = [r["duration_s"] for r in curve]
-        traced = [flag for _, _, flag in timings.get("epochs", [])] or \
-            [i == 0 or curve[i]["phase"] != curve[i - 1]["phase"] for i in range(len(curve))]
-        steady = {phase: median([r["duration_s"] for r, t in zip(curve, traced, strict=True)
-                                 if r["phase"] == phase and not t] or [0.0])
+        firsts = first_of_fit(curve)
+        traced = [flag for _, _, flag in timings.get("epochs", [])] or firsts
+        steady = {phase: median([r["duration_s"] for r, first in zip(curve, firsts, strict=True)
+                                 if r["phase"] == phase and not first] or [study_steady[phase]])
                   for phase in {r["phase"] for r in curve}}
-        epochs = sum(steady[r["phase"]] if t else r["duration_s"]
-                     for r, t in zip(curve, traced, strict=True))
-        tracing = sum(durations) - epochs
+        excess = {True: 0.0, False: 0.0}  # by traced
+        for record, first, trace in zip(curve, firsts, traced, strict=True):
+            if first:
+                excess[trace] += record["duration_s"] - steady[record["phase"]]
+        epochs = sum(r["duration_s"] for r in curve) - excess[True] - excess[False]
         wall = (starts[index + 1] - starts[index]) if index + 1 < len(trials) else None
         rows.append({"trial": trial.number, "wall_s": wall, "duration_s": attrs["duration_s"],
                      "n_epochs": len(curve),
-                     "epochs_s": epochs, "tracing_s": tracing,
+                     "epochs_s": epochs, "tracing_s": excess[True],
+                     "setup_s": excess[False] if timings else None,
                      "build_s": timings.get("build_s"), "validation_s": timings.get(
                          "validation_s"), "checkpoint_s": timings.get("checkpoint_s"),
                      "report_s": timings.get("report_s"),
@@ -90,8 +105,9 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 def summarise(name: str, frame: pd.DataFrame, total: float) -> dict[str, Any]:
     later = frame.iloc[1:-1]  # second and later trials with a measured wall (the last has none)
     wall = later["wall_s"].mean()
-    mean = {c: later[c].mean() for c in ("epochs_s", "tracing_s", "build_s", "validation_s",
-                                          "checkpoint_s", "report_s", "startup_s")}
+    mean = {c: later[c].mean() for c in ("epochs_s", "tracing_s", "setup_s", "build_s",
+                                          "validation_s", "checkpoint_s", "report_s",
+                                          "startup_s")}
     outside = 1 - mean["epochs_s"] / wall
     # Keras counts validation_data into an epoch, and the issue's breakdown (process start,
     # import, data, build, tracing, epochs, storage) has no other place for it.
@@ -105,6 +121,7 @@ def summarise(name: str, frame: pd.DataFrame, total: float) -> dict[str, Any]:
             "one training epoch (s)": later["epochs_s"].sum() / later["n_epochs"].sum(),
             "training epochs (s)": mean["epochs_s"],
             "tracing (s)": mean["tracing_s"],
+            "fit set-up: iterator, first batch (s)": mean["setup_s"],
             "build or reset (s)": mean["build_s"], "validation (s)": mean["validation_s"],
             "checkpoints (s)": mean["checkpoint_s"], "storage and pipe (s)": mean["report_s"],
             "worker start-up (s)": mean["startup_s"],
