@@ -129,11 +129,11 @@ class EpochTracker:
     model, or the head alone on cached features): checkpoints and the result always hold the
     whole classifier's weights, with the training model's optimiser."""
 
-    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, n_classes: int, batch_size: int,
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
                  objective: str, reporter: Reporter, total_steps: int,
                  checkpoints: TrialCheckpoints | None = None, classifier: Any = None) -> None:
         self.x_val, self.y_val, self.n_classes = x_val, y_val, n_classes
-        self.batch_size, self.objective, self.reporter = batch_size, objective, reporter
+        self.objective, self.reporter = objective, reporter
         self.total_steps, self.checkpoints = total_steps, checkpoints
         self.curve: list[EpochRecord] = []
         self.best: tuple[EpochRecord, np.ndarray] | None = None
@@ -253,7 +253,7 @@ class TwoPhaseTrial:
         self.total_steps = settings.head_epochs + settings.finetune_epochs
         x_val = self.pool.eval_inputs(dataset.x_val, backbone.preprocessing, self.preprocess)
         self.tracker = EpochTracker(x_val, dataset.y_val,
-                                    dataset.n_classes, settings.batch_size, settings.objective,
+                                    dataset.n_classes, settings.objective,
                                     reporter, self.total_steps, checkpoints, self.model)
         self.tracker.timings.reused_model = reused
         self.tracker.timings.build_s = time.perf_counter() - began

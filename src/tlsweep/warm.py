@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,25 @@ import numpy as np
 
 from tlsweep.backbones import Backbone
 from tlsweep.data import Preprocess, TrainingBatches, cache_root, eval_inputs
+
+
+class ArrayMemo:
+    """Values made from an array, remembered by the array's identity and a key: a worker's
+    dataset lives as long as the worker. The array is held too, so its id cannot pass to
+    another. ``keep=False`` remembers nothing (a cold worker's behaviour)."""
+
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
+        self.kept: dict[tuple[Any, ...], tuple[np.ndarray, Any]] = {}
+
+    def get(self, x: np.ndarray, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        kept = self.kept.get((id(x), *key))
+        if kept is not None and kept[0] is x:
+            return kept[1]
+        value = make()
+        if self.keep:
+            self.kept[(id(x), *key)] = (x, value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -73,9 +93,7 @@ class WarmModels:
         self.training: dict[Any, Any] = {}
         self._features_model: Any = None
         self._extractor: Any = None
-        # By the identity of the image array (a worker's dataset lives as long as it does);
-        # the array is held too, so its id cannot pass to another.
-        self.features: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.features = ArrayMemo()  # pooled backbone output, by image array
 
     def reset(self, seed: int) -> None:
         import keras
@@ -137,34 +155,19 @@ class ModelPool:
 
     keep: bool = True
     models: dict[Structure, WarmModels] = field(default_factory=dict)
-    batches: dict[tuple[int, int, str], tuple[np.ndarray, TrainingBatches]] = field(
-        default_factory=dict)
-    evaluation: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    derived: ArrayMemo = field(init=False)  # training batches and validation inputs
+
+    def __post_init__(self) -> None:
+        self.derived = ArrayMemo(self.keep)
 
     def eval_inputs(self, x: np.ndarray, preprocessing: str, preprocess: Preprocess) -> np.ndarray:
-        """Validation images, preprocessed once per worker (by the array's identity, as
-        below)."""
-        key = (id(x), preprocessing)
-        kept = self.evaluation.get(key)
-        if kept is not None and kept[0] is x:
-            return kept[1]
-        inputs = eval_inputs(x, preprocess)
-        if self.keep:
-            self.evaluation[key] = (x, inputs)
-        return inputs
+        """Validation images, preprocessed once per worker."""
+        return self.derived.get(x, ("eval", preprocessing), lambda: eval_inputs(x, preprocess))
 
     def training_batches(self, x: np.ndarray, y: np.ndarray, batch_size: int,
                          preprocessing: str, preprocess: Preprocess) -> TrainingBatches:
-        """By the identity of the training array (a worker's dataset lives as long as it
-        does; the array is held too, so its id cannot pass to another)."""
-        key = (id(x), batch_size, preprocessing)
-        kept = self.batches.get(key)
-        if kept is not None and kept[0] is x:
-            return kept[1]
-        batches = TrainingBatches(x, y, batch_size, preprocess)
-        if self.keep:
-            self.batches[key] = (x, batches)
-        return batches
+        return self.derived.get(x, ("train", batch_size, preprocessing),
+                                lambda: TrainingBatches(x, y, batch_size, preprocess))
 
     def get(self, structure: Structure) -> tuple[WarmModels, bool]:
         """(models, whether they were reused). A from-scratch backbone is never reused: its
@@ -202,13 +205,14 @@ def features_key(images: np.ndarray, structure: Structure, policy: str) -> str:
 def frozen_features(models: WarmModels, images: np.ndarray, preprocess: Any) -> np.ndarray:
     """Pooled backbone output for ``images`` (uint8): from this worker's memory, else from
     the disk cache (shared by workers and runs), else computed once and stored there."""
+    return models.features.get(images, (), lambda: _cached_features(models, images, preprocess))
+
+
+def _cached_features(models: WarmModels, images: np.ndarray, preprocess: Any) -> np.ndarray:
     import keras
 
     from tlsweep.classifier import predict
 
-    remembered = models.features.get(id(images))
-    if remembered is not None and remembered[0] is images:
-        return remembered[1]
     policy = keras.mixed_precision.global_policy().name
     folder = cache_root() / "features"
     target = folder / f"{features_key(images, models.structure, policy)}.npy"
@@ -224,5 +228,4 @@ def frozen_features(models: WarmModels, images: np.ndarray, preprocess: Any) -> 
         with os.fdopen(handle, "wb") as out:
             np.save(out, features)
         os.replace(temporary, target)  # atomic: another worker sees all of it or none
-    models.features[id(images)] = (images, features)
     return features
