@@ -77,14 +77,32 @@ def test_an_epoch_is_the_same_batches_however_it_is_reached() -> None:
     steps = batches.steps_per_epoch
     assert steps == 6
 
+    def take(count: int) -> list[tuple[np.ndarray, ...]]:
+        return [tuple(np.asarray(part) for part in batches.next_batch()) for _ in range(count)]
+
     def epochs(first: int, count: int, strength: float = 0.6) -> list[np.ndarray]:
-        flat = list(batches.dataset(strength, seed=3, first_epoch=first).take(steps * count))
-        return [np.concatenate([np.asarray(images) for images, _ in flat[i:i + steps]])
+        batches.start(strength, seed=3, first_epoch=first)
+        flat = take(steps * count)
+        return [np.concatenate([images for images, _, _ in flat[i:i + steps]])
                 for i in range(0, len(flat), steps)]
 
     straight, resumed = epochs(0, 4), epochs(3, 1)
     np.testing.assert_array_equal(straight[3], resumed[0])
     assert not np.allclose(straight[2], straight[3])
-    labels = [np.asarray(labels) for _, labels in batches.dataset(0.0, 3).take(steps)]
+    batches.start(0.0, 3)
+    labels = [labels for _, labels, _ in take(steps)]
     assert sorted(np.concatenate(labels)) == list(range(21)), "each image once an epoch"
     assert [len(b) for b in labels] == [4] * 5 + [1], "batches never cross an epoch"
+
+
+def test_batches_carry_the_trial_class_weights() -> None:
+    from tlsweep.data import TrainingBatches
+
+    y = np.array([0, 1, 2, 0, 1, 2], dtype=np.int32)
+    batches = TrainingBatches(np.zeros((6, 4, 4, 3), np.uint8), y, 6, lambda images: images)
+    batches.start(0.0, seed=0, class_weights={0: 2.0, 1: 0.5, 2: 1.0})
+    _, labels, weights = (np.asarray(part) for part in batches.next_batch())
+    np.testing.assert_array_equal(weights, np.array([2.0, 0.5, 1.0])[labels])
+    batches.start(0.0, seed=0)  # the next trial weights nothing
+    _, _, weights = (np.asarray(part) for part in batches.next_batch())
+    np.testing.assert_array_equal(weights, np.ones(6))

@@ -144,9 +144,10 @@ def test_strength_zero_changes_no_pixel_and_validation_is_never_augmented(
     y = np.arange(20, dtype=np.int32)  # the label identifies the image through the shuffle
 
     def outputs(strength: float) -> np.ndarray:
-        batches = TrainingBatches(x, y, 8, lambda images: images)
-        ds = batches.dataset(strength, seed=1).take(batches.steps_per_epoch)
-        batches = [(np.asarray(a), np.asarray(b)) for a, b in ds]
+        source = TrainingBatches(x, y, 8, lambda images: images)
+        source.start(strength, seed=1)
+        batches = [(np.asarray(a), np.asarray(b)) for a, b, _ in
+                   (source.next_batch() for _ in range(source.steps_per_epoch))]
         images = np.concatenate([a for a, _ in batches])
         labels = np.concatenate([b for _, b in batches])
         return images[np.argsort(labels)]

@@ -30,7 +30,8 @@ def curve(result: object) -> np.ndarray:
 
 @pytest.mark.parametrize("augmentation", [0.0, 0.4])
 def test_a_warm_worker_gives_the_cold_curve(tmp_path: Path, tiny_backbone: Path,
-                                            augmentation: float) -> None:
+                                            augmentation: float,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     plan = tiny_plan(tmp_path, tiny_backbone)
     backbone = plan.backbones["Tiny"]
     settings = TrialSettings(16, 2, 2, 16, 0.3, "val_accuracy", seed=7)
@@ -47,8 +48,14 @@ def test_a_warm_worker_gives_the_cold_curve(tmp_path: Path, tiny_backbone: Path,
         run_trial(params, backbone, plan.dataset,
                   TrialSettings(16, 2, 2, 16, 0.3, "val_accuracy", seed=number), Quiet(),
                   pool=pool)
+    import keras
+
+    seeded: list[int] = []
+    monkeypatch.setattr(keras.utils, "set_random_seed", seeded.append)
     warm = run_trial(target, backbone, plan.dataset, settings, Quiet(), pool=pool)
     assert warm.timings["reused_model"] is True
+    # Nor was TensorFlow's global seed set: that empties its kernel cache (0.1 s a fit).
+    assert seeded == []
     # No epoch traced anew: the phase models of the earlier trials were reused.
     assert not any(traced for _, _, traced in warm.timings["epochs"])
     np.testing.assert_allclose(curve(warm), curve(cold), atol=EXACT)

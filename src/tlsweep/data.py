@@ -1,4 +1,4 @@
-"""Image folders -> decoded, cached, split arrays -> augmented tf.data pipelines.
+"""Image folders -> decoded, cached, split arrays -> augmented training batches.
 
 Decoding (PIL) and caching need no TensorFlow; only the pipeline functions import it, lazily.
 Each image folder is decoded and resized once per image size and stored as ``.npy`` files that later
@@ -260,75 +260,83 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
 
 
 class TrainingBatches:
-    """One training set's batches for any trial: shuffled per epoch, augmented (training data
-    only) at the trial's strength, then preprocessed for the backbone.
+    """One training set's batches for any trial: shuffled per epoch, augmented (image sets only)
+    at the trial's strength, preprocessed for the backbone, with the trial's class weights.
 
-    A warm worker builds it once per training set: the images are held by TensorFlow once, and
-    the pipelines (with and without augmentation) are built and traced once, reading the trial's
-    seed, strength and first epoch from variables; building a pipeline per trial cost 0.2 s. They
-    are endless, so Keras keeps one iterator for a whole ``fit`` (making one costs about 50 ms).
-    Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of a trial is the same
-    batches however it is reached."""
+    The batches are made inside the train step (``steps.BatchesInStep``), not by a tf.data
+    pipeline: each ``fit`` made a pipeline iterator, instantiating its functions and waiting for
+    its first batch, about 0.12 s a fit on the quickstart (benchmarks/overhead.py). Keras
+    iterates a dummy dataset instead (``steps``), and the step reads the trial's seed,
+    strength, first epoch and class weights from variables, so one traced train function serves
+    every trial of a worker. Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of
+    a trial is the same batches however it is reached."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
-                 preprocess: Preprocess) -> None:
+                 preprocess: Preprocess, images: bool = True) -> None:
         import tensorflow as tf
 
         self.x, self.y = tf.constant(x), tf.constant(y)
         self.n_images, self.batch_size = len(y), batch_size
-        self.preprocess = preprocess
-        self.seed = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.first_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.strength = tf.Variable(0.0, dtype=tf.float32, trainable=False)
-        self.pipelines: dict[bool, tf.data.Dataset] = {}  # by augmented or not, made at need
+        self.preprocess, self.images = preprocess, images
+        variable = lambda value, dtype: tf.Variable(value, dtype=dtype,  # noqa: E731
+                                                    trainable=False)
+        self.seed, self.first_epoch = variable(0, tf.int64), variable(0, tf.int64)
+        self.taken = variable(0, tf.int64)  # batches made since ``start``
+        self.strength = variable(0.0, tf.float32)
+        self.n_classes = int(np.max(y)) + 1 if len(y) else 1
+        self.weights = variable(np.ones(self.n_classes, np.float32), tf.float32)
+        self._steps: tf.data.Dataset | None = None
 
     @property
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(self.n_images, self.batch_size)
 
-    def dataset(self, strength: float, seed: int, first_epoch: int = 0) -> tf.data.Dataset:
-        """Batches from ``first_epoch`` on. The settings hold for iterators made after this
-        call: one trial's fit at a time, as a worker runs them."""
+    def start(self, strength: float, seed: int, first_epoch: int = 0,
+              class_weights: dict[int, float] | None = None) -> None:
+        """The next batch is the first of ``first_epoch`` for this trial."""
         self.seed.assign(seed)
         self.first_epoch.assign(first_epoch)
-        self.strength.assign(strength)
-        augmented = strength > 0
-        if augmented not in self.pipelines:
-            self.pipelines[augmented] = self._pipeline(augmented)
-        return self.pipelines[augmented]
+        self.taken.assign(0)
+        self.strength.assign(strength if self.images else 0.0)
+        weights = class_weights or {}
+        self.weights.assign(np.array([weights.get(c, 1.0) for c in range(self.n_classes)],
+                                     np.float32))
 
-    def _pipeline(self, augmented: bool) -> tf.data.Dataset:
+    def steps(self) -> tf.data.Dataset:
+        """What ``fit`` iterates: one placeholder element per step (cheap to make an iterator
+        of); the train step ignores it and calls ``next_batch``."""
+        import tensorflow as tf
+
+        if self._steps is None:
+            # Without the autotuner: its thread makes about one fit in three wait 0.2-1 s at
+            # its end while it stops (measured), and there is nothing here to tune.
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            self._steps = (tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
+                           .with_options(options))
+        return self._steps
+
+    def next_batch(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(inputs, labels, sample weights) of the next batch; in a graph or eagerly."""
         import tensorflow as tf
 
         from tlsweep.augment import augment
 
+        taken = self.taken.assign_add(1) - 1
         n_batches = self.steps_per_epoch
-
-        def epoch_batches(counter: tf.Tensor) -> tf.data.Dataset:
-            epoch = counter + self.first_epoch
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(self.n_images, dtype=tf.int64), tf.stack([self.seed, epoch]))
-            keys = tf.data.Dataset.range(n_batches).map(lambda b: tf.stack([epoch, b]))
-            return tf.data.Dataset.zip(
-                tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size), keys)
-
-        def make(indices: tf.Tensor, key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            images = tf.cast(tf.gather(self.x, indices), tf.float32)
-            if augmented:
-                draw_seed = tf.random.experimental.stateless_fold_in(
-                    tf.stack([self.seed, key[0]]), key[1])
-                images = augment(images, self.strength, draw_seed)
-            return self.preprocess(images), tf.gather(self.y, indices)
-
-        # tf.data's autotuner makes the end of a fit wait about 0.2 s one time in three while
-        # its thread stops (measured); the fixed parallelism it falls back to is as fast here.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return (tf.data.Dataset.counter()
-                .flat_map(epoch_batches)
-                .map(make, num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE)
-                .with_options(options))
+        epoch, batch = self.first_epoch + taken // n_batches, taken % n_batches
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(self.n_images, dtype=tf.int64), tf.stack([self.seed, epoch]))
+        indices = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+        inputs = tf.cast(tf.gather(self.x, indices), tf.float32)
+        if self.images:
+            draw_seed = tf.random.experimental.stateless_fold_in(tf.stack([self.seed, epoch]),
+                                                                 batch)
+            inputs = tf.cond(self.strength > 0.0,
+                             lambda: augment(inputs, self.strength, draw_seed),
+                             lambda: inputs)
+        labels = tf.gather(self.y, indices)
+        return self.preprocess(inputs), labels, tf.gather(self.weights, labels)
 
 
 def eval_inputs(x: np.ndarray, preprocess: Preprocess) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 from tlsweep.backbones import Backbone, preprocessor
 from tlsweep.checkpoint import CheckpointState, TrialCheckpoints
 from tlsweep.classifier import freeze_for_head, predict, unfreeze_top, unfrozen_count
-from tlsweep.data import Dataset, class_weights, steps_per_epoch
+from tlsweep.data import Dataset, TrainingBatches, class_weights
 from tlsweep.space import TrialParams
 from tlsweep.warm import ModelPool, Structure, frozen_features
 
@@ -236,16 +236,13 @@ class TwoPhaseTrial:
                  settings: TrialSettings, reporter: Reporter,
                  checkpoints: TrialCheckpoints | None = None, seed_offset: int = 0,
                  pool: ModelPool | None = None) -> None:
-        import keras
-
         self.params, self.backbone, self.settings = params, backbone, settings
         self.dataset, self.checkpoints = dataset, checkpoints
         self.seed = settings.seed + seed_offset
         began = time.perf_counter()
         structure = Structure(backbone, settings.image_size, dataset.n_classes, settings.dropout)
-        keras.utils.set_random_seed(self.seed)  # a from-scratch backbone's initial weights
         self.pool = pool or ModelPool(keep=False)
-        self.warm, reused = self.pool.get(structure)
+        self.warm, reused = self.pool.get(structure, self.seed)
         self.warm.reset(self.seed)
         self.model, self.base = self.warm.model, self.warm.base
         self.preprocess = preprocessor(backbone)
@@ -294,14 +291,14 @@ class TwoPhaseTrial:
             if stop > h:
                 unfrozen = unfreeze_top(self.base, self.params.unfreeze_depth,
                                         self.backbone.pretrained)
+                batches = self.image_batches()
                 trained, traced = self._compiled(("finetune", unfrozen), self.warm.share_layers,
-                                                 self.params.finetune_lr)
+                                                 batches, self.params.finetune_lr)
                 if restore is not None and start >= h:
                     self.checkpoints.restore(  # type: ignore[union-attr]
                         self.model, with_optimizer=restore.phase == FINETUNE, trained=trained)
-                first = max(start, h)
-                self._fit_phase(trained, FINETUNE, first, stop, h, callbacks, traced,
-                                self.image_batches(first))
+                self._fit_phase(trained, FINETUNE, max(start, h), stop, h, callbacks, traced,
+                                batches)
         except StopTrial as stopped:
             stopped.result = self.tracker.result()
             raise
@@ -311,12 +308,6 @@ class TwoPhaseTrial:
                     restore: CheckpointState | None) -> None:
         freeze_for_head(self.base, self.backbone.pretrained)
         on_features = self.on_features and not callbacks
-        make = self.warm.features_head if on_features else self.warm.share_layers
-        trained, traced = self._compiled("features" if on_features else "head", make,
-                                         self.params.head_lr)
-        if restore is not None:
-            self.checkpoints.restore(self.model, with_optimizer=True,  # type: ignore[union-attr]
-                                     trained=trained)
         val_inputs = None
         if on_features:
             began = time.perf_counter()
@@ -324,38 +315,43 @@ class TwoPhaseTrial:
                                    for x in (self.dataset.x_train, self.dataset.x_val))
             self.tracker.timings.features_s += time.perf_counter() - began
             # Features need no augmentation (strength is 0) and no preprocessing.
-            data = self.pool.training_batches(
-                x_train, self.dataset.y_train, self.settings.batch_size, "features",
-                _unchanged).dataset(0.0, self.settings.seed, start)
+            batches = self.pool.training_batches(x_train, self.dataset.y_train,
+                                                 self.settings.batch_size, None, _unchanged)
+            trained, traced = self._compiled("features", self.warm.features_head, batches,
+                                             self.params.head_lr)
         else:
-            data = self.image_batches(start)
-        self._fit_phase(trained, HEAD, start, stop, 0, callbacks, traced, data, val_inputs)
+            batches = self.image_batches()
+            trained, traced = self._compiled("head", self.warm.share_layers, batches,
+                                             self.params.head_lr)
+        if restore is not None:
+            self.checkpoints.restore(self.model, with_optimizer=True,  # type: ignore[union-attr]
+                                     trained=trained)
+        self._fit_phase(trained, HEAD, start, stop, 0, callbacks, traced, batches, val_inputs)
 
-    def _compiled(self, key: Any, make: Any, learning_rate: float) -> tuple[Any, bool]:
+    def _compiled(self, key: Any, make: Any, batches: TrainingBatches,
+                  learning_rate: float) -> tuple[Any, bool]:
         began = time.perf_counter()
-        trained, traced = self.warm.compiled(key, make, learning_rate,
+        trained, traced = self.warm.compiled(key, make, batches, learning_rate,
                                              self.settings.jit_compile)
         self.tracker.timings.compile_s += time.perf_counter() - began
         return trained, traced
 
-    def image_batches(self, first_epoch: int) -> Any:
-        """The training images' batches from ``first_epoch`` on, augmented at the trial's
-        strength (the pipeline is the worker's, shared by its trials). Keyed by the trial's own
-        seed, not the resumed one: a resumed trial sees the batches it would have seen."""
-        batches = self.pool.training_batches(self.dataset.x_train, self.dataset.y_train,
-                                             self.settings.batch_size,
-                                             self.backbone.preprocessing, self.preprocess)
-        return batches.dataset(self.params.augmentation_strength, self.settings.seed,
-                               first_epoch)
+    def image_batches(self) -> TrainingBatches:
+        """The training images' batches (the worker's, shared by its trials)."""
+        return self.pool.training_batches(self.dataset.x_train, self.dataset.y_train,
+                                          self.settings.batch_size,
+                                          self.backbone.preprocessing, self.preprocess)
 
     def _fit_phase(self, trained: Any, phase: str, start: int, stop: int, first_step: int,
-                   callbacks: tuple[Any, ...], traced: bool, data: Any,
+                   callbacks: tuple[Any, ...], traced: bool, batches: TrainingBatches,
                    val_inputs: np.ndarray | None = None) -> None:
+        # Keyed by the trial's own seed, not the resumed one: a resumed trial sees the
+        # batches it would have seen. Epoch keys are global steps, across both phases.
+        strength = self.params.augmentation_strength
+        batches.start(strength, self.settings.seed, start, self.weights)
         # initial_epoch keeps the global step running on: a second fit never restarts at 0.
-        trained.fit(data, epochs=stop, initial_epoch=start, class_weight=self.weights,
-                    steps_per_epoch=steps_per_epoch(len(self.dataset.y_train),
-                                                    self.settings.batch_size),
-                    verbose=0, shuffle=False,
+        trained.fit(batches.steps(), epochs=stop, initial_epoch=start,
+                    steps_per_epoch=batches.steps_per_epoch, verbose=0, shuffle=False,
                     callbacks=[self.tracker.callback(phase, first_step, traced, val_inputs),
                                *callbacks])
 

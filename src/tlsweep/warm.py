@@ -91,7 +91,6 @@ class WarmModels:
         # converting from NumPy (half the cost of set_weights, measured on the quickstart).
         self.loaded = [tf.identity(variable.value) for variable in self.base.weights]
         self.training: dict[Any, Any] = {}
-        self._features_model: Any = None
         self._extractor: Any = None
         self.features = ArrayMemo()  # pooled backbone output, by image array
 
@@ -108,36 +107,37 @@ class WarmModels:
             generator.state.assign(np.array([seed * 1009 + index, 0], dtype=generator.state.dtype))
 
     # ------------------------------------------------------------------ per-phase models
-    def compiled(self, key: Any, make: Any, learning_rate: float,
-                 jit_compile: bool = False) -> tuple[Any, bool]:
-        """(training model for ``key``, whether its train function is already traced)."""
+    def compiled(self, key: Any, make: Callable[[TrainingBatches], Any], batches: TrainingBatches,
+                 learning_rate: float, jit_compile: bool = False) -> tuple[Any, bool]:
+        """(training model for ``key`` on ``batches``, whether its train function is already
+        traced). The batches are part of the key: the train function makes them."""
         from tlsweep.classifier import compile_for
 
-        if key not in self.training:
-            model = make()
+        if (key, batches) not in self.training:
+            model = make(batches)
             compile_for(model, learning_rate, jit_compile)
-            self.training[key] = model
+            self.training[(key, batches)] = model
             return model, False
-        model = self.training[key]
+        model = self.training[(key, batches)]
         reset_optimizer(model, learning_rate)
         return model, model.train_function is not None  # compile() would have dropped it
 
-    def share_layers(self) -> Any:
-        import keras
+    def share_layers(self, batches: TrainingBatches) -> Any:
+        from tlsweep.steps import BatchesInStep
 
-        return keras.Model(self.model.inputs, self.model.outputs, name=self.model.name)
+        return BatchesInStep(self.model.inputs, self.model.outputs, batches, self.model.name)
 
-    def features_head(self) -> Any:
+    def features_head(self, batches: TrainingBatches) -> Any:
         """The head alone, on pooled backbone features: the same layer objects."""
         import keras
 
-        if self._features_model is None:
-            pooled = self.model.get_layer("head_dropout").input
-            inputs = keras.Input(tuple(pooled.shape[1:]), name="features")
-            x = self.model.get_layer("head_dropout")(inputs)
-            outputs = self.model.get_layer("head")(x)
-            self._features_model = keras.Model(inputs, outputs, name="head_on_features")
-        return self._features_model
+        from tlsweep.steps import BatchesInStep
+
+        pooled = self.model.get_layer("head_dropout").input
+        inputs = keras.Input(tuple(pooled.shape[1:]), name="features")
+        x = self.model.get_layer("head_dropout")(inputs)
+        outputs = self.model.get_layer("head")(x)
+        return BatchesInStep(inputs, outputs, batches, "head_on_features")
 
     def extractor(self) -> Any:
         import keras
@@ -165,11 +165,13 @@ class ModelPool:
         return self.derived.get(x, ("eval", preprocessing), lambda: eval_inputs(x, preprocess))
 
     def training_batches(self, x: np.ndarray, y: np.ndarray, batch_size: int,
-                         preprocessing: str, preprocess: Preprocess) -> TrainingBatches:
+                         preprocessing: str | None, preprocess: Preprocess) -> TrainingBatches:
+        """Batches of images, or of features when ``preprocessing`` is None."""
         return self.derived.get(x, ("train", batch_size, preprocessing),
-                                lambda: TrainingBatches(x, y, batch_size, preprocess))
+                                lambda: TrainingBatches(x, y, batch_size, preprocess,
+                                                        images=preprocessing is not None))
 
-    def get(self, structure: Structure) -> tuple[WarmModels, bool]:
+    def get(self, structure: Structure, seed: int) -> tuple[WarmModels, bool]:
         """(models, whether they were reused). A from-scratch backbone is never reused: its
         initial weights must come from each trial's own seed."""
         if structure in self.models:
@@ -179,6 +181,10 @@ class ModelPool:
         keep = self.keep and structure.backbone.pretrained
         if not self.models:
             keras.backend.clear_session()
+        # Only when building: TensorFlow's set_seed also empties its kernel cache, and the
+        # next step of every model then pays about 0.1 s to make its kernels again. A reused
+        # model needs no global seed: its reset draws from the trial's seed explicitly.
+        keras.utils.set_random_seed(seed)
         models = WarmModels(structure)
         if keep:
             self.models[structure] = models
