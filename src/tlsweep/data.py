@@ -286,6 +286,7 @@ class TrainingBatches:
         self.n_classes = int(np.max(y)) + 1 if len(y) else 1
         self.weights = variable(np.ones(self.n_classes, np.float32), tf.float32)
         self._steps: tf.data.Dataset | None = None
+        self._make_batch: Any = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -317,7 +318,18 @@ class TrainingBatches:
         return self._steps
 
     def next_batch(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(inputs, labels, sample weights) of the next batch; in a graph or eagerly."""
+        """(inputs, labels, sample weights) of the next batch; in a graph or eagerly.
+
+        One function, traced once per training set and called by every training model's step:
+        traced into each of them, it made each new model's trace slower (measured in
+        benchmarks/overhead.py)."""
+        import tensorflow as tf
+
+        if self._make_batch is None:
+            self._make_batch = tf.function(self._next_batch)
+        return self._make_batch()
+
+    def _next_batch(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         import tensorflow as tf
 
         from tlsweep.augment import augment
