@@ -37,6 +37,16 @@ def test_a_messy_folder_sweeps_lists_skipped_files_and_writes_parquet(
     assert meta["versions"]["tensorflow"] and meta["versions"]["keras"]
     assert len(meta["sweep_sha256"]) == 64
 
+    # keep_top (3) keeps every final model here; each is whole: it is written aside, then moved.
+    trials = directory / "trials"
+    kept = sorted(int(path.parent.name) for path in trials.glob("*/model.keras"))
+    assert kept == sorted(board["trial"].tolist())
+    assert not [path.name for path in trials.iterdir() if path.name.startswith(".")]
+    import keras
+
+    model = keras.models.load_model(trials / str(kept[0]) / "model.keras", compile=False)
+    assert model.output_shape == (None, 2)
+
     again = run_cli("run", str(sweep))
     assert again.returncode == 2 and "tlsweep resume tiny" in again.stderr
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -88,6 +88,18 @@ class Reporter(Protocol):
         """Called after every epoch; may raise to stop the trial (pruning)."""
 
 
+@runtime_checkable
+class AnswersLater(Protocol):
+    """A reporter whose ``epoch_finished`` returns before the answer (continue, or stop at that
+    epoch): the next epoch trains meanwhile, and the trial collects the answer between batches
+    (``poll``), and before it finishes an epoch or ends (``settle``), raising ``StopTrial`` for
+    the epoch reported. A stopped trial ends with the curve it would have had waiting."""
+
+    def poll(self) -> None: ...
+
+    def settle(self) -> None: ...
+
+
 # ----------------------------------------------------------------------------- metrics
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     return np.bincount(y_true * n_classes + y_pred, minlength=n_classes**2).reshape(
@@ -139,6 +151,14 @@ class EpochTracker:
         self.best: tuple[EpochRecord, np.ndarray] | None = None
         self.model: Any = classifier
         self.timings = Timings()
+        self.answers = reporter if isinstance(reporter, AnswersLater) else None
+
+    def settle(self) -> None:
+        """Wait for the answer to the last epoch reported; raises if it stops the trial."""
+        if self.answers is not None:
+            began = time.perf_counter()
+            self.answers.settle()
+            self.timings.report_s += time.perf_counter() - began
 
     def resume_from(self, state: CheckpointState) -> None:
         self.curve = [EpochRecord(**record) for record in state.curve]
@@ -161,6 +181,12 @@ class EpochTracker:
                 self.started = time.perf_counter()
                 tracker.reporter.epoch_started(phase, epoch, tracker.total_steps)
 
+            def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+                # A batch's beginning, not its end: Keras runs end hooks on a thread and
+                # would make every step wait for its logs.
+                if tracker.answers is not None:
+                    tracker.answers.poll()
+
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
                 duration = time.perf_counter() - self.started
                 tracker.timings.epochs.append((phase, duration, self.first))
@@ -172,6 +198,7 @@ class EpochTracker:
 
     def finish_epoch(self, model: Any, inputs: np.ndarray, phase: str, epoch: int, step: int,
                      logs: dict, duration: float) -> None:
+        self.settle()  # a trial stopped at the epoch before never records this one
         began = time.perf_counter()
         probs = predict(model, inputs)
         self.timings.validation_s += time.perf_counter() - began
@@ -299,6 +326,7 @@ class TwoPhaseTrial:
                         self.model, with_optimizer=restore.phase == FINETUNE, trained=trained)
                 self._fit_phase(trained, FINETUNE, max(start, h), stop, h, callbacks, traced,
                                 batches)
+            self.tracker.settle()
         except StopTrial as stopped:
             stopped.result = self.tracker.result()
             raise

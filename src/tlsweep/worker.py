@@ -91,22 +91,46 @@ def _failpoint(number: int, step: int, memory_limited: bool) -> None:
 
 
 class PipeReporter:
-    """Sends each epoch to the orchestrator and obeys its answer."""
+    """Sends each epoch to the orchestrator and obeys its answer (``trial.AnswersLater``).
+
+    The worker trains on while the orchestrator stores the epoch and asks the pruner (about
+    6 ms on SQLite, against the 0.1 s epochs of the quickstart); it stops at the next batch
+    when the answer is to stop, and never finishes an epoch before it has the last one's."""
 
     def __init__(self, conn: Connection, number: int, memory_limited: bool) -> None:
         self.conn, self.number, self.memory_limited = conn, number, memory_limited
+        self.unanswered: int | None = None  # the step reported and not yet answered
 
     def epoch_started(self, phase: str, step: int, total_steps: int) -> None:
         self.conn.send(("epoch_started", phase, step, total_steps))
 
     def epoch_finished(self, record: Any) -> None:
-        from tlsweep.trial import StopTrial
-
+        self.settle()
         _failpoint(self.number, record.step, self.memory_limited)
         self.conn.send(("epoch", record.as_dict()))
-        answer = self.conn.recv()
+        self.unanswered = record.step
+
+    def poll(self) -> None:
+        if self.unanswered is not None and self.conn.poll():
+            self._obey(self.conn.recv())
+
+    def settle(self) -> None:
+        if self.unanswered is not None:
+            self._obey(self.conn.recv())
+
+    def forget(self) -> None:
+        """Read and drop an answer still due (a trial that failed meanwhile), so that the next
+        trial does not take it for its own."""
+        if self.unanswered is not None:
+            self.conn.recv()
+            self.unanswered = None
+
+    def _obey(self, answer: str) -> None:
+        from tlsweep.trial import StopTrial
+
+        step, self.unanswered = self.unanswered, None
         if answer in ("prune", "interrupt"):
-            raise StopTrial("pruned" if answer == "prune" else "interrupted", record.step)
+            raise StopTrial("pruned" if answer == "prune" else "interrupted", step)
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -134,11 +158,17 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
                             f"({spec.memory_limit_mb} MB above start-up)", traceback.format_exc()))
         raise SystemExit(3) from None  # the heap may be in pieces: start a fresh worker
     except Exception as exc:
+        reporter.forget()
         conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         return
     conn.send(("done", _summary(result), peak_rss_mb()))
     if conn.recv() == "keep":
-        result.model.save(task.checkpoint_dir / FINAL_MODEL)
+        # Written beside the trial's folder, then moved in: the orchestrator clears that
+        # folder meanwhile, and a worker killed mid-write must not leave half a model.
+        partial = task.checkpoint_dir.with_name(f".{task.checkpoint_dir.name}-{FINAL_MODEL}")
+        result.model.save(partial)
+        task.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, task.checkpoint_dir / FINAL_MODEL)
     conn.send(("kept",))
 
 

@@ -75,6 +75,7 @@ class Worker:
                                        name="tlsweep-worker")
         self.process.start()
         child.close()
+        self.ending: tuple[str, ...] = ()  # what the last trial still owes: "kept", "idle"
         ready = self._receive(start_timeout, idle=None)
         if ready[0] != "ready":
             raise WorkerDied(f"worker sent {ready[0]!r} instead of starting")
@@ -121,19 +122,26 @@ class Worker:
             if kind == "done":
                 reply = handle(message)
                 self.conn.send(reply or "discard")
-                self._receive(None, idle)  # "kept": the model is on disk (or was not wanted)
+                # The worker saves the model (if kept) while the orchestrator records the
+                # trial and samples the next one; ``after_trial`` waits for it.
+                self.ending = ("kept", "idle")
                 return Outcome("done", summary=message[1], peak_rss_mb=message[2])
-            if kind == "stopped":
-                return Outcome(message[1], step=message[2], summary=message[3])
-            if kind == "error":
+            if kind in ("stopped", "error"):
+                self.ending = ("idle",)
+                if kind == "stopped":
+                    return Outcome(message[1], step=message[2], summary=message[3])
                 return Outcome("failed", error=message[1], traceback=message[2])
             reply = handle(message)
             if reply is not None:
                 self.conn.send(reply)
 
     def after_trial(self) -> bool:
-        """Read the worker's state after a trial; False once it has retired itself."""
+        """Wait for the end of the last trial: its model on disk (or not wanted), then the
+        worker's state. False once the worker has retired itself, or died meanwhile."""
+        ending, self.ending = self.ending, ()
         try:
+            if "kept" in ending:
+                self._receive(None, None)
             message = self._receive(30.0, None)
         except WorkerDied:
             return False
@@ -165,6 +173,10 @@ class WorkerSlot:
         return self.worker.pid if self.worker is not None else self.last_pid
 
     def get(self) -> Worker:
+        """The live worker, once its last trial has ended; a new one if it is gone."""
+        if self.worker is not None and self.worker.ending and not self.worker.after_trial():
+            self.worker.stop()
+            self.worker = None
         if self.worker is None or not self.worker.alive:
             self.worker = Worker(self.spec)
             self.last_pid = self.worker.pid
@@ -175,17 +187,15 @@ class WorkerSlot:
             started: Callable[[], None] | None = None) -> Outcome:
         worker = self.get()
         try:
-            outcome = worker.run(task, handle, idle, started)
+            return worker.run(task, handle, idle, started)
         except WorkerDied as died:
             self.worker = None
             return Outcome("failed", error=died.reason)
-        if not worker.after_trial():
-            worker.stop()
-            self.worker = None
-        return outcome
 
     def close(self) -> None:
         if self.worker is not None:
+            if self.worker.ending:
+                self.worker.after_trial()  # a model being saved is finished first
             self.worker.stop()
             self.worker = None
 

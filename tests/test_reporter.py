@@ -1,0 +1,57 @@
+"""The worker's reporter: epochs are answered while the next one trains, and a stop answer
+still stops the trial at the epoch it was given for. No TensorFlow."""
+
+from __future__ import annotations
+
+from multiprocessing import Pipe
+from types import SimpleNamespace
+
+import pytest
+
+from tlsweep.trial import AnswersLater, StopTrial
+from tlsweep.worker import PipeReporter
+
+
+def record(step: int) -> SimpleNamespace:
+    return SimpleNamespace(step=step, as_dict=lambda: {"step": step})
+
+
+def test_an_epoch_is_answered_while_the_next_trains() -> None:
+    worker_end, orchestrator = Pipe()
+    reporter = PipeReporter(worker_end, number=0, memory_limited=False)
+    assert isinstance(reporter, AnswersLater)
+    reporter.epoch_finished(record(0))  # returns without an answer
+    assert orchestrator.recv() == ("epoch", {"step": 0})
+    reporter.poll()  # nothing yet: training goes on
+    orchestrator.send("continue")
+    reporter.poll()
+    assert reporter.unanswered is None
+    reporter.epoch_finished(record(1))
+    orchestrator.recv()
+    orchestrator.send("prune")
+    with pytest.raises(StopTrial) as stopped:
+        reporter.poll()  # a batch of epoch 2 learns epoch 1 was pruned
+    assert (stopped.value.reason, stopped.value.step) == ("pruned", 1)
+
+
+def test_no_epoch_is_reported_before_the_last_is_answered() -> None:
+    worker_end, orchestrator = Pipe()
+    reporter = PipeReporter(worker_end, number=0, memory_limited=False)
+    reporter.epoch_finished(record(3))
+    orchestrator.recv()
+    orchestrator.send("interrupt")
+    with pytest.raises(StopTrial) as stopped:
+        reporter.epoch_finished(record(4))
+    assert (stopped.value.reason, stopped.value.step) == ("interrupted", 3)
+    assert not orchestrator.poll(0.1), "epoch 4 must not be reported"
+
+
+def test_a_failed_trial_leaves_no_answer_for_the_next() -> None:
+    worker_end, orchestrator = Pipe()
+    reporter = PipeReporter(worker_end, number=0, memory_limited=False)
+    reporter.epoch_finished(record(0))
+    orchestrator.recv()
+    orchestrator.send("continue")
+    reporter.forget()  # the trial raised while its epoch 0 was unanswered
+    orchestrator.send(("trial", "next"))
+    assert worker_end.recv() == ("trial", "next")
