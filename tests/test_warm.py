@@ -17,7 +17,7 @@ from tlsweep.warm import ModelPool
 pytestmark = pytest.mark.slow
 
 # A warm trial repeats the cold one exactly, with augmentation too: its draws are keyed by
-# (seed, epoch, batch), not by the order tf.data's parallel map runs in. 1e-6 allows float
+# (seed, epoch, batch), not by a generator's state. 1e-6 allows float
 # summation noise only; state leaking from an earlier trial (weights, optimiser moments, rates,
 # dropout or augmentation draws) moves these curves by orders of magnitude more.
 EXACT = 1e-6

@@ -8,8 +8,8 @@ The recipe is the one Keras' random layers give at ``strength`` s: horizontal fl
   one interpolation instead of four), traced once per worker and shared by every trial; chained
   layers cost 3.6 ms a batch of 32 small images and a 0.2 s trace per trial (benchmarks/overhead);
 - reproducibility: every draw comes from a stateless generator keyed by (trial seed, epoch,
-  batch), so a batch is the same whatever the order tf.data's parallel map runs in, on a warm
-  worker or a cold one, and after a resume.
+  batch), not by a generator's state, so a batch is the same on a warm worker or a cold one,
+  and after a resume.
 """
 
 from __future__ import annotations

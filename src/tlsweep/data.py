@@ -1,6 +1,6 @@
 """Image folders -> decoded, cached, split arrays -> augmented training batches.
 
-Decoding (PIL) and caching need no TensorFlow; only the pipeline functions import it, lazily.
+Decoding (PIL) and caching need no TensorFlow; only the training batches import it, lazily.
 Each image folder is decoded and resized once per image size and stored as ``.npy`` files that later
 trials (and other processes) memory-map instead of decoding again.
 """
@@ -251,7 +251,7 @@ def class_weights(y: np.ndarray, n_classes: int, mode: str) -> dict[int, float] 
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-# ----------------------------------------------------------------------------- pipelines (TF)
+# ----------------------------------------------------------------------------- batches (TF)
 Preprocess = Callable[[Any], Any]
 
 
