@@ -4,6 +4,7 @@ still stops the trial at the epoch it was given for. No TensorFlow."""
 from __future__ import annotations
 
 from multiprocessing import Pipe
+from multiprocessing.connection import Connection
 from types import SimpleNamespace
 
 import pytest
@@ -16,12 +17,18 @@ def record(step: int) -> SimpleNamespace:
     return SimpleNamespace(step=step, as_dict=lambda: {"step": step})
 
 
-def test_an_epoch_is_answered_while_the_next_trains() -> None:
+def reported(step: int) -> tuple[PipeReporter, Connection]:
+    """A reporter that has just reported ``step``, and the orchestrator's end, which read it."""
     worker_end, orchestrator = Pipe()
     reporter = PipeReporter(worker_end, number=0, memory_limited=False)
+    reporter.epoch_finished(record(step))
+    assert orchestrator.recv() == ("epoch", {"step": step})
+    return reporter, orchestrator
+
+
+def test_an_epoch_is_answered_while_the_next_trains() -> None:
+    reporter, orchestrator = reported(0)  # returned without an answer
     assert isinstance(reporter, AnswersLater)
-    reporter.epoch_finished(record(0))  # returns without an answer
-    assert orchestrator.recv() == ("epoch", {"step": 0})
     reporter.poll()  # nothing yet: training goes on
     orchestrator.send("continue")
     reporter.poll()
@@ -35,10 +42,7 @@ def test_an_epoch_is_answered_while_the_next_trains() -> None:
 
 
 def test_no_epoch_is_reported_before_the_last_is_answered() -> None:
-    worker_end, orchestrator = Pipe()
-    reporter = PipeReporter(worker_end, number=0, memory_limited=False)
-    reporter.epoch_finished(record(3))
-    orchestrator.recv()
+    reporter, orchestrator = reported(3)
     orchestrator.send("interrupt")
     with pytest.raises(StopTrial) as stopped:
         reporter.epoch_finished(record(4))
@@ -47,11 +51,8 @@ def test_no_epoch_is_reported_before_the_last_is_answered() -> None:
 
 
 def test_a_failed_trial_leaves_no_answer_for_the_next() -> None:
-    worker_end, orchestrator = Pipe()
-    reporter = PipeReporter(worker_end, number=0, memory_limited=False)
-    reporter.epoch_finished(record(0))
-    orchestrator.recv()
+    reporter, orchestrator = reported(0)
     orchestrator.send("continue")
     reporter.forget()  # the trial raised while its epoch 0 was unanswered
     orchestrator.send(("trial", "next"))
-    assert worker_end.recv() == ("trial", "next")
+    assert reporter.conn.recv() == ("trial", "next")
