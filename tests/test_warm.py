@@ -63,6 +63,29 @@ def test_a_warm_worker_gives_the_cold_curve(tmp_path: Path, tiny_backbone: Path,
         np.testing.assert_allclose(np.asarray(after), np.asarray(before), atol=EXACT)
 
 
+def test_a_new_training_model_traces_its_step_once(tmp_path: Path, tiny_backbone: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its optimiser and metrics are built before the first step: tf.function traces a step
+    a second time when the first trace creates variables."""
+    from tlsweep.steps import BatchesInStep
+
+    traces: list[str] = []
+    original = BatchesInStep.train_step
+
+    def counted(self: BatchesInStep, data: object) -> object:
+        traces.append(self.name)  # Python runs here only while a step is traced
+        return original(self, data)
+
+    monkeypatch.setattr(BatchesInStep, "train_step", counted)
+    plan = tiny_plan(tmp_path, tiny_backbone)
+    result = run_trial(TrialParams("Tiny", 0.5, 2e-2, 3e-3, 0.4, "sqrt"), plan.backbones["Tiny"],
+                       plan.dataset, TrialSettings(16, 2, 2, 16, 0.3, "val_accuracy", seed=1),
+                       Quiet(), pool=ModelPool())
+    assert [phase for phase, _, traced in result.timings["epochs"] if traced] == [
+        "head", "finetune"]
+    assert len(traces) == 2, traces
+
+
 def test_head_on_cached_features_matches_the_full_model(tmp_path: Path) -> None:
     """Real images and weights: hymenoptera at 96 px through the shared MobileNetV2."""
     shared = needs_shared()

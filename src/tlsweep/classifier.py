@@ -74,6 +74,17 @@ def compile_for(model: Any, learning_rate: float, jit_compile: bool = False) -> 
                   jit_compile=jit_compile)
 
 
+def build_training_state(model: Any, example: tuple[np.ndarray, ...]) -> None:
+    """Create a compiled model's optimiser and metric variables before its first step, from an
+    example batch. tf.function traces a step twice when its first trace creates variables: one
+    trace less saves 0.2-0.3 s per training model on the quickstart (more on larger models).
+    ``_symbolic_build`` is the build Keras itself runs before ``fit`` under a distribution
+    strategy; without it (another Keras), the first step builds as before."""
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=example)
+
+
 def predict(model: Any, inputs: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Class probabilities in inference mode. ``Model.predict`` sets up a data pipeline on
     every call (about 0.1 s, as much as a small model's epoch); a traced forward pass kept on

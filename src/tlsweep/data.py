@@ -303,6 +303,12 @@ class TrainingBatches:
         self.weights.assign(np.array([weights.get(c, 1.0) for c in range(self.n_classes)],
                                      np.float32))
 
+    def example(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch's shapes and dtypes (zeros), to build a model's training state ahead."""
+        return (np.zeros((self.batch_size, *self.x.shape[1:]), np.float32),
+                np.zeros(self.batch_size, self.y.dtype.as_numpy_dtype),
+                np.zeros(self.batch_size, np.float32))
+
     def steps(self) -> tf.data.Dataset:
         """What ``fit`` iterates: one placeholder element per step (cheap to make an iterator
         of); the train step ignores it and calls ``next_batch``."""

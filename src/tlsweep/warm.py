@@ -111,11 +111,12 @@ class WarmModels:
                  learning_rate: float, jit_compile: bool = False) -> tuple[Any, bool]:
         """(training model for ``key`` on ``batches``, whether its train function is already
         traced). The batches are part of the key: the train function makes them."""
-        from tlsweep.classifier import compile_for
+        from tlsweep.classifier import build_training_state, compile_for
 
         if (key, batches) not in self.training:
             model = make(batches)
             compile_for(model, learning_rate, jit_compile)
+            build_training_state(model, batches.example())
             self.training[(key, batches)] = model
             return model, False
         model = self.training[(key, batches)]
