@@ -255,17 +255,13 @@ def class_weights(y: np.ndarray, n_classes: int, mode: str) -> dict[int, float] 
 Preprocess = Callable[[Any], Any]
 
 
-def steps_per_epoch(n_images: int, batch_size: int) -> int:
-    return -(-n_images // batch_size)
-
-
 class TrainingBatches:
     """One training set's batches for any trial: shuffled per epoch, augmented (image sets only)
     at the trial's strength, preprocessed for the backbone, with the trial's class weights.
 
     The batches are made inside the train step (``steps.BatchesInStep``), not by a tf.data
     pipeline: each ``fit`` made a pipeline iterator, instantiating its functions and waiting for
-    its first batch, about 0.12 s a fit on the quickstart (benchmarks/overhead.py). Keras
+    its first batch, 30-70 ms a fit with augmentation on the quickstart. Keras
     iterates a dummy dataset instead (``steps``), and the step reads the trial's seed,
     strength, first epoch and class weights from variables, so one traced train function serves
     every trial of a worker. Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of
@@ -290,7 +286,7 @@ class TrainingBatches:
 
     @property
     def steps_per_epoch(self) -> int:
-        return steps_per_epoch(self.n_images, self.batch_size)
+        return -(-self.n_images // self.batch_size)  # the last batch may be short
 
     def start(self, strength: float, seed: int, first_epoch: int = 0,
               class_weights: dict[int, float] | None = None) -> None:
