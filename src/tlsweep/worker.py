@@ -166,8 +166,8 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
         # Written beside the trial's folder, then moved in: the orchestrator clears that
         # folder meanwhile, and a worker killed mid-write must not leave half a model.
         partial = task.checkpoint_dir.with_name(f".{task.checkpoint_dir.name}-{FINAL_MODEL}")
+        task.checkpoint_dir.mkdir(parents=True, exist_ok=True)  # and so the partial's folder
         result.model.save(partial)
-        task.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         os.replace(partial, task.checkpoint_dir / FINAL_MODEL)
     conn.send(("kept",))
 
