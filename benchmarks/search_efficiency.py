@@ -145,7 +145,8 @@ def run_arm(sweep: Path, results: Path) -> tuple[float, float]:
 
 def trajectory(board: pd.DataFrame, started: float) -> pd.DataFrame:
     """Best value found so far after each trial, against cumulative epochs and wall time."""
-    rows = board[board["value"].notna()].sort_values("trial")
+    trials = board[board["role"] == "trial"] if "role" in board else board  # no reference rows
+    rows = trials[trials["value"].notna()].sort_values("trial")
     ended = pd.to_datetime(rows["started_at"], utc=True).map(lambda t: t.timestamp()) \
         + rows["duration_s"] - started
     return pd.DataFrame({"epochs": rows["epochs_run"].cumsum().to_numpy(),

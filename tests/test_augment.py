@@ -68,7 +68,7 @@ def test_draws_are_keyed_by_seed_and_stay_in_range(images: np.ndarray) -> None:
 
 def test_an_epoch_is_the_same_batches_however_it_is_reached() -> None:
     """Resuming at epoch 3 sees what an uninterrupted run saw at epoch 3; epochs differ."""
-    from tlsweep.data import TrainingBatches
+    from tlsweep.batches import TrainingBatches
 
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (21, 8, 8, 3)).astype(np.uint8)
@@ -96,7 +96,7 @@ def test_an_epoch_is_the_same_batches_however_it_is_reached() -> None:
 
 
 def test_batches_carry_the_trial_class_weights() -> None:
-    from tlsweep.data import TrainingBatches
+    from tlsweep.batches import TrainingBatches
 
     y = np.array([0, 1, 2, 0, 1, 2], dtype=np.int32)
     batches = TrainingBatches(np.zeros((6, 4, 4, 3), np.uint8), y, 6, lambda images: images)

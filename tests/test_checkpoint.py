@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlsweep.checkpoint import OPTIMIZER, WEIGHTS, _load_arrays, _save_arrays
+from tlsweep.checkpoint import (
+    OPTIMIZER,
+    WEIGHTS,
+    CheckpointState,
+    TrialCheckpoints,
+    _load_arrays,
+    _save_arrays,
+)
 
 
 class Variable:
@@ -54,3 +61,35 @@ def test_an_older_npz_checkpoint_still_resumes(tmp_path: Path) -> None:
     _load_arrays(tmp_path / OPTIMIZER, restored, "optimiser")
     for before, after in zip(saved, restored, strict=True):
         np.testing.assert_array_equal(after.value, before.value)
+
+
+class Model:
+    """Stands in for a Keras model: weights, and an optimiser with variables."""
+
+    def __init__(self, seed: int) -> None:
+        self.weights = variables(seed)
+        self.optimizer = type("Optimizer", (), {"variables": variables(seed + 100)})()
+
+
+def state(step: int, best_step: int) -> CheckpointState:
+    return CheckpointState(phase="head", epoch=step, step=step, curve=[], best_step=best_step,
+                           best_confusion=[[1]])
+
+
+def test_the_best_epochs_weights_are_carried_from_checkpoint_to_checkpoint(
+        tmp_path: Path) -> None:
+    """A resumed trial keeps the weights its value describes, though later epochs were worse."""
+    checkpoints = TrialCheckpoints(tmp_path)
+    assert checkpoints.best_weights() is None
+    best, later = Model(1), Model(2)
+    checkpoints.save(best, state(step=0, best_step=0))
+    checkpoints.save(later, state(step=1, best_step=0))
+    checkpoints.save(later, state(step=2, best_step=0))
+    carried = checkpoints.best_weights()
+    assert carried is not None
+    for saved, back in zip(best.weights, carried, strict=True):
+        np.testing.assert_array_equal(back, saved.value)
+    assert len(list(tmp_path.glob("step-*"))) == 1  # older folders are still removed
+    checkpoints.save(later, state(step=3, best_step=3))
+    for saved, back in zip(later.weights, checkpoints.best_weights(), strict=True):
+        np.testing.assert_array_equal(back, saved.value)

@@ -137,7 +137,7 @@ def test_batchnorm_statistics_frozen_in_finetuning_but_trained_from_scratch(
 
 def test_strength_zero_changes_no_pixel_and_validation_is_never_augmented(
         tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlsweep.data import TrainingBatches, eval_inputs
+    from tlsweep.batches import TrainingBatches, eval_inputs
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (20, 16, 16, 3)).astype(np.uint8)

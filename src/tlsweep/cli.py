@@ -204,6 +204,8 @@ def show(
                   + (f", value {frozen.value:.4f}" if frozen.value is not None else ""))
     for key, value in params.items():
         console.print(f"  {key:<22} {value}")
+    for line in _measured_lines(view, trial):
+        console.print(line)
     reason = frozen.user_attrs.get("error") or (
         f"pruned at step {frozen.user_attrs.get('pruned_at')}" if state == "pruned" else None)
     if reason:
@@ -215,6 +217,15 @@ def show(
     if metrics is not None:
         console.print(class_table(metrics))
         console.print(confusion_table(metrics))
+
+
+def _measured_lines(view: Any, trial: int) -> list[str]:
+    """The trial's scores with their intervals: validation, cross-validated, test."""
+    import pandas as pd
+
+    from tlsweep.report import measured_lines
+
+    return measured_lines(pd.concat([view.leaderboard, view.references]), trial, view.meta)
 
 
 @app.command()

@@ -192,13 +192,22 @@ def parse_duration(value: Any) -> float | None:
 
 
 class DataConfig(Strict):
-    """``dir`` (one folder per class, split by ``val_split``), or ``train_dir`` + ``val_dir``."""
+    """``dir`` (one folder per class, split by ``val_split``), or ``train_dir`` + ``val_dir``.
+
+    A test set (``test_dir``, or ``test_split`` of ``dir``, carved out before validation) never
+    reaches the sampler, the pruner or the choice of the winner; it scores the finalists once
+    the search ends. ``duplicates``: ``drop`` removes from validation and test every image that
+    copies one in an earlier split (train, then val), so that neither is inflated; ``keep`` only
+    reports them."""
 
     dir: ResolvedPath | None = None
     val_split: float | None = Field(default=None, gt=0.0, lt=1.0)
+    test_split: float | None = Field(default=None, gt=0.0, lt=1.0)
     train_dir: ResolvedPath | None = None
     val_dir: ResolvedPath | None = None
+    test_dir: ResolvedPath | None = None
     image_size: int = Field(default=160, ge=8, le=2048)
+    duplicates: Literal["drop", "keep"] = "drop"
 
     @model_validator(mode="after")
     def _one_layout(self) -> DataConfig:
@@ -209,6 +218,15 @@ class DataConfig(Strict):
             raise ValueError("give dir (with val_split) or both train_dir and val_dir")
         if split and self.val_split is not None:
             raise ValueError("val_split only applies to dir; train_dir/val_dir are already split")
+        if self.test_split is not None and self.test_dir is not None:
+            raise ValueError("give either test_split (a share of dir) or test_dir, not both")
+        if self.test_split is not None and self.dir is None:
+            raise ValueError("test_split only applies to dir; with train_dir/val_dir give "
+                             "test_dir")
+        if self.test_split is not None and self.test_split + self.split >= 1:
+            raise ValueError(f"test_split + val_split must be below 1 (got {self.test_split} + "
+                             f"{self.split}): both are shares of dir, and training needs the "
+                             f"rest")
         return self
 
     @property
@@ -257,6 +275,26 @@ class TunerConfig(Strict):
     hyperband_iterations: int = Field(default=1, ge=1)
 
 
+class FinalistsConfig(Strict):
+    """What happens once the search ends: the top ``k`` trials and the linear-probe baseline
+    are scored on the test set, and, on small data, re-evaluated first by ``folds``-fold
+    cross-validation over train+val, because the best of many noisy validation scores is biased
+    upward. ``reevaluate: auto`` does it below ``small_data_images`` train+val images.
+    ``deliver``: the chosen settings refit on train+val, or the best fold's model."""
+
+    k: int = Field(default=3, ge=1)
+    reevaluate: Literal["auto", "on", "off"] = "auto"
+    folds: int = Field(default=3, ge=2, le=10)
+    small_data_images: int = Field(default=2000, ge=1)
+    deliver: Literal["refit", "best_fold"] = "refit"
+
+    @field_validator("reevaluate", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
 class ExecutionConfig(Strict):
     """How trials run: worker memory, failure tolerance and what is kept on disk."""
 
@@ -295,6 +333,7 @@ class SweepConfig(Strict):
     engine: Literal["optuna", "keras-tuner"] = "optuna"
     tuner: TunerConfig | None = None
     execution: ExecutionConfig = ExecutionConfig()
+    finalists: FinalistsConfig = FinalistsConfig()
 
     @model_validator(mode="after")
     def _options_match_the_engine(self) -> SweepConfig:

@@ -1,6 +1,6 @@
-"""Image folders -> decoded, cached, split arrays -> augmented training batches.
+"""Image folders -> decoded, cached, split and de-duplicated arrays. No TensorFlow (the
+training batches made from them are in ``batches``).
 
-Decoding (PIL) and caching need no TensorFlow; only the training batches import it, lazily.
 Each image folder is decoded and resized once per image size and stored as ``.npy`` files that later
 trials (and other processes) memory-map instead of decoding again.
 """
@@ -12,20 +12,16 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tlsweep.config import DataConfig
+from tlsweep.duplicates import DuplicateReport, find_duplicates
 from tlsweep.errors import DataError
 
-if TYPE_CHECKING:
-    import tensorflow as tf
-
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the decoded images' paths are kept (duplicate reports)
 # GIFs in image folders are almost always web placeholders ("image not found"), not samples.
 SKIPPED_FORMATS = {"GIF": "GIF (usually a web placeholder); convert it to PNG or JPEG to use it"}
 
@@ -49,10 +45,14 @@ class FolderImages:
     class_names: list[str]
     skipped: list[Skipped] = field(default_factory=list)
     cache_dir: Path | None = None
+    paths: list[str] = field(default_factory=list)  # of each decoded image, in order
 
 
 @dataclass
 class Dataset:
+    """Train, validation and (optional) test arrays. Trials only ever see train and val: the
+    test set is read by the finalists' stage alone."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
@@ -60,10 +60,18 @@ class Dataset:
     class_names: list[str]
     skipped: list[Skipped]
     cache_dirs: list[Path] = field(default_factory=list)  # the decoded arrays, memory-mapped
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    paths: dict[str, list[str]] = field(default_factory=dict)  # per split, after de-duplication
+    duplicates: DuplicateReport | None = None
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def has_test(self) -> bool:
+        return self.y_test is not None and len(self.y_test) > 0
 
     def cache_size_mb(self) -> float:
         return sum(f.stat().st_size for d in self.cache_dirs for f in d.iterdir()) / 2**20
@@ -127,18 +135,19 @@ def decode_image(path: Path, size: int) -> np.ndarray:
 
 
 def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray,
-                                                                   list[Skipped]]:
-    images, labels, skipped = [], [], []
+                                                                   list[Skipped], list[str]]:
+    images, labels, skipped, decoded = [], [], [], []
     for path, label in files:
         try:
             images.append(decode_image(path, size))
             labels.append(label)
+            decoded.append(str(path))
         except Exception as exc:  # PIL raises many types for broken files
             reason = str(exc) if isinstance(exc, ValueError) and str(exc) else \
                 f"cannot be decoded as an image ({type(exc).__name__})"
             skipped.append(Skipped(str(path), reason))
     x = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return x, np.asarray(labels, dtype=np.int32), skipped
+    return x, np.asarray(labels, dtype=np.int32), skipped, decoded
 
 
 def _remove_abandoned_builds(folder: Path) -> None:
@@ -159,11 +168,11 @@ def _build_cache(target: Path, files: list[tuple[Path, int]], size: int,
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_builds(target.parent)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".building-{os.getpid()}-"))
-    x, y, skipped = _decode_all(files, size)
-    images = FolderImages(x, y, class_names, stray + skipped)
+    x, y, skipped, decoded = _decode_all(files, size)
+    images = FolderImages(x, y, class_names, stray + skipped, paths=decoded)
     np.save(staging / "x.npy", images.x)
     np.save(staging / "y.npy", images.y)
-    meta = {"class_names": images.class_names,
+    meta = {"class_names": images.class_names, "paths": images.paths,
             "skipped": [[s.path, s.reason] for s in images.skipped]}
     (staging / "meta.json").write_text(json.dumps(meta))
     try:
@@ -180,6 +189,7 @@ def _read_cache(target: Path) -> FolderImages:
         class_names=meta["class_names"],
         skipped=[Skipped(p, r) for p, r in meta["skipped"]],
         cache_dir=target,
+        paths=meta["paths"],
     )
 
 
@@ -199,6 +209,9 @@ def load_folder(root: Path, size: int, key: str, source: Path) -> FolderImages:
 
 
 # ----------------------------------------------------------------------------- splitting
+SPLITS = ("train", "val", "test")
+
+
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val): every class keeps at least one training image."""
     rng = np.random.default_rng(seed)
@@ -211,33 +224,140 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+def _split_sizes(n: int, val: float, test: float | None) -> tuple[int, int, int]:
+    """(train, val, test) images of a class of ``n`` under ``stratified_splits``."""
+    n_test = max(1, round(test * n)) if test else 0
+    n_val = max(1, round(val * n)) if test else min(n - 1, max(1, round(val * n)))
+    return n - n_val - n_test, n_val, n_test
+
+
+def stratified_splits(y: np.ndarray, val: float, test: float | None,
+                      seed: int) -> dict[str, np.ndarray]:
+    """Indices per split; the test share is carved out of each class first. Without a test
+    share the split is ``stratified_split``'s, so studies made before test sets existed
+    resume on the same images."""
+    if not test:
+        train, val_indices = stratified_split(y, val, seed)
+        return {"train": train, "val": val_indices}
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        _, n_val, n_test = _split_sizes(len(members), val, test)
+        parts["test"].append(members[:n_test])
+        parts["val"].append(members[n_test:n_test + n_val])
+        parts["train"].append(members[n_test + n_val:])
+    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def _fits(count: int, data: DataConfig) -> bool:
+    train, val, test = _split_sizes(count, data.split, data.test_split)
+    return train >= 1 and val >= 1 and (not data.test_split or test >= 1)
+
+
+def _check_class_sizes(data: DataConfig, counts: dict[str, int], source: Path) -> None:
+    """Every class must appear in every split carved out of ``data.dir``."""
+    assert data.dir is not None
+    splits = "train, val" + (" and test" if data.test_split else "")
+    shares = f"val_split {data.split}" + (f" and test_split {data.test_split}"
+                                          if data.test_split else "")
+    for name, count in counts.items():
+        if not _fits(count, data):
+            needed = next(n for n in range(count + 1, 10_000) if _fits(n, data))
+            raise DataError(f"{source}: data.dir: class folder {data.dir / name} has {count} "
+                            f"image(s), too few to appear in every split ({splits}) at {shares}: "
+                            f"it needs at least {needed}. Add images, remove the class, or change "
+                            f"the splits.")
+
+
 def check_layout(data: DataConfig, source: Path) -> None:
-    """The folder checks that need no decoding: folders exist, classes are present and match."""
+    """The folder checks that need no decoding: folders exist, classes are present and match,
+    and every class has enough files for every split."""
     if data.dir is not None:
-        _scan(data.dir, "data.dir", source)
-        return
-    assert data.train_dir is not None and data.val_dir is not None
-    train_classes = _scan(data.train_dir, "data.train_dir", source)[0]
-    val_classes = _scan(data.val_dir, "data.val_dir", source)[0]
-    if train_classes != val_classes:
-        raise DataError(f"{source}: data.val_dir: its classes {val_classes} differ from "
-                        f"data.train_dir's {train_classes}. Give both the same class folders.")
+        names, files, _ = _scan(data.dir, "data.dir", source)
+        counts = np.bincount([label for _, label in files], minlength=len(names))
+        _check_class_sizes(data, dict(zip(names, counts.tolist(), strict=True)), source)
+        train_classes = names
+    else:
+        assert data.train_dir is not None and data.val_dir is not None
+        train_classes = _scan(data.train_dir, "data.train_dir", source)[0]
+        _same_classes(train_classes, _scan(data.val_dir, "data.val_dir", source)[0],
+                      "data.val_dir", source, "data.train_dir")
+    if data.test_dir is not None:
+        _same_classes(train_classes, _scan(data.test_dir, "data.test_dir", source)[0],
+                      "data.test_dir", source, "data.dir" if data.dir else "data.train_dir")
+
+
+def _same_classes(train: list[str], other: list[str], key: str, source: Path,
+                  train_key: str) -> None:
+    if train != other:
+        raise DataError(f"{source}: {key}: its classes {other} differ from {train_key}'s "
+                        f"{train}. Give every split the same class folders.")
+
+
+Part = tuple[list[str], np.ndarray, np.ndarray]  # paths, images, labels
+
+
+def _load_parts(data: DataConfig, seed: int, source: Path) -> tuple[dict[str, Part],
+                                                                    list[str], list[Skipped],
+                                                                    list[Path]]:
+    """(split -> part, class names, skipped files, cache folders), before de-duplication."""
+    folders: dict[str, FolderImages] = {}  # by sweep-file key
+    parts: dict[str, Part] = {}
+    if data.dir is not None:
+        images = load_folder(data.dir, data.image_size, "data.dir", source)
+        counts = np.bincount(images.y, minlength=len(images.class_names)).tolist()
+        _check_class_sizes(data, dict(zip(images.class_names, counts, strict=True)), source)
+        folders["data.dir"] = images
+        for name, index in stratified_splits(images.y, data.split, data.test_split,
+                                             seed).items():
+            parts[name] = ([images.paths[i] for i in index], np.asarray(images.x[index]),
+                           images.y[index])
+    else:
+        assert data.train_dir is not None and data.val_dir is not None
+        for name, folder in (("train", data.train_dir), ("val", data.val_dir)):
+            key = f"data.{name}_dir"
+            folders[key] = load_folder(folder, data.image_size, key, source)
+            parts[name] = (folders[key].paths, np.asarray(folders[key].x), folders[key].y)
+    if data.test_dir is not None:
+        folders["data.test_dir"] = load_folder(data.test_dir, data.image_size, "data.test_dir",
+                                               source)
+        test = folders["data.test_dir"]
+        parts["test"] = (test.paths, np.asarray(test.x), test.y)
+    (first_key, first), *others = folders.items()
+    names = first.class_names
+    for key, folder in others:
+        _same_classes(names, folder.class_names, key, source, first_key)
+    skipped = [s for folder in folders.values() for s in folder.skipped]
+    return parts, names, skipped, [f.cache_dir for f in folders.values()
+                                   if f.cache_dir is not None]
+
+
+def _without(part: Part, drop: list[int]) -> Part:
+    if not drop:
+        return part
+    keep = np.setdiff1d(np.arange(len(part[2])), drop)
+    return [part[0][i] for i in keep], part[1][keep], part[2][keep]
 
 
 def load_dataset(data: DataConfig, seed: int, source: Path) -> Dataset:
-    if data.dir is not None:
-        images = load_folder(data.dir, data.image_size, "data.dir", source)
-        train, val = stratified_split(images.y, data.split, seed)
-        return Dataset(images.x[train], images.y[train], images.x[val], images.y[val],
-                       images.class_names, images.skipped, [images.cache_dir])
-    assert data.train_dir is not None and data.val_dir is not None
-    tr = load_folder(data.train_dir, data.image_size, "data.train_dir", source)
-    va = load_folder(data.val_dir, data.image_size, "data.val_dir", source)
-    if tr.class_names != va.class_names:
-        raise DataError(f"{source}: data.val_dir: its classes {va.class_names} differ from "
-                        f"data.train_dir's {tr.class_names}. Give both the same class folders.")
-    return Dataset(np.asarray(tr.x), tr.y, np.asarray(va.x), va.y, tr.class_names,
-                   tr.skipped + va.skipped, [tr.cache_dir, va.cache_dir])
+    parts, names, skipped, cache_dirs = _load_parts(data, seed, source)
+    report = find_duplicates(parts, data.duplicates)
+    parts = {name: _without(part, report.dropped.get(name, [])) for name, part in parts.items()}
+    for name in ("val", "test"):
+        if name in parts:
+            present = np.bincount(parts[name][2], minlength=len(names))
+            empty = [names[c] for c in np.flatnonzero(present == 0)]
+            if empty:
+                raise DataError(f"{source}: data: after dropping copies of training images "
+                                f"(data.duplicates: drop), class {empty[0]!r} has no {name} "
+                                f"image left. Add distinct images of it, or set "
+                                f"data.duplicates: keep.")
+    test = parts.get("test")
+    return Dataset(parts["train"][1], parts["train"][2], parts["val"][1], parts["val"][2],
+                   names, skipped, cache_dirs,
+                   x_test=test[1] if test else None, y_test=test[2] if test else None,
+                   paths={name: part[0] for name, part in parts.items()}, duplicates=report)
 
 
 # ----------------------------------------------------------------------------- class weights
@@ -249,110 +369,3 @@ def class_weights(y: np.ndarray, n_classes: int, mode: str) -> dict[int, float] 
     balanced = len(y) / (n_classes * np.maximum(counts, 1.0))
     weights = np.sqrt(balanced) if mode == "sqrt" else balanced
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-# ----------------------------------------------------------------------------- batches (TF)
-Preprocess = Callable[[Any], Any]
-
-
-class TrainingBatches:
-    """One training set's batches for any trial: shuffled per epoch, augmented (image sets only)
-    at the trial's strength, preprocessed for the backbone, with the trial's class weights.
-
-    The batches are made inside the train step (``steps.BatchesInStep``), not by a tf.data
-    pipeline: each ``fit`` made a pipeline iterator, instantiating its functions and waiting for
-    its first batch, 30-70 ms a fit with augmentation on the quickstart. Keras
-    iterates a dummy dataset instead (``steps``), and the step reads the trial's seed,
-    strength, first epoch and class weights from variables, so one traced train function serves
-    every trial of a worker. Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of
-    a trial is the same batches however it is reached."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
-                 preprocess: Preprocess, images: bool = True) -> None:
-        import tensorflow as tf
-
-        self.x, self.y = tf.constant(x), tf.constant(y)
-        self.n_images, self.batch_size = len(y), batch_size
-        self.preprocess, self.images = preprocess, images
-        variable = lambda value, dtype: tf.Variable(value, dtype=dtype,  # noqa: E731
-                                                    trainable=False)
-        self.seed, self.first_epoch = variable(0, tf.int64), variable(0, tf.int64)
-        self.taken = variable(0, tf.int64)  # batches made since ``start``
-        self.strength = variable(0.0, tf.float32)
-        self.n_classes = int(np.max(y)) + 1 if len(y) else 1
-        self.weights = variable(np.ones(self.n_classes, np.float32), tf.float32)
-        self._steps: tf.data.Dataset | None = None
-        self._make_batch: Any = None
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return -(-self.n_images // self.batch_size)  # the last batch may be short
-
-    def start(self, strength: float, seed: int, first_epoch: int = 0,
-              class_weights: dict[int, float] | None = None) -> None:
-        """The next batch is the first of ``first_epoch`` for this trial."""
-        self.seed.assign(seed)
-        self.first_epoch.assign(first_epoch)
-        self.taken.assign(0)
-        self.strength.assign(strength if self.images else 0.0)
-        weights = class_weights or {}
-        self.weights.assign(np.array([weights.get(c, 1.0) for c in range(self.n_classes)],
-                                     np.float32))
-
-    def example(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A batch's shapes and dtypes (zeros), to build a model's training state ahead."""
-        return (np.zeros((self.batch_size, *self.x.shape[1:]), np.float32),
-                np.zeros(self.batch_size, self.y.dtype.as_numpy_dtype),
-                np.zeros(self.batch_size, np.float32))
-
-    def steps(self) -> tf.data.Dataset:
-        """What ``fit`` iterates: one placeholder element per step (cheap to make an iterator
-        of); the train step ignores it and calls ``next_batch``."""
-        import tensorflow as tf
-
-        if self._steps is None:
-            # Without the autotuner: its thread makes about one fit in three wait 0.2-1 s at
-            # its end while it stops (measured), and there is nothing here to tune.
-            options = tf.data.Options()
-            options.autotune.enabled = False
-            self._steps = (tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
-                           .with_options(options))
-        return self._steps
-
-    def next_batch(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(inputs, labels, sample weights) of the next batch; in a graph or eagerly.
-
-        One function, traced once per training set and called by every training model's step:
-        traced into each of them, it made each new model's trace slower (measured in
-        benchmarks/overhead.py)."""
-        import tensorflow as tf
-
-        if self._make_batch is None:
-            self._make_batch = tf.function(self._next_batch)
-        return self._make_batch()
-
-    def _next_batch(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        import tensorflow as tf
-
-        from tlsweep.augment import augment
-
-        taken = self.taken.assign_add(1) - 1
-        n_batches = self.steps_per_epoch
-        epoch, batch = self.first_epoch + taken // n_batches, taken % n_batches
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(self.n_images, dtype=tf.int64), tf.stack([self.seed, epoch]))
-        indices = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-        inputs = tf.cast(tf.gather(self.x, indices), tf.float32)
-        if self.images:
-            draw_seed = tf.random.experimental.stateless_fold_in(tf.stack([self.seed, epoch]),
-                                                                 batch)
-            inputs = tf.cond(self.strength > 0.0,
-                             lambda: augment(inputs, self.strength, draw_seed),
-                             lambda: inputs)
-        labels = tf.gather(self.y, indices)
-        return self.preprocess(inputs), labels, tf.gather(self.weights, labels)
-
-
-def eval_inputs(x: np.ndarray, preprocess: Preprocess) -> np.ndarray:
-    """Validation (and evaluation) inputs: preprocessed, never augmented."""
-    return np.asarray(preprocess(np.asarray(x, dtype=np.float32)))

@@ -152,9 +152,88 @@ def near_chance(view: StudyView) -> Finding | None:
                    f"while weights: none must let it train).")
 
 
-CHECKS = (near_chance, overfitting, imbalance, finetune_gain, learning_rate_edges,
-          backbone_ranking)
+def _scored(row: pd.Series, metric: str) -> str:
+    return f"{row[metric]:.3f} [{row[metric + '_low']:.3f}, {row[metric + '_high']:.3f}]"
+
+
+def separation(view: StudyView) -> Finding | None:
+    """Whether the validation set can tell the top trials apart."""
+    complete = view.complete
+    n_val = sum((view.attrs.get("class_counts") or {}).get("val", []))
+    if complete.empty or not n_val or "tied" not in complete:
+        return None
+    tied = int(complete["tied"].fillna(False).sum())
+    per_point = n_val / 100
+    text = (f"{tied} of {len(complete)} complete trials are tied with the best: the best value "
+            f"lies inside their 95% interval. On {n_val} validation images one point of "
+            f"accuracy is {per_point:.2g} images (one image moves it {100 / n_val:.2g} "
+            f"points).")
+    if tied > 1:
+        return Finding("validation size", "problem", text + " The validation set is too small "
+                       "to separate them: their order is noise. Use more validation images, "
+                       "or rely on the finalists' cross-validation (finalists.reevaluate).")
+    return Finding("validation size", "ok", text)
+
+
+def test_estimate(view: StudyView) -> Finding:
+    chosen = view.reference("chosen")
+    metric = "test_" + view.objective.removeprefix("val_")
+    if chosen.empty or metric not in chosen or chosen[metric].isna().all():
+        return Finding("honest estimate", "note",
+                       "No test set: the leaderboard's best value is the maximum of many noisy "
+                       "validation scores, an optimistic estimate from selection. Add "
+                       "data.test_dir or data.test_split to measure the chosen model.")
+    row = chosen.iloc[0]
+    return Finding("honest estimate", "ok",
+                   f"Chosen model (trial {row['trial']}): {metric} {_scored(row, metric)} on "
+                   f"held-out images, against its estimate {row['value']:.3f} "
+                   f"[{row['value_low']:.3f}, {row['value_high']:.3f}] before the test.")
+
+
+def probe_comparison(view: StudyView) -> Finding | None:
+    """Did fine-tuning beat the linear probe, and beyond the intervals?"""
+    probes, chosen = view.reference("baseline"), view.reference("chosen")
+    if probes.empty or chosen.empty:
+        return None
+    row = chosen.iloc[0]
+    probe = probes[probes["backbone"] == row["backbone"]]
+    probe = (probe if not probe.empty else probes).iloc[0]
+    test = "test_" + view.objective.removeprefix("val_")
+    metric = test if pd.notna(row.get(test)) and pd.notna(probe.get(test)) else view.objective
+    where = "test" if metric == test else "validation"
+    difference = row[metric] - probe[metric]
+    beyond = row[metric + "_low"] > probe[metric + "_high"] or \
+        row[metric + "_high"] < probe[metric + "_low"]
+    verdict = "beyond" if beyond else "within"
+    text = (f"On {where}, the chosen model {_scored(row, metric)} against the linear probe on "
+            f"{probe['backbone']}'s frozen features {_scored(probe, metric)}: "
+            f"{difference:+.3f}, {verdict} the 95% intervals.")
+    if difference < 0:
+        return Finding("baseline", "problem", text + " Fine-tuning did worse than a logistic "
+                       "regression on frozen features: the probe is the better model here.")
+    return Finding("baseline", "ok" if beyond else "note", text)
+
+
+def duplicates(view: StudyView) -> Finding | None:
+    report = view.attrs.get("duplicates")
+    if not report or not report.get("groups"):
+        return None
+    groups = report["groups"]
+    across = [g for g in groups if len({m["split"] for m in g["members"]}) > 1]
+    dropped = {split: len(items) for split, items in (report.get("dropped") or {}).items()
+               if items}
+    text = (f"{len(groups)} groups of duplicate images, {len(across)} across splits; policy "
+            f"{report.get('policy')!r}" + (f": dropped {dropped}" if dropped else "") + ".")
+    return Finding("duplicates", "problem" if across and not dropped else "note", text)
+
+
+CHECKS = (near_chance, test_estimate, probe_comparison, separation, duplicates, overfitting,
+          imbalance, finetune_gain, learning_rate_edges, backbone_ranking)
 
 
 def diagnose(view: StudyView) -> list[Finding]:
+    if view.complete.empty:
+        return [Finding("no result", "problem", f"Study {view.name!r} has no complete trial "
+                        f"yet, so there is nothing to diagnose. `tlsweep show {view.name} N` "
+                        f"gives a failed or pruned trial's reason.")]
     return [finding for check in CHECKS if (finding := check(view)) is not None]

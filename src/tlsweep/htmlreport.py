@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from tlsweep.diagnostics import Finding, diagnose
+from tlsweep.report import honesty_notes
 from tlsweep.studyview import StudyView
 
 REPORT = "report.html"
@@ -164,6 +165,11 @@ def write_report(view: StudyView) -> Path:
     top = view.leaderboard.head(10).drop(columns=["worker", "started_at"], errors="ignore")
     sweep_hash = str(view.meta.get("sweep_sha256"))[:12]
     table = top.to_html(index=False, na_rep="", float_format="{:.4g}".format)
+    references = view.references.drop(columns=["worker", "started_at"], errors="ignore")
+    answer = references.to_html(index=False, na_rep="", float_format="{:.4g}".format) \
+        if not references.empty else "<p>No finalists' stage has run for this study.</p>"
+    meaning = "".join(f"<li>{html.escape(line)}</li>" for line in honesty_notes(
+        pd.concat([view.leaderboard, view.references]), view.meta))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tlsweep report: {html.escape(view.name)}</title>
 <style>{STYLE}</style></head><body>
@@ -171,6 +177,8 @@ def write_report(view: StudyView) -> Path:
 <p class="meta">objective {html.escape(view.objective)} · {len(view.leaderboard)} trials ·
 generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · sweep {sweep_hash}</p>
 <h2>Diagnostics</h2>{_findings_html(diagnose(view))}
+<h2>The answer: chosen model and baseline</h2><div class="wide" id="answer">{answer}</div>
+<ul id="meaning">{meaning}</ul>
 <h2>Leaderboard, top 10</h2><div class="wide">{table}</div>
 <h2>Plots</h2>{figures}{f'<ul>{notes}</ul>' if notes else ''}
 </body></html>"""

@@ -169,11 +169,16 @@ class Launcher:
     # ----------------------------------------------------------------------- in this process
     def describe(self, plan: Plan) -> None:
         data, config = plan.dataset, plan.sweep.config
+        test = (f", {len(data.y_test)} test images (held out until the search ends)"
+                if data.has_test else " and no test set (the leaderboard's values will be "
+                "optimistic: add data.test_dir or data.test_split to measure the winner)")
         self.console.print(f"[bold]{config.study}[/]: {len(data.y_train)} training and "
-                           f"{len(data.y_val)} validation images, {data.n_classes} classes at "
-                           f"{config.data.image_size} px")
+                           f"{len(data.y_val)} validation images{test}, {data.n_classes} classes "
+                           f"at {config.data.image_size} px")
         for skipped in plan.skipped:
             self.console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")
+        for line in data.duplicates.summary_lines() if data.duplicates else []:
+            self.console.print(f"[yellow]duplicates[/] {line}")
         where = ", ".join(str(d) for d in data.cache_dirs)
         self.console.print(f"[dim]decoded images cached in {where} "
                            f"({data.cache_size_mb():.1f} MB; rebuilt when a file changes)[/]")
@@ -185,9 +190,13 @@ class Launcher:
         name = plan.sweep.config.study
         data = plan.dataset
         study.set_user_attr("class_names", data.class_names)
-        study.set_user_attr("class_counts", {
-            "train": np.bincount(data.y_train, minlength=data.n_classes).tolist(),
-            "val": np.bincount(data.y_val, minlength=data.n_classes).tolist()})
+        counts = {"train": np.bincount(data.y_train, minlength=data.n_classes).tolist(),
+                  "val": np.bincount(data.y_val, minlength=data.n_classes).tolist()}
+        if data.has_test:
+            counts["test"] = np.bincount(data.y_test, minlength=data.n_classes).tolist()
+        study.set_user_attr("class_counts", counts)
+        if data.duplicates is not None:
+            study.set_user_attr("duplicates", data.duplicates.as_dict())
         held = Lease(plan.directory) if lease else None
         if held is not None:
             held.acquire(name)
@@ -206,12 +215,19 @@ class Launcher:
         finally:
             if held is not None:
                 held.release()
-        return self.finish(plan, study, code, url)
+        return self.finish(plan, study, code, url, final=lease)
 
-    def finish(self, plan: Plan, study: Any, code: int, url: str) -> int:
+    def finish(self, plan: Plan, study: Any, code: int, url: str, final: bool = True) -> int:
+        """Report a finished (or interrupted) run. ``final``: run the finalists' stage, once
+        per study: by ``run`` and ``resume``, not by each of many ``tlsweep worker``s."""
         from tlsweep.importance import write_importance
 
         name = plan.sweep.config.study
+        if code != INTERRUPTED and final:
+            from tlsweep.finalize import FinalStage
+
+            if FinalStage(self.console).run(plan, study) is not None:
+                write_results(study, plan.directory)
         if code == INTERRUPTED:
             flag = "" if self.root.resolve() == results_root().resolve() \
                 else f" --results-dir {self.root}"

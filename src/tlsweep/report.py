@@ -16,9 +16,9 @@ from tlsweep.studyview import ClassMetrics, load_leaderboard
 
 FORMATS = ("table", "csv", "json", "markdown")
 TABLE_COLUMNS = [
-    "rank", "trial", "state", "value", "backbone", "unfreeze_depth", "head_lr", "finetune_lr",
-    "augmentation_strength", "class_weighting", "best_epoch", "best_phase", "gap", "epochs_run",
-    "duration_s", "error",
+    "rank", "trial", "state", "value", "value_ci", "tied", "cv", "test", "backbone",
+    "unfreeze_depth", "head_lr", "finetune_lr", "augmentation_strength", "class_weighting",
+    "best_epoch", "best_phase", "gap", "epochs_run", "duration_s", "error",
 ]
 
 
@@ -28,16 +28,19 @@ def select(frame: pd.DataFrame, top: int | None, sort: str | None,
         raise ConfigError(f"--sort: unknown column {sort!r}; choose one of: "
                           f"{', '.join(frame.columns)}.")
     if states:
-        known = {"complete", "pruned", "fail", "running", "waiting"}
+        known = {"complete", "pruned", "fail", "running", "waiting", "chosen", "baseline"}
         unknown = set(states) - known
         if unknown:
             raise ConfigError(f"--state: unknown state {sorted(unknown)[0]!r}; choose from: "
                               f"{', '.join(sorted(known))}.")
         frame = frame[frame["state"].isin(states)]
+    references = frame[frame["role"] != "trial"] if "role" in frame else frame.iloc[:0]
+    trials = frame.drop(references.index)
     if sort is not None:
         ascending = sort in ("rank", "trial", "duration_s", "gap")
-        frame = frame.sort_values(sort, ascending=ascending, na_position="last")
-    return frame.head(top) if top else frame
+        trials = trials.sort_values(sort, ascending=ascending, na_position="last")
+    # The reference rows (chosen model, baseline) always stay: they say what the ranks mean.
+    return pd.concat([trials.head(top) if top else trials, references])
 
 
 def _cell(value: Any) -> str:
@@ -59,8 +62,39 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 # Short headers keep the table readable in an 80-column terminal.
 HEADERS = {"unfreeze_depth": "depth", "finetune_lr": "ft_lr", "augmentation_strength": "aug",
-           "class_weighting": "weights", "best_epoch": "best@", "best_phase": "phase",
-           "epochs_run": "epochs", "duration_s": "secs"}
+           "class_weighting": "class_wt", "best_epoch": "best@", "best_phase": "phase",
+           "epochs_run": "epochs", "duration_s": "secs", "value_ci": "95% CI", "tied": "tie",
+           "cv": "cv [95% CI]", "test": "test [95% CI]"}
+
+
+def _span(low: Any, high: Any) -> str | None:
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return None
+    return f"{low:.3f}-{high:.3f}"
+
+
+def _with_span(value: Any, low: Any, high: Any) -> str | None:
+    span = _span(low, high)
+    return None if span is None or pd.isna(value) else f"{value:.3f} [{span}]"
+
+
+def display_frame(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """The table's derived text columns: intervals, ties, the cross-validated and test
+    scores of the objective's metric."""
+    test = "test_" + objective.removeprefix("val_")
+    shown = frame.copy()
+    for column in ("value_low", "value_high", "tied", "cv_value", "cv_low", "cv_high", test,
+                   f"{test}_low", f"{test}_high"):
+        if column not in frame:  # a leaderboard written before intervals existed
+            frame = frame.assign(**{column: None})
+    shown["value_ci"] = [_span(lo, hi) for lo, hi in zip(frame["value_low"],
+                                                         frame["value_high"], strict=True)]
+    shown["tied"] = ["≈" if tied is True else None for tied in frame["tied"]]
+    shown["cv"] = [_with_span(*v) for v in zip(frame["cv_value"], frame["cv_low"],
+                                               frame["cv_high"], strict=True)]
+    shown["test"] = [_with_span(*v) for v in zip(frame[test], frame[f"{test}_low"],
+                                                 frame[f"{test}_high"], strict=True)]
+    return shown
 
 
 def rich_table(frame: pd.DataFrame, title: str) -> Table:
@@ -71,19 +105,91 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
     for column in columns:
         table.add_column(HEADERS.get(column, column), overflow="fold",
                          justify="left" if column == "error" else "right")
-    styles = {"complete": "", "pruned": "yellow", "fail": "red"}
-    for row in frame[columns].itertuples(index=False):
+    styles = {"complete": "", "pruned": "yellow", "fail": "red", "chosen": "bold green",
+              "baseline": "cyan"}
+    rows = list(frame[columns].itertuples(index=False))
+    for index, row in enumerate(rows):
         record = dict(zip(columns, row, strict=True))
-        table.add_row(*(_cell(v) for v in row), style=styles.get(record["state"], "dim"))
+        last_trial = record["state"] not in ("chosen", "baseline") and (
+            index + 1 < len(rows) and dict(zip(columns, rows[index + 1], strict=True))["state"]
+            in ("chosen", "baseline"))
+        table.add_row(*(_cell(v) for v in row), style=styles.get(record["state"], "dim"),
+                      end_section=last_trial)
     return table
+
+
+def honesty_notes(frame: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
+    """What the numbers mean, in a few plain sentences under the table."""
+    objective = meta.get("objective", "val_accuracy")
+    n_val, n_test = meta.get("n_val"), meta.get("n_test") or 0
+    trials = frame[frame["role"] == "trial"] if "role" in frame else frame
+    lines = [f"value: the trial's best epoch on the {n_val or '?'} validation images "
+             f"({objective}); 95% CI: accuracy by Wilson's interval, balanced accuracy by its "
+             f"posterior (Brodersen et al. 2010); ≈: tied with the best within that interval."]
+    if n_test:
+        lines.append(f"test: scored once, after the search, on {n_test} held-out images that "
+                     f"no trial, pruner or choice saw.")
+    else:
+        lines.append(f"No test set: rank 1's value is the best of {len(trials)} noisy "
+                     f"validation scores, an optimistic estimate from selection. Add "
+                     f"data.test_dir or data.test_split to measure it.")
+    if meta.get("final_method"):
+        lines.append(f"chosen: the finalist with the best cv score, from "
+                     f"{meta['final_method']}.")
+    if "role" in frame and (frame["role"] == "baseline").any():
+        lines.append("baseline: a logistic-regression probe on the frozen backbone's features; "
+                     "fine-tuning has to beat it to earn its cost.")
+    return lines
+
+
+def measured_lines(board: pd.DataFrame, trial: int, meta: dict[str, Any]) -> list[str]:
+    """One trial's scores with their 95% intervals, as ``show`` prints them."""
+    if "role" not in board:
+        return []
+    rows = board[board["trial"] == trial]
+    lines = []
+    for row in rows.itertuples(index=False):
+        record = row._asdict()
+        val, val_balanced = (_with_span(*_triple(record, metric)) for metric in (
+            "val_accuracy", "val_balanced_accuracy"))
+        if record["role"] == "trial" and pd.notna(record.get("val_accuracy_low")):
+            lines.append(f"  validation             accuracy {val}, balanced {val_balanced} "
+                         f"on {meta.get('n_val')} images")
+        if record["role"] == "trial" and pd.notna(record.get("cv_value")):
+            cv = _with_span(*_triple(record, "cv", "cv_value"))
+            lines.append(f"  cross-validated        {cv} ({meta.get('final_method')})")
+        label = "chosen model, test" if record["role"] == "chosen" else "kept model, test"
+        if pd.notna(record.get("test_accuracy")):
+            test = _with_span(*_triple(record, "test_accuracy"))
+            lines.append(f"  {label:<22} accuracy {test}, "
+                         f"balanced {_with_span(*_triple(record, 'test_balanced_accuracy'))} on "
+                         f"{meta.get('n_test')} held-out images"
+                         + (f" ({record['note'].split(';')[0]})" if record["role"] == "chosen"
+                            else ""))
+    return lines
+
+
+def _triple(record: dict[str, Any], prefix: str, value: str | None = None) -> tuple[Any, ...]:
+    return record[value or prefix], record[f"{prefix}_low"], record[f"{prefix}_high"]
 
 
 def show_leaderboard(directory: Path, study: str, console: Console, top: int | None = None,
                      sort: str | None = None, states: list[str] | None = None,
                      fmt: str = "table") -> None:
     frame, meta = load_leaderboard(directory, study)
-    title = f"{study}: {meta.get('objective', 'value')} (sweep {str(meta.get('sweep_sha256'))[:8]})"
-    render(select(frame, top, sort, states), fmt, title, console)
+    objective = str(meta.get("objective") or "val_accuracy")
+    title = f"{study}: {objective} (sweep {str(meta.get('sweep_sha256'))[:8]})"
+    if fmt != "table":
+        # Machine formats give the trials' rows, as leaderboard.parquet holds them; the
+        # reference rows when --state names them (chosen, baseline).
+        if not states and "role" in frame:
+            frame = frame[frame["role"] == "trial"]
+        render(select(frame, top, sort, states), fmt, title, console)
+        return
+    chosen = select(frame, top, sort, states)
+    render(display_frame(chosen, objective), fmt, title, console)
+    for line in honesty_notes(frame, meta):
+        console.print(f"[dim]{line}[/]")
 
 
 def render(frame: pd.DataFrame, fmt: str, title: str, console: Console) -> None:

@@ -14,23 +14,32 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tlsweep import __version__
+from tlsweep.intervals import estimate
 from tlsweep.space import PARAM_NAMES
 
 if TYPE_CHECKING:
     import optuna
 
 LEADERBOARD, CURVES = "leaderboard.parquet", "curves.parquet"
+REFERENCES = "final.parquet"  # the chosen model's and the baselines' rows, same columns
 METADATA_KEY = b"tlsweep"
+INTERVAL_COLUMNS = [f"{metric}{end}" for metric in (
+    "val_accuracy", "val_balanced_accuracy", "test_accuracy", "test_balanced_accuracy")
+    for end in ("", "_low", "_high")]
 LEADERBOARD_COLUMNS = [
-    "trial", "state", "value", "rank", *PARAM_NAMES, "best_epoch", "best_phase", "val_accuracy",
-    "val_balanced_accuracy", "train_accuracy", "gap", "epochs_run", "pruned_at", "duration_s",
-    "started_at", "worker", "error",
+    "trial", "state", "value", "rank", "role", "value_low", "value_high", "tied", *PARAM_NAMES,
+    "best_epoch", "best_phase", *INTERVAL_COLUMNS[:6], "train_accuracy", "gap", "cv_value",
+    "cv_low", "cv_high", *INTERVAL_COLUMNS[6:], "epochs_run", "pruned_at", "duration_s",
+    "started_at", "worker", "note", "error",
 ]
+# role: "trial" (ranked), "baseline" (the linear probe per backbone) or "chosen" (the delivered
+# model of the finalists' stage); the last two are reference rows, never ranked.
 CURVE_COLUMNS = [
     "trial", "phase", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy",
     "val_balanced_accuracy", "lr", "duration_s",
@@ -47,7 +56,13 @@ def _version(*distributions: str) -> str | None:
 
 
 def file_metadata(study: optuna.Study) -> dict[str, Any]:
+    final = study.user_attrs.get("final") or {}
+    counts = study.user_attrs.get("class_counts") or {}
     return {
+        "n_val": sum(counts.get("val", [])) or None,
+        "n_test": sum(counts.get("test", [])),
+        "final_method": final.get("method"),
+        "final_chosen": final.get("chosen"),
         "study": study.study_name,
         "sweep_sha256": study.user_attrs.get("sweep_sha256"),
         "objective": study.user_attrs.get("objective"),
@@ -76,15 +91,20 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
     value = trial.value if complete else (best[objective] if best else None)
     started = attrs.get("started_at") or (
         trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None)
+    confusion = (attrs.get("result") or {}).get("confusion")
     return {
         "trial": trial.number,
+        "role": "trial",
         "state": trial.state.name.lower(),
         "value": value,
+        **_interval("value", confusion, objective),
         **{name: params.get(name) for name in PARAM_NAMES},
         "best_epoch": best["step"] if best else None,
         "best_phase": best["phase"] if best else None,
         "val_accuracy": best["val_accuracy"] if best else None,
+        **_interval("val_accuracy", confusion, "accuracy"),
         "val_balanced_accuracy": best["val_balanced_accuracy"] if best else None,
+        **_interval("val_balanced_accuracy", confusion, "balanced_accuracy"),
         "train_accuracy": best["accuracy"] if best else None,
         "gap": best["accuracy"] - best["val_accuracy"] if best else None,
         "epochs_run": len(attrs.get("curve", [])),
@@ -98,18 +118,86 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
 
 def leaderboard_frame(study: optuna.Study) -> pd.DataFrame:
     objective = study.user_attrs.get("objective", "val_accuracy")
-    rows = [_row(t, objective) for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    rows = [_row(t, objective) for t in trials]
+    final = study.user_attrs.get("final")
+    if final:
+        _add_final(rows, final, objective, {t.number: t for t in trials})
     frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
-    frame = frame.astype({"trial": "int64", "value": "float64", "best_epoch": "Int64",
-                          "epochs_run": "int64", "pruned_at": "Int64", "duration_s": "float64",
-                          "unfreeze_depth": "float64", "head_lr": "float64",
-                          "finetune_lr": "float64", "augmentation_strength": "float64"})
+    numeric = ["value", "duration_s", "unfreeze_depth", "head_lr", "finetune_lr",
+               "augmentation_strength", "cv_value", "cv_low", "cv_high", "value_low",
+               "value_high", *INTERVAL_COLUMNS, "train_accuracy", "gap"]
+    frame = frame.astype({"trial": "Int64", "best_epoch": "Int64", "epochs_run": "Int64",
+                          "pruned_at": "Int64", **dict.fromkeys(numeric, "float64")})
     # Only finished trials are ranked: a pruned trial's value is a partial one.
-    complete = frame["state"] == "complete"
+    complete = (frame["state"] == "complete") & (frame["role"] == "trial")
     frame["rank"] = frame["value"].where(complete).rank(ascending=False, method="min")
     frame["rank"] = frame["rank"].astype("Int64")
-    return frame.sort_values(["rank", "value"], ascending=[True, False], na_position="last")\
-        .reset_index(drop=True)
+    best = frame.loc[complete, "value"].max()
+    frame["tied"] = (complete & (frame["value_high"] >= best)).astype("boolean")
+    frame.loc[~complete, "tied"] = pd.NA
+    order = frame["role"].map({"trial": 0, "chosen": 1, "baseline": 2})
+    return frame.assign(_order=order).sort_values(
+        ["_order", "rank", "value"], ascending=[True, True, False], na_position="last")\
+        .drop(columns="_order").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- honest answers
+def _interval(prefix: str, confusion: list[list[int]] | None, metric: str) -> dict[str, Any]:
+    """{prefix, prefix_low, prefix_high} without the value itself: the 95% interval of ``metric``
+    from a confusion matrix (``intervals`` names the method)."""
+    if confusion is None:
+        return {f"{prefix}_low": None, f"{prefix}_high": None}
+    found = estimate(np.asarray(confusion), metric)
+    return {f"{prefix}_low": found.low, f"{prefix}_high": found.high}
+
+
+def _scores(split: str, confusion: list[list[int]] | None) -> dict[str, Any]:
+    """Accuracy and balanced accuracy on ``split``, each with its interval."""
+    out: dict[str, Any] = {}
+    for metric in ("accuracy", "balanced_accuracy"):
+        name = f"{split}_{metric}"
+        out[name] = None if confusion is None else estimate(np.asarray(confusion), metric).value
+        out.update(_interval(name, confusion, metric))
+    return out
+
+
+def _cv(confusion: list[list[int]] | None, objective: str) -> dict[str, Any]:
+    if confusion is None:
+        return {"cv_value": None, "cv_low": None, "cv_high": None}
+    found = estimate(np.asarray(confusion), objective)
+    return {"cv_value": found.value, "cv_low": found.low, "cv_high": found.high}
+
+
+def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str,
+               trials: dict[int, optuna.trial.FrozenTrial]) -> None:
+    """The finalists' columns on their trial rows, then the chosen and baseline rows."""
+    by_number = {row["trial"]: row for row in rows}
+    for finalist in final.get("finalists", []):
+        row = by_number.get(finalist["trial"])
+        if row is not None:
+            row.update(_cv(finalist.get("cv_confusion"), objective))
+            row.update(_scores("test", finalist.get("test_confusion")))
+    delivered = final.get("delivered") or {}
+    source = by_number.get(delivered.get("trial"))
+    if source is not None:
+        row = {**source, **_scores("test", delivered.get("test_confusion"))}
+        if final.get("reevaluated"):
+            row.update(value=row["cv_value"], value_low=row["cv_low"], value_high=row["cv_high"])
+        how = {"refit": "refit on train+val", "best_fold": "the best fold's model",
+               "kept": "the trial's kept model (best epoch)", "none": "no model kept"}
+        row.update(role="chosen", state="chosen", rank=None, note=(
+            f"{how.get(delivered.get('kind'), '')}; value: "
+            + (final["method"] if final.get("reevaluated") else "its validation score")))
+        rows.append(row)
+    for probe in final.get("baseline", []):
+        val = probe["val_confusion"]
+        rows.append({"role": "baseline", "state": "baseline", "backbone": probe["backbone"],
+                     "value": estimate(np.asarray(val), objective).value,
+                     **_interval("value", val, objective), **_scores("val", val),
+                     **_scores("test", probe.get("test_confusion")),
+                     "note": f"linear probe on frozen features, C={probe['c']:.3g} chosen by "
+                             f"cross-validation on train"})
 
 
 def curves_frame(study: optuna.Study) -> pd.DataFrame:
@@ -137,8 +225,14 @@ def write_parquet(frame: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None
 
 
 def write_results(study: optuna.Study, directory: Path) -> None:
+    """leaderboard.parquet holds one row per trial; the reference rows, once the finalists'
+    stage has run, go to final.parquet beside it."""
     meta = file_metadata(study)
-    write_parquet(leaderboard_frame(study), directory / LEADERBOARD, meta)
+    frame = leaderboard_frame(study)
+    trials = frame["role"] == "trial"
+    write_parquet(frame[trials].reset_index(drop=True), directory / LEADERBOARD, meta)
+    if not trials.all():
+        write_parquet(frame[~trials].reset_index(drop=True), directory / REFERENCES, meta)
     write_parquet(curves_frame(study), directory / CURVES, meta)
 
 

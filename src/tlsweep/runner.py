@@ -185,6 +185,11 @@ class SweepRunner:
         self.trials_dir = checkpoint_root(plan)
         self.owner = {"host": socket.gethostname(), "pid": os.getpid()}
 
+    @property
+    def keep_count(self) -> int:
+        """Final models kept: the finalists are scored on the test set from theirs."""
+        return max(self.execution.keep_top, self.plan.sweep.config.finalists.k)
+
     # ----------------------------------------------------------------------- loop
     def run(self) -> int:
         """Run to the budget; returns 0, or 130 after a clean interrupt."""
@@ -238,7 +243,7 @@ class SweepRunner:
         frozen = self.study._storage.get_trial(trial._trial_id)
         checkpoint_dir = self.trials_dir / str(lineage_root(frozen))
         session = TrialSession(self.study, trial, self.listener, self.interrupts, checkpoint_dir)
-        session.keep_top = self.execution.keep_top
+        session.keep_top = self.keep_count
         session.beat_every = min(5.0, self.execution.heartbeat_interval_s / 2)
         self.listener.trial_started(trial.number, params)
         task = TrialTask(trial.number, params, trial_settings(self.plan, trial.number),
@@ -305,7 +310,7 @@ class SweepRunner:
         """Keep the final model of the best ``keep_top`` complete trials only."""
         complete = sorted(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                           key=lambda t: t.value, reverse=True)
-        keep = {lineage_root(t) for t in complete[:self.execution.keep_top]}
+        keep = {lineage_root(t) for t in complete[:self.keep_count]}
         if not self.trials_dir.is_dir():
             return
         for folder in self.trials_dir.iterdir():

@@ -9,7 +9,7 @@ from typing import Any
 
 import keras
 
-from tlsweep.data import TrainingBatches
+from tlsweep.batches import TrainingBatches
 
 
 class BatchesInStep(keras.Model):

@@ -14,15 +14,21 @@ import numpy as np
 import pandas as pd
 
 from tlsweep.errors import ConfigError
-from tlsweep.results import CURVES, LEADERBOARD, read_parquet
+from tlsweep.results import CURVES, LEADERBOARD, REFERENCES, read_parquet
 
 
 def load_leaderboard(directory: Path, study: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The trials' rows, then the reference rows (chosen, baseline) when there are any."""
     path = directory / LEADERBOARD
     if not path.is_file():
         raise ConfigError(f"{path}: no leaderboard for study {study!r}. Run a sweep first "
                           f"(`tlsweep run SWEEP.yaml`), or check --results-dir.")
-    return read_parquet(path)
+    board, meta = read_parquet(path)
+    if (directory / REFERENCES).is_file():
+        references = read_parquet(directory / REFERENCES)[0]
+        if not references.empty:
+            board = pd.concat([board, references], ignore_index=True)
+    return board, meta
 
 
 @dataclass
@@ -51,16 +57,23 @@ class ClassMetrics:
 class StudyView:
     name: str
     directory: Path
-    leaderboard: pd.DataFrame
+    leaderboard: pd.DataFrame  # the trials' rows
     curves: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    references: pd.DataFrame = field(default_factory=pd.DataFrame)  # chosen and baseline rows
 
     @classmethod
     def load(cls, directory: Path, name: str) -> StudyView:
         board, meta = load_leaderboard(directory, name)
         curves = read_parquet(directory / CURVES)[0] if (directory / CURVES).is_file() \
             else pd.DataFrame()
-        return cls(name, directory, board, curves, meta)
+        trials = board["role"] == "trial" if "role" in board else pd.Series(True, board.index)
+        return cls(name, directory, board[trials], curves, meta, board[~trials])
+
+    def reference(self, role: str) -> pd.DataFrame:
+        """The ``chosen`` or ``baseline`` rows (empty for a study written before them)."""
+        refs = self.references
+        return refs[refs["role"] == role] if "role" in refs else refs
 
     # ----------------------------------------------------------------------- storage
     @cached_property

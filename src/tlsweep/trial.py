@@ -18,9 +18,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from tlsweep.backbones import Backbone, preprocessor
+from tlsweep.batches import TrainingBatches
 from tlsweep.checkpoint import CheckpointState, TrialCheckpoints
 from tlsweep.classifier import freeze_for_head, predict, unfreeze_top, unfrozen_count
-from tlsweep.data import Dataset, TrainingBatches, class_weights
+from tlsweep.data import Dataset, class_weights
 from tlsweep.space import TrialParams
 from tlsweep.warm import ModelPool, Structure, frozen_features
 
@@ -70,6 +71,14 @@ class TrialResult:
     curve: list[EpochRecord] = field(default_factory=list)
     model: Any = field(default=None, repr=False)  # the trained Keras model, in-process only
     timings: dict[str, Any] = field(default_factory=dict)
+    best_weights: list[np.ndarray] | None = field(default=None, repr=False)  # in-process only
+
+    def best_model(self) -> Any:
+        """The model at its best epoch, the one ``value`` describes (not the last epoch's)."""
+        if self.best_weights is not None:
+            for variable, value in zip(self.model.weights, self.best_weights, strict=True):
+                variable.assign(value)
+        return self.model
 
 
 class StopTrial(Exception):
@@ -149,6 +158,7 @@ class EpochTracker:
         self.total_steps, self.checkpoints = total_steps, checkpoints
         self.curve: list[EpochRecord] = []
         self.best: tuple[EpochRecord, np.ndarray] | None = None
+        self.best_weights: list[np.ndarray] | None = None
         self.model: Any = classifier
         self.timings = Timings()
         self.answers = reporter if isinstance(reporter, AnswersLater) else None
@@ -164,6 +174,8 @@ class EpochTracker:
         self.curve = [EpochRecord(**record) for record in state.curve]
         best = next(r for r in self.curve if r.step == state.best_step)
         self.best = (best, np.asarray(state.best_confusion))
+        if self.checkpoints is not None:
+            self.best_weights = self.checkpoints.best_weights()
 
     def callback(self, phase: str, first_step: int, traced: bool = True,
                  val_inputs: np.ndarray | None = None) -> Any:
@@ -220,6 +232,7 @@ class EpochTracker:
             self.model = model
         if self.best is None or self.score(record) > self.score(self.best[0]):
             self.best = (record, confusion)
+            self.best_weights = [np.array(variable) for variable in self.model.weights]
         if self.checkpoints is not None:
             # Saved before the epoch is reported: whatever the orchestrator has recorded, the
             # checkpoint holds at least as much, so a resume never loses an epoch.
@@ -245,7 +258,7 @@ class EpochTracker:
             val_accuracy=best.val_accuracy, val_balanced_accuracy=best.val_balanced_accuracy,
             train_accuracy=best.accuracy, epochs_run=len(self.curve),
             confusion=confusion.tolist(), curve=self.curve, model=self.model,
-            timings=self.timings.as_dict())
+            timings=self.timings.as_dict(), best_weights=self.best_weights)
 
 
 # ----------------------------------------------------------------------------- the trial

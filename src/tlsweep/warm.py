@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from tlsweep.backbones import Backbone
-from tlsweep.data import Preprocess, TrainingBatches, cache_root, eval_inputs
+from tlsweep.batches import Preprocess, TrainingBatches, eval_inputs
+from tlsweep.data import cache_root
 
 
 class ArrayMemo:

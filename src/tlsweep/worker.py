@@ -54,7 +54,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux: the worker must not outlive an orchestrator killed with SIGKILL.
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -137,7 +137,8 @@ def _summary(result: Any) -> dict[str, Any]:
     """A trial result without its curve (sent epoch by epoch already) or model."""
     if result is None:
         return {}
-    return {k: v for k, v in result.__dict__.items() if k not in ("curve", "model")}
+    return {k: v for k, v in result.__dict__.items()
+            if k not in ("curve", "model", "best_weights")}
 
 
 def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
@@ -167,7 +168,7 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
         # folder meanwhile, and a worker killed mid-write must not leave half a model.
         partial = task.checkpoint_dir.with_name(f".{task.checkpoint_dir.name}-{FINAL_MODEL}")
         task.checkpoint_dir.mkdir(parents=True, exist_ok=True)  # and so the partial's folder
-        result.model.save(partial)
+        result.best_model().save(partial)  # the epoch the trial's value describes
         os.replace(partial, task.checkpoint_dir / FINAL_MODEL)
     conn.send(("kept",))
 
@@ -196,24 +197,15 @@ def _gpu_capabilities() -> list[tuple[int, int]]:
     return found
 
 
-def worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
-    _die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    began = time.perf_counter()
-    from tlsweep.data import load_dataset
-
-    config = spec.sweep.config
-    dataset = load_dataset(config.data, config.seed, spec.sweep.path)
-    data_s = time.perf_counter() - began
+def setup_tensorflow(config: Any) -> tuple[str, int]:
+    """Import TensorFlow once, with this process's threads, graph options and precision policy:
+    (the policy, the intra-op threads or 0 for TensorFlow's default)."""
     threads = int(os.environ.get("TLSWEEP_THREADS", "0"))
     if threads:  # this worker's share of the cores, when several share the machine
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    import keras  # pay the import once, before the first trial
+    import keras
     import tensorflow as tf
-
-    from tlsweep.warm import ModelPool
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -222,6 +214,22 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     policy = precision_policy(config.execution.mixed_precision, _gpu_capabilities())
     keras.mixed_precision.set_global_policy(policy)
+    return policy, threads
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
+    die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    began = time.perf_counter()
+    from tlsweep.data import load_dataset
+
+    config = spec.sweep.config
+    dataset = load_dataset(config.data, config.seed, spec.sweep.path)
+    data_s = time.perf_counter() - began
+    policy, threads = setup_tensorflow(config)  # pay the import once, before the first trial
+    from tlsweep.warm import ModelPool
+
     import_s = time.perf_counter() - began - data_s
 
     if spec.memory_limit_mb is not None:

@@ -1,0 +1,246 @@
+"""The finalists' stage's process (see ``finalize``): TensorFlow lives here.
+
+Everything it measures is stored as confusion matrices, so that intervals are computed where the
+numbers are shown, with one method each (``intervals``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tlsweep.finalize import DELIVERED, FinalDone, FinalFailed, Finalist, FinalTask, Progress
+
+CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} images; copies kept "
+             "in one fold), each recipe trained to its best epoch; pooled out-of-fold "
+             "predictions")
+
+
+class _Silent:
+    """A reporter that lets a recipe train every epoch: nothing prunes a finalist."""
+
+    def epoch_started(self, phase: str, step: int, total_steps: int) -> None:
+        pass
+
+    def epoch_finished(self, record: Any) -> None:
+        pass
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
+    from tlsweep.trial import confusion_matrix
+
+    return confusion_matrix(np.asarray(labels), np.asarray(predicted), n_classes).tolist()
+
+
+def _score(confusion: list[list[int]], objective: str) -> float:
+    from tlsweep.intervals import estimate
+
+    return estimate(np.asarray(confusion), objective).value
+
+
+def predict_images(model: Any, images: np.ndarray, preprocess: Any,
+                   chunk: int = 256) -> np.ndarray:
+    """Class indices for uint8 images, preprocessed a slice at a time (a float copy of a large
+    test set at once would not fit)."""
+    from tlsweep.batches import eval_inputs
+    from tlsweep.classifier import predict
+
+    return np.concatenate([predict(model, eval_inputs(images[i:i + chunk], preprocess))
+                           .argmax(axis=1) for i in range(0, len(images), chunk)])
+
+
+class FinalRun:
+    def __init__(self, conn: Connection, task: FinalTask, dataset: Any) -> None:
+        from tlsweep.warm import ModelPool
+
+        self.conn, self.task, self.data = conn, task, dataset
+        self.config = task.spec.sweep.config
+        self.objective = self.config.objective
+        self.pool = ModelPool(keep=True)
+        task.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def say(self, text: str) -> None:
+        self.conn.send(Progress(text))
+
+    def test_confusion(self, model: Any, backbone: str) -> list[list[int]] | None:
+        from tlsweep.backbones import preprocessor
+
+        if not self.data.has_test:
+            return None
+        preprocess = preprocessor(self.task.spec.backbones[backbone])
+        return _confusion(self.data.y_test, predict_images(model, self.data.x_test, preprocess),
+                          self.data.n_classes)
+
+    # ------------------------------------------------------------------ baseline
+    def baselines(self) -> list[dict[str, Any]]:
+        from tlsweep.backbones import preprocessor
+        from tlsweep.probe import fit_probe
+        from tlsweep.warm import Structure, frozen_features
+
+        rows = []
+        for name, backbone in self.task.spec.backbones.items():
+            self.say(f"baseline: linear probe on {name}'s frozen features")
+            structure = Structure(backbone, self.config.data.image_size, self.data.n_classes,
+                                  self.config.training.dropout)
+            warm, _ = self.pool.get(structure, self.config.seed)
+            warm.reset(self.config.seed)
+            preprocess = preprocessor(backbone)
+            features = {split: frozen_features(warm, x, preprocess) for split, x in
+                        (("train", self.data.x_train), ("val", self.data.x_val),
+                         ("test", self.data.x_test)) if x is not None and len(x)}
+            probe = fit_probe(features["train"], self.data.y_train, self.objective,
+                              self.config.seed)
+            test = features.get("test")
+            rows.append({
+                "backbone": name, "c": probe.c, "cv_score": probe.cv_score,
+                "val_confusion": _confusion(self.data.y_val, probe.predict(features["val"]),
+                                            self.data.n_classes),
+                "test_confusion": None if test is None else _confusion(
+                    self.data.y_test, probe.predict(test), self.data.n_classes)})
+        return rows
+
+    # ------------------------------------------------------------------ recipes
+    def train_recipe(self, finalist: Finalist, x_train: np.ndarray, y_train: np.ndarray,
+                     x_val: np.ndarray, y_val: np.ndarray) -> Any:
+        """The finalist's recipe on other data: its parameters and seed, trained to its best
+        epoch with nothing pruned. Returns the model at that epoch."""
+        from tlsweep.data import Dataset
+        from tlsweep.trial import TwoPhaseTrial
+
+        dataset = Dataset(x_train, y_train, x_val, y_val, self.data.class_names, [])
+        trial = TwoPhaseTrial(finalist.params, self.task.spec.backbones[finalist.params.backbone],
+                              dataset, finalist.settings, _Silent(), pool=self.pool)
+        trial.fit(0, finalist.epochs)
+        return trial.model
+
+    def folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        labels = np.concatenate([self.data.y_train, self.data.y_val])
+        groups = np.arange(len(labels))
+        report = self.data.duplicates
+        if report is not None:  # copies of one picture stay in one fold
+            offsets = {"train": 0, "val": len(self.data.y_train)}
+            positions = {(split, path): offsets[split] + i for split in offsets
+                         for i, path in enumerate(self.data.paths.get(split, []))}
+            for group in report.groups:
+                members = [positions[(m.split, m.path)] for m in group.members
+                           if (m.split, m.path) in positions]
+                groups[members] = min(members, default=0)
+        splitter = StratifiedGroupKFold(self.task.folds, shuffle=True,
+                                        random_state=self.config.seed)
+        return list(splitter.split(labels, labels, groups))
+
+    def cross_validate(self, finalists: list[Finalist]) -> list[dict[str, Any]]:
+        from tlsweep.backbones import preprocessor
+
+        x = np.concatenate([self.data.x_train, self.data.x_val])
+        y = np.concatenate([self.data.y_train, self.data.y_val])
+        folds = self.folds()
+        # Held once, so every finalist trains on the same arrays: a warm worker's compiled
+        # models and batches are found by array identity.
+        parts = [(x[train], y[train], x[held], y[held]) for train, held in folds]
+        results = []
+        for finalist in finalists:
+            pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
+            scores, best = [], -1.0
+            preprocess = preprocessor(self.task.spec.backbones[finalist.params.backbone])
+            for index, (x_tr, y_tr, x_held, y_held) in enumerate(parts):
+                self.say(f"trial {finalist.number}: fold {index + 1}/{len(parts)}")
+                model = self.train_recipe(finalist, x_tr, y_tr, x_held, y_held)
+                confusion = _confusion(y_held, predict_images(model, x_held, preprocess),
+                                       self.data.n_classes)
+                pooled += np.asarray(confusion)
+                scores.append(_score(confusion, self.objective))
+                if scores[-1] > best:
+                    best = scores[-1]
+                    model.save(self.best_fold_path(finalist))
+            results.append({"trial": finalist.number, "cv_confusion": pooled.tolist(),
+                            "fold_scores": scores})
+        return results
+
+    def best_fold_path(self, finalist: Finalist) -> Path:
+        return self.task.out_dir / f"trial-{finalist.number}-best-fold.keras"
+
+    # ------------------------------------------------------------------ the answer
+    def deliver(self, chosen: Finalist) -> tuple[str, Path | None]:
+        """(how the delivered model was made, where it is)."""
+        target = self.task.out_dir / DELIVERED
+        if not self.task.reevaluate:
+            if chosen.kept_model is None:
+                return "none", None
+            shutil.copyfile(chosen.kept_model, target)
+            return "kept", target
+        if self.task.deliver == "best_fold":
+            shutil.copyfile(self.best_fold_path(chosen), target)
+            return "best_fold", target
+        self.say(f"trial {chosen.number}: refit on train+val")
+        x = np.concatenate([self.data.x_train, self.data.x_val])
+        y = np.concatenate([self.data.y_train, self.data.y_val])
+        self.train_recipe(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
+        return "refit", target
+
+    def run(self) -> dict[str, Any]:
+        import keras
+
+        finalists = self.task.finalists
+        baselines = self.baselines()
+        by_trial: dict[int, dict[str, Any]] = {f.number: {"trial": f.number, "value": f.value,
+                                                          "epochs": f.epochs}
+                                               for f in finalists}
+        method = None
+        if self.task.reevaluate:
+            n = len(self.data.y_train) + len(self.data.y_val)
+            method = CV_METHOD.format(folds=self.task.folds, n=n)
+            for result in self.cross_validate(finalists):
+                by_trial[result["trial"]].update(result)
+            chosen = max(finalists, key=lambda f: (
+                _score(by_trial[f.number]["cv_confusion"], self.objective), f.value))
+        else:
+            chosen = finalists[0]
+        for finalist in finalists:
+            if finalist.kept_model is not None and self.data.has_test:
+                self.say(f"trial {finalist.number}: kept model on the test set")
+                model = keras.models.load_model(finalist.kept_model, compile=False)
+                by_trial[finalist.number]["test_confusion"] = self.test_confusion(
+                    model, finalist.params.backbone)
+        kind, path = self.deliver(chosen)
+        delivered: dict[str, Any] = {"trial": chosen.number, "kind": kind,
+                                     "path": str(path) if path else None}
+        if path is not None and self.data.has_test:
+            self.say("delivered model on the test set")
+            delivered["test_confusion"] = self.test_confusion(
+                keras.models.load_model(path, compile=False), chosen.params.backbone)
+        for stale in self.task.out_dir.glob("trial-*-best-fold.keras"):
+            if stale != self.best_fold_path(chosen):
+                stale.unlink()
+        return {"objective": self.objective, "reevaluated": self.task.reevaluate,
+                "method": method, "baseline": baselines,
+                "finalists": list(by_trial.values()), "chosen": chosen.number,
+                "delivered": delivered,
+                "n": {"train": len(self.data.y_train), "val": len(self.data.y_val),
+                      "test": len(self.data.y_test) if self.data.has_test else 0}}
+
+
+def final_main(conn: Connection, task: FinalTask) -> None:
+    from tlsweep.worker import die_with_parent, setup_tensorflow
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
+    die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from tlsweep.data import load_dataset
+
+        config = task.spec.sweep.config
+        dataset = load_dataset(config.data, config.seed, task.spec.sweep.path)
+        setup_tensorflow(config)
+        conn.send(FinalDone(FinalRun(conn, task, dataset).run()))
+    except Exception as exc:  # reported, never raised: the sweep itself is finished
+        conn.send(FinalFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))

@@ -1,0 +1,137 @@
+"""Honest answers end to end, through the command line on tiny images: the kept model is the
+one its value describes, the finalists' stage re-evaluates and scores on the test set, the
+baseline is recorded, and the test set cannot reach the search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
+
+pytestmark = pytest.mark.slow
+
+
+def split_folders(root: Path) -> dict[str, Path]:
+    dirs = {}
+    for index, (split, count) in enumerate((("train", 16), ("val", 8), ("test", 8))):
+        dirs[split] = write_class_images(root / split, {"a": count, "b": count}, seed=index)
+    return dirs
+
+
+def sweep_file(tmp_path: Path, backbone: Path, data: str, **overrides: str) -> Path:
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(backbone))
+    return write_yaml(tmp_path / "sweep.yaml", tiny_sweep(tmp_path, space, data=data,
+                                                          **overrides))
+
+
+def trial_rows(directory: Path) -> pd.DataFrame:
+    board = pd.read_parquet(directory / "leaderboard.parquet")
+    return board[board["role"] == "trial"].sort_values("trial")
+
+
+def test_a_reloaded_kept_model_scores_exactly_its_value(tmp_path: Path,
+                                                        tiny_backbone: Path) -> None:
+    import keras
+
+    from tlsweep.classifier import predict
+    from tlsweep.config import load_sweep
+    from tlsweep.data import load_dataset
+
+    data = write_class_images(tmp_path / "data", {"a": 20, "b": 20})
+    sweep = sweep_file(tmp_path, tiny_backbone, f"{{dir: {data}, val_split: 0.3, image_size: 16}}",
+                       budget="{trials: 4}", training="{head_epochs: 2, finetune_epochs: 4, "
+                       "batch_size: 16}", finalists="{k: 1, reevaluate: off}",
+                       execution="{keep_top: 4}")
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    directory = tmp_path / "results" / "tiny"
+    rows = trial_rows(directory)
+    config = load_sweep(sweep).config
+    dataset = load_dataset(config.data, config.seed, sweep)
+    inputs = np.asarray(dataset.x_val, np.float32) / 255.0  # the backbone's "unit"
+    not_last = 0
+    for row in rows.itertuples():
+        model = keras.models.load_model(directory / "trials" / str(row.trial) / "model.keras",
+                                        compile=False)
+        accuracy = float(np.mean(predict(model, inputs).argmax(axis=1) == dataset.y_val))
+        assert accuracy == row.value, (row.trial, accuracy, row.value)
+        not_last += row.best_epoch != row.epochs_run - 1
+    # The kept model is the best epoch's, not the last one's: at least one trial tells them apart.
+    assert not_last >= 1, rows[["trial", "best_epoch", "epochs_run"]]
+
+
+def test_finalists_are_cross_validated_and_scored_on_the_test_set(tmp_path: Path,
+                                                                 tiny_backbone: Path) -> None:
+    data = write_class_images(tmp_path / "data", {"a": 24, "b": 24, "c": 16})
+    sweep = sweep_file(tmp_path, tiny_backbone,
+                       f"{{dir: {data}, val_split: 0.25, test_split: 0.25, image_size: 16}}",
+                       finalists="{k: 2, reevaluate: on, folds: 2}")
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "finalists" in done.stdout and "fold 2/2" in done.stdout
+    directory = tmp_path / "results" / "tiny"
+    board = pd.concat([pd.read_parquet(directory / name)
+                       for name in ("leaderboard.parquet", "final.parquet")])
+    assert set(pd.read_parquet(directory / "leaderboard.parquet")["role"]) == {"trial"}
+    chosen = board[board["role"] == "chosen"].iloc[0]
+    assert chosen["cv_low"] <= chosen["value"] == chosen["cv_value"] <= chosen["cv_high"]
+    assert chosen["note"].startswith("refit on train+val")
+    finalists = board[board["cv_value"].notna() & (board["role"] == "trial")]
+    assert len(finalists) == 2 and int(chosen["trial"]) in finalists["trial"].tolist()
+    assert finalists["test_accuracy"].notna().all()
+    baseline = board[board["role"] == "baseline"]
+    assert len(baseline) == 1 and baseline["rank"].isna().all()
+    for row in (chosen, baseline.iloc[0]):
+        for column in ("val_accuracy", "test_accuracy", "test_balanced_accuracy"):
+            assert 0 <= row[f"{column}_low"] <= row[column] <= row[f"{column}_high"] <= 1
+    # Not counted against the budget nor ranked: the trials are still the three planned.
+    assert board["rank"].notna().sum() == 3 and len(trial_rows(directory)) == 3
+    assert (directory / "final" / "model.keras").is_file()
+
+    table = run_cli("leaderboard", "tiny")
+    assert table.returncode == 0 and "held-out images" in table.stdout
+    assert "baseline" in table.stdout and "chosen" in table.stdout
+    shown = run_cli("show", "tiny", str(int(chosen["trial"])))
+    assert shown.returncode == 0 and "test" in shown.stdout and "cross-validated" in shown.stdout
+    found = run_cli("diagnose", "tiny")
+    assert found.returncode == 0 and "linear probe" in found.stdout
+    rows = json.loads(run_cli("leaderboard", "tiny", "--format", "json", "--top", "1",
+                              "--state", "complete,chosen,baseline").stdout)
+    assert [r["role"] for r in rows] == ["trial", "chosen", "baseline"]
+
+
+def test_the_test_labels_cannot_reach_the_search(tmp_path: Path, tiny_backbone: Path) -> None:
+    """Two studies that differ only in their test labels run the same trials to the same
+    values; only their test scores differ."""
+    dirs = split_folders(tmp_path / "data")
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    for split in ("train", "val"):
+        (swapped / split).symlink_to(dirs[split], target_is_directory=True)
+    (swapped / "test").mkdir()
+    (swapped / "test" / "a").symlink_to(dirs["test"] / "b", target_is_directory=True)
+    (swapped / "test" / "b").symlink_to(dirs["test"] / "a", target_is_directory=True)
+    boards = []
+    for name, root in (("plain", tmp_path / "data"), ("swapped", swapped)):
+        folder = tmp_path / name
+        sweep = sweep_file(folder, tiny_backbone,
+                           f"{{train_dir: {root}/train, val_dir: {root}/val, "
+                           f"test_dir: {root}/test, image_size: 16}}",
+                           finalists="{k: 1, reevaluate: off}",
+                           pruner="{kind: median, n_startup_trials: 1, n_warmup_steps: 1}")
+        done = run_cli("run", str(sweep), "--results-dir", str(folder / "results"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        boards.append(pd.concat([pd.read_parquet(folder / "results" / "tiny" / name)
+                                 for name in ("leaderboard.parquet", "final.parquet")]))
+    columns = ["trial", "state", "value", "unfreeze_depth", "head_lr", "finetune_lr",
+               "augmentation_strength", "class_weighting", "best_epoch"]
+    plain, relabelled = (b[b["role"] == "trial"].sort_values("trial")[columns]
+                         .reset_index(drop=True) for b in boards)
+    pd.testing.assert_frame_equal(plain, relabelled)
+    tests = [b.loc[b["role"] == "chosen", "test_accuracy"].iloc[0] for b in boards]
+    assert tests[0] == pytest.approx(1 - tests[1])  # two classes, every label swapped
