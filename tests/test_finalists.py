@@ -135,3 +135,20 @@ def test_the_test_labels_cannot_reach_the_search(tmp_path: Path, tiny_backbone: 
     pd.testing.assert_frame_equal(plain, relabelled)
     tests = [b.loc[b["role"] == "chosen", "test_accuracy"].iloc[0] for b in boards]
     assert tests[0] == pytest.approx(1 - tests[1])  # two classes, every label swapped
+
+
+def test_run_reports_copies_across_splits_and_keeps_them_out_of_val_and_test(
+        tmp_path: Path, tiny_backbone: Path) -> None:
+    from tests.test_honest_data import planted
+
+    dirs = planted(tmp_path / "data")
+    sweep = sweep_file(tmp_path, tiny_backbone,
+                       f"{{train_dir: {dirs['train']}, val_dir: {dirs['val']}, "
+                       f"test_dir: {dirs['test']}, image_size: 16}}",
+                       budget="{trials: 1}", finalists="{k: 1, reevaluate: off}")
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "duplicates" in done.stdout and "exact_copy.png" in done.stdout
+    assert "17 training and 8 validation images, 8 test images" in " ".join(done.stdout.split())
+    found = run_cli("diagnose", "tiny")
+    assert "groups of duplicate images, 3 across splits" in " ".join(found.stdout.split())

@@ -89,7 +89,7 @@ def display_frame(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
             frame = frame.assign(**{column: None})
     shown["value_ci"] = [_span(lo, hi) for lo, hi in zip(frame["value_low"],
                                                          frame["value_high"], strict=True)]
-    shown["tied"] = ["≈" if tied is True else None for tied in frame["tied"]]
+    shown["tied"] = ["≈" if pd.notna(tied) and bool(tied) else None for tied in frame["tied"]]
     shown["cv"] = [_with_span(*v) for v in zip(frame["cv_value"], frame["cv_low"],
                                                frame["cv_high"], strict=True)]
     shown["test"] = [_with_span(*v) for v in zip(frame[test], frame[f"{test}_low"],

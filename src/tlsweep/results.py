@@ -169,6 +169,11 @@ def _cv(confusion: list[list[int]] | None, objective: str) -> dict[str, Any]:
     return {"cv_value": found.value, "cv_low": found.low, "cv_high": found.high}
 
 
+_TRIAL_ONLY = ("val_accuracy", "val_accuracy_low", "val_accuracy_high", "val_balanced_accuracy",
+               "val_balanced_accuracy_low", "val_balanced_accuracy_high", "train_accuracy",
+               "gap", "epochs_run", "pruned_at", "duration_s", "started_at", "worker", "tied")
+
+
 def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str,
                trials: dict[int, optuna.trial.FrozenTrial]) -> None:
     """The finalists' columns on their trial rows, then the chosen and baseline rows."""
@@ -183,7 +188,10 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
     if source is not None:
         row = {**source, **_scores("test", delivered.get("test_confusion"))}
         if final.get("reevaluated"):
-            row.update(value=row["cv_value"], value_low=row["cv_low"], value_high=row["cv_high"])
+            # A model trained on other images than the trial's: none of the trial's own
+            # measurements describe it, only the cross-validated estimate and the test.
+            row.update(value=row["cv_value"], value_low=row["cv_low"], value_high=row["cv_high"],
+                       **dict.fromkeys(_TRIAL_ONLY))
         how = {"refit": "refit on train+val", "best_fold": "the best fold's model",
                "kept": "the trial's kept model (best epoch)", "none": "no model kept"}
         row.update(role="chosen", state="chosen", rank=None, note=(
