@@ -181,3 +181,43 @@ def test_gpus_pin_one_worker_to_each_device(tmp_path: Path, tiny_backbone: Path)
                 ["cuda_visible_devices"]) for t in study.trials}
     assert {device for _, device in devices} == {"0", "1"}
     assert len({pid for pid, _ in devices}) == 2 == len(devices)
+
+
+def _open_together(url: str, barrier: object, results: object) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        open_storage(url)
+        results.put("ok")  # type: ignore[attr-defined]
+    except Exception as exc:  # the race's symptom is an error here
+        results.put(f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
+
+
+def test_workers_starting_together_on_a_fresh_database_all_open_it(postgres_url: str) -> None:
+    """Optuna creates its schema when a storage is first opened; processes that open a new
+    database at the same moment must not race there. Three fresh databases, five processes each,
+    released by one barrier."""
+    import multiprocessing
+
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    context = multiprocessing.get_context("spawn")
+    try:
+        for _ in range(3):
+            name = f"tlsweep_race_{uuid.uuid4().hex[:8]}"
+            with admin.connect() as connection:
+                connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+            url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+            barrier, results = context.Barrier(5), context.Queue()
+            processes = [context.Process(target=_open_together, args=(url, barrier, results))
+                         for _ in range(5)]
+            for process in processes:
+                process.start()
+            outcomes = [results.get(timeout=120) for _ in processes]
+            for process in processes:
+                process.join(30)
+            with admin.connect() as connection:
+                connection.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+            assert outcomes == ["ok"] * 5, outcomes
+    finally:
+        admin.dispose()

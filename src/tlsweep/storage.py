@@ -69,13 +69,35 @@ def open_storage(url: str, heartbeat_interval: int = 30,
         return optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(path, lock_obj=lock))
     try:
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+        with _schema_lock(url):
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
     except Exception as exc:
         raise ConfigError(f"--storage {mask(url)}: cannot open the storage "
                           f"({type(exc).__name__}: {mask(str(exc)).splitlines()[0]}). Check the "
                           f"URL, the server and that its driver is installed.") from None
+
+
+# Workers started together (a Slurm array, a Kubernetes Job) on an empty database all create
+# Optuna's tables at once, and PostgreSQL refuses all but one (a duplicate key in pg_type).
+SCHEMA_LOCK = "tlsweep:optuna-schema"
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, one process at a time opens (and, the first time, creates) the schema."""
+    if not is_postgres(url):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with _advisory_lock(engine, SCHEMA_LOCK):
+            yield
+    finally:
+        engine.dispose()
 
 
 # ----------------------------------------------------------------------------- the budget lock
@@ -95,7 +117,9 @@ def _advisory_lock(storage: Any, key: str) -> Iterator[None]:
     from sqlalchemy import text
 
     number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-    engine = getattr(storage, "_backend", storage).engine  # a study wraps it in a cache
+    # A storage's engine (a study wraps the storage in a cache), or an engine itself.
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", backend)
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})
         try:
