@@ -64,3 +64,38 @@ def test_edge_detection() -> None:
     assert edge(1.1e-4, log_range) == "low" and edge(9e-3, log_range) == "high"
     assert edge(1e-3, log_range) is None
     assert edge("sqrt", CategoricalDistribution(["none", "sqrt"])) is None
+
+
+def test_pruned_trials_count_at_a_step_they_all_reached(tmp_path: Path) -> None:
+    """Ten trials pruned at step 3 of 6 and four complete: importance rests on all fourteen,
+    each by its best value up to step 3, and finds the parameter that alone matters there."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("objective", "val_accuracy")
+    distributions = {"head_lr": FloatDistribution(1e-4, 1e-1, log=True),
+                     "class_weighting": CategoricalDistribution(["none", "sqrt"])}
+    for index in range(14):
+        head_lr = 10 ** (-4 + 3 * index / 13)
+        params = {"head_lr": head_lr, "class_weighting": ["none", "sqrt"][index % 2]}
+        curve = {step: 0.5 + 0.1 * math.log10(head_lr) + 0.01 * step for step in range(6)}
+        pruned = index < 10
+        steps = {s: v for s, v in curve.items() if s <= 3} if pruned else curve
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE,
+            params=params, distributions=distributions, intermediate_values=steps,
+            value=None if pruned else max(curve.values())))
+    frame = importance_frame(study, ("ped-anova",))
+    assert set(frame["n_trials"]) == {14} and set(frame["n_pruned_counted"]) == {10}
+    assert set(frame["step"]) == {3} and set(frame["n_pruned_excluded"]) == {0}
+    top = frame.sort_values("importance", ascending=False).iloc[0]
+    assert top["param"] == "head_lr"
+
+
+def test_a_ranking_from_few_trials_carries_its_warning(tmp_path: Path) -> None:
+    from tlsweep.importance import few_trials_warning
+
+    few = importance_frame(study_of(lambda p: p.head_lr, tmp_path, trials=6), ("ped-anova",))
+    assert "Only 6 trials count" in few_trials_warning(few)
+    many = importance_frame(study_of(lambda p: p.head_lr, tmp_path, trials=20), ("ped-anova",))
+    assert few_trials_warning(many) is None

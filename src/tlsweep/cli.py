@@ -170,7 +170,7 @@ def importance(
     results_dir: ResultsDir = None,
 ) -> None:
     """Hyperparameter importances: written to importance.parquet and shown as bars."""
-    from tlsweep.importance import EVALUATORS, TREATMENT, write_importance
+    from tlsweep.importance import EVALUATORS, TREATMENT, few_trials_warning, write_importance
     from tlsweep.report import importance_table
 
     chosen = EVALUATORS if evaluator == "all" else (evaluator,)
@@ -180,10 +180,18 @@ def importance(
     view = _view(study, results_dir)
     frame = write_importance(view.study, view.directory, chosen)
     if frame.empty:
-        raise ConfigError(f"study {study!r}: importance needs at least 2 complete trials with "
+        raise ConfigError(f"study {study!r}: importance needs at least 2 finished trials with "
                           f"varied parameters.")
+    first = frame.iloc[0]
+    pruned = int(first["n_pruned_counted"])
+    step = "" if first["step"] is None or first["step"] != first["step"] else \
+        f" at step {int(first['step'])}"
     console.print(importance_table(frame, f"{study}: importance for {view.objective} "
-                                          f"({frame['n_trials'].iloc[0]} complete trials)"))
+                                          f"({first['n_trials']} trials{step}, {pruned} of them "
+                                          f"pruned)"))
+    warning = few_trials_warning(frame)
+    if warning:
+        console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"[dim]{TREATMENT} 'edge' marks a best value within 5% of its range's end.[/]")
 
 

@@ -248,14 +248,25 @@ class BudgetConfig(Strict):
 
 
 class TrainingConfig(Strict):
+    """``augment_head: false`` is linear probing then fine-tuning (LP-FT, Kumar et al. 2022):
+    phase 1 trains the head on cached frozen features in every trial, which makes a head epoch
+    cheap enough to train it to convergence, and augmentation acts in phase 2 only. ``true``:
+    phase 1 runs through the backbone with augmentation whenever the strength is above 0."""
+
     head_epochs: int = Field(default=3, ge=1)
     finetune_epochs: int = Field(default=5, ge=0)
     batch_size: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    augment_head: bool = True
 
 
 class PrunerConfig(Strict):
+    """``min_finetune_epochs``: no trial is pruned before it has run that many fine-tune epochs,
+    so that none is judged on head-phase accuracy alone, before its unfreeze depth and
+    fine-tune rate have had any effect (0: the pruner may stop a trial at any epoch)."""
+
     kind: Literal["median", "successive_halving", "hyperband", "none"] = "successive_halving"
+    min_finetune_epochs: int = Field(default=0, ge=0)
     n_startup_trials: int = Field(default=3, ge=0)
     n_warmup_steps: int = Field(default=1, ge=0)
     min_resource: int = Field(default=1, ge=1)

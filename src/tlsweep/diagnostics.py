@@ -44,9 +44,12 @@ def overfitting(view: StudyView) -> Finding | None:
 
 
 def _weighting_effect(view: StudyView) -> str:
-    groups = view.complete.groupby("class_weighting")["value"].agg(["mean", "count"])
+    """Over complete and pruned trials alike, compared at one step (``StudyView.comparable``):
+    complete trials alone are often two or three."""
+    trials, step = view.comparable()
+    groups = trials.groupby("class_weighting")["value"].agg(["mean", "count"])
     if len(groups) < 2:
-        return "Class weighting was not varied across complete trials."
+        return "Class weighting was not varied across the trials that reached a common step."
     parts = [f"{mode} {row['mean']:.3f} (n={int(row['count'])})" for mode, row in
              groups.iterrows()]
     baseline = groups["mean"].get("none")
@@ -56,7 +59,8 @@ def _weighting_effect(view: StudyView) -> str:
         verdict = f"; {best_mode} beat none by {groups['mean'][best_mode] - baseline:+.3f}"
     elif best_mode == "none":
         verdict = "; weighting did not help"
-    return f"Mean value by class weighting: {', '.join(parts)}{verdict}."
+    return (f"Mean value by class weighting, each trial's best up to step {step} (complete and "
+            f"pruned trials): {', '.join(parts)}{verdict}.")
 
 
 def imbalance(view: StudyView) -> Finding | None:

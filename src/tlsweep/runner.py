@@ -72,7 +72,14 @@ def trial_settings(plan: Plan, number: int) -> Any:
         finetune_epochs=config.training.finetune_epochs, batch_size=config.training.batch_size,
         dropout=config.training.dropout, objective=config.objective, seed=config.seed + number,
         cache_features=config.execution.cache_frozen_features,
-        jit_compile=config.execution.jit_compile)
+        jit_compile=config.execution.jit_compile, augment_head=config.training.augment_head)
+
+
+def first_prunable_step(plan: Plan) -> int:
+    """The first global step at which the pruner is asked (``pruner.min_finetune_epochs``)."""
+    config = plan.sweep.config
+    wait = config.pruner.min_finetune_epochs
+    return config.training.head_epochs + wait - 1 if wait else 0
 
 
 class TrialSession:
@@ -86,6 +93,7 @@ class TrialSession:
         self.beat = time.monotonic()
         self.beat_every = 5.0
         self.keep_top = 0
+        self.first_prunable = 0  # no pruning before this global step
         self.state = TrialCheckpoints(checkpoint_dir).latest()
         # The checkpoint is the authority on what ran: it is written before an epoch is
         # reported, so it holds every epoch the storage holds, and maybe one more.
@@ -150,7 +158,7 @@ class TrialSession:
         self.heartbeat()
         if self.interrupts.requested:
             return "interrupt"
-        if self.trial.should_prune():
+        if record["step"] >= self.first_prunable and self.trial.should_prune():
             self.trial.set_user_attr("pruned_at", record["step"])
             return "prune"
         return "continue"
@@ -244,6 +252,7 @@ class SweepRunner:
         checkpoint_dir = self.trials_dir / str(lineage_root(frozen))
         session = TrialSession(self.study, trial, self.listener, self.interrupts, checkpoint_dir)
         session.keep_top = self.keep_count
+        session.first_prunable = first_prunable_step(self.plan)
         session.beat_every = min(5.0, self.execution.heartbeat_interval_s / 2)
         self.listener.trial_started(trial.number, params)
         task = TrialTask(trial.number, params, trial_settings(self.plan, trial.number),

@@ -119,6 +119,27 @@ class StudyView:
             return self.curves
         return self.curves[self.curves["trial"] == number].sort_values("step")
 
+    def comparable(self) -> tuple[pd.DataFrame, int | None]:
+        """Complete and pruned trials, each with ``value`` its best epoch up to the step that four
+        in five of them reached (``importance.common_step``), and that step. A trial that stopped
+        earlier is left out: its parameters were never measured there."""
+        from tlsweep.importance import common_step
+
+        board = self.leaderboard
+        finished = board[board["state"].isin(["complete", "pruned"])]
+        if self.curves.empty or finished.empty:
+            return finished.iloc[:0], None
+        curves = self.curves[self.curves["trial"].isin(finished["trial"])]
+        last = curves.groupby("trial")["step"].max()
+        step = common_step(last.tolist())
+        if step is None:
+            return finished.iloc[:0], None
+        reached = last[last >= step].index
+        values = curves[curves["trial"].isin(reached) & (curves["step"] <= step)]\
+            .groupby("trial")[self.objective].max()
+        counted = finished[finished["trial"].isin(reached)].drop(columns="value")
+        return counted.join(values.rename("value"), on="trial"), step
+
     def head_epochs(self) -> int | None:
         """Where phase 2 starts: the first fine-tune step in any curve."""
         if self.curves.empty or "finetune" not in set(self.curves["phase"]):

@@ -39,6 +39,7 @@ class TrialSettings:
     seed: int
     cache_features: bool = True
     jit_compile: bool = False
+    augment_head: bool = True  # false: phase 1 always on cached features (LP-FT)
 
 
 @dataclass
@@ -294,8 +295,9 @@ class TwoPhaseTrial:
                                     reporter, self.total_steps, checkpoints, self.model)
         self.tracker.timings.reused_model = reused
         self.tracker.timings.build_s = time.perf_counter() - began
+        # Without augmentation in phase 1 the backbone's pooled output is the same every epoch.
         self.on_features = (settings.cache_features and backbone.pretrained
-                            and params.augmentation_strength == 0)
+                            and (params.augmentation_strength == 0 or not settings.augment_head))
 
     @property
     def has_finetune_phase(self) -> bool:

@@ -1,0 +1,63 @@
+"""No trial is pruned before the rule allows (pruner.min_finetune_epochs). No TensorFlow: the
+orchestrator's side of a trial, fed epochs as a worker reports them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tlsweep.runner import Interrupts, TrialSession
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+class Quiet:
+    def trial_started(self, *args: object) -> None: ...
+    def epoch_started(self, *args: object) -> None: ...
+    def epoch_finished(self, *args: object) -> None: ...
+    def trial_finished(self, *args: object) -> None: ...
+
+
+def record(step: int, head_epochs: int) -> dict[str, object]:
+    phase = "head" if step < head_epochs else "finetune"
+    return {"phase": phase, "epoch": step if phase == "head" else step - head_epochs,
+            "step": step, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5,
+            "val_balanced_accuracy": 0.5, "lr": 1e-3, "duration_s": 0.1}
+
+
+@pytest.mark.parametrize("first_prunable,expected", [(0, 0), (4, 4), (6, 6)])
+def test_the_pruner_is_not_asked_before_the_first_prunable_step(
+        tmp_path: Path, first_prunable: int, expected: int) -> None:
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    trial = study.ask()
+    session = TrialSession(study, trial, Quiet(), Interrupts(), tmp_path / "trial")
+    session.first_prunable = first_prunable
+    answers = []
+    for step in range(8):  # as a worker does: it stops at the first "prune"
+        answers.append(session.handle(("epoch", record(step, head_epochs=4))))
+        if answers[-1] == "prune":
+            break
+    assert answers == ["continue"] * expected + ["prune"]
+    assert trial.user_attrs["pruned_at"] == expected
+
+
+def test_min_finetune_epochs_sets_the_first_prunable_step(tmp_path: Path) -> None:
+    from tests.conftest import tiny_space, tiny_sweep, write_class_images, write_yaml
+    from tlsweep.config import load_sweep
+    from tlsweep.runner import first_prunable_step
+    from tlsweep.study import check
+
+    data = write_class_images(tmp_path / "data", {"a": 4, "b": 4})
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(
+        None, backbone="{choices: {MobileNetV2: {weights: none}}}"))
+    for wait, expected in ((0, 0), (1, 3), (2, 4)):
+        sweep = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(
+            data, space, data=f"{{dir: {data}, val_split: 0.5, image_size: 32}}",
+            training="{head_epochs: 3, finetune_epochs: 4}",
+            pruner=f"{{kind: median, min_finetune_epochs: {wait}}}"))
+        assert first_prunable_step(check(load_sweep(sweep), tmp_path)) == expected
