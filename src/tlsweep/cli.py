@@ -126,7 +126,7 @@ def quickstart(results_dir: ResultsDir = None) -> None:
 @app.command()
 def leaderboard(
     study: Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")],
-    top: Annotated[int | None, typer.Option(help="Show only the first K rows.")] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show only the first K rows.")] = None,
     sort: Annotated[str | None, typer.Option(help="Sort by this column.")] = None,
     state: Annotated[str | None, typer.Option(
         help="Comma-separated states to keep: complete,pruned,fail.")] = None,

@@ -184,6 +184,8 @@ def parse_duration(value: Any) -> float | None:
     """``2h``, ``90m``, ``1h30m``, ``45s`` or a number of seconds."""
     if value is None or isinstance(value, int | float):
         return value
+    if str(value).strip().isdigit():  # plain seconds, as the message below suggests
+        return float(str(value).strip())
     match = _DURATION.match(str(value).strip())
     if not match or not any(match.groups()):
         raise ValueError(f"{value!r} is not a duration; write e.g. 2h, 90m, 1h30m, 45s or 3600")
@@ -333,7 +335,7 @@ class SweepConfig(Strict):
     study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     data: DataConfig
     search_space: ResolvedPath
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # NumPy and TensorFlow seeds are 32-bit
     budget: BudgetConfig = BudgetConfig()
     training: TrainingConfig = TrainingConfig()
     objective: Literal["val_accuracy", "val_balanced_accuracy"] = "val_accuracy"
@@ -386,7 +388,11 @@ def _read_yaml(path: Path, what: str, text: str | None = None) -> tuple[dict[str
         if not path.is_file():
             raise ConfigError(f"{path}: {what} not found. Check the path (relative paths are "
                               f"resolved against the file that names them).")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {exc.start} cannot be "
+                              f"decoded). Save it as UTF-8.") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

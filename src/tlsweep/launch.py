@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from rich.console import Console
 
 from tlsweep.config import BudgetConfig, Sweep, load_sweep, parse_duration
@@ -55,7 +56,14 @@ def with_overrides(sweep: Sweep, trials: int | None, timeout: str | None) -> Swe
             budget["timeout"] = parse_duration(timeout)
         except ValueError as exc:
             raise ConfigError(f"--timeout: {exc}") from None
-    config = sweep.config.model_copy(update={"budget": BudgetConfig(**budget)})
+    try:
+        checked = BudgetConfig(**budget)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = {"trials": "--trials", "timeout": "--timeout"}.get(str(error["loc"][0]), "")
+        raise ConfigError(f"{option or sweep.path}: {error['msg'].removeprefix('Value error, ')}"
+                          f" (got {error['input']!r}).") from None
+    config = sweep.config.model_copy(update={"budget": checked})
     return sweep.model_copy(update={"config": config})
 
 
@@ -120,7 +128,7 @@ class Launcher:
         # The study exists before the (slow) decoding, so a run killed while decoding resumes.
         study = create_study(plan, url)
         try:
-            plan.load_data()
+            self.decode(plan, url)
         except TlsweepError:
             discard_new_study(study, url)
             raise
@@ -148,7 +156,7 @@ class Launcher:
         recovered = recover_stale(stored)
         if recovered:
             self.console.print(f"re-queued trials left running by a dead process: {recovered}")
-        plan.load_data()
+        self.decode(plan, url)
         attach_search(stored, sweep)
         self.describe(plan)
         if workers > 1:
@@ -167,6 +175,22 @@ class Launcher:
         return self.execute(plan, study, storage, lease=False)
 
     # ----------------------------------------------------------------------- in this process
+    def decode(self, plan: Plan, url: str) -> None:
+        """Decode the images (the slow part of starting); Ctrl-C here still says how to go on,
+        since the study exists already."""
+        try:
+            plan.load_data()
+        except KeyboardInterrupt:
+            raise SystemExit(self.interrupted(plan, url)) from None
+
+    def interrupted(self, plan: Plan, url: str) -> int:
+        flag = "" if self.root.resolve() == results_root().resolve() \
+            else f" --results-dir {self.root}"
+        flag += "" if is_local(url) else " --storage URL"
+        self.console.print(f"Interrupted. The study is saved; continue it with:\n"
+                           f"  tlsweep resume {plan.sweep.config.study}{flag}")
+        return INTERRUPTED
+
     def describe(self, plan: Plan) -> None:
         data, config = plan.dataset, plan.sweep.config
         test = (f", {len(data.y_test)} test images (held out until the search ends)"
@@ -229,12 +253,7 @@ class Launcher:
             if FinalStage(self.console).run(plan, study) is not None:
                 write_results(study, plan.directory)
         if code == INTERRUPTED:
-            flag = "" if self.root.resolve() == results_root().resolve() \
-                else f" --results-dir {self.root}"
-            flag += "" if is_local(url) else " --storage URL"
-            self.console.print(f"Interrupted. The study is saved; continue it with:\n"
-                               f"  tlsweep resume {name}{flag}")
-            return code
+            return self.interrupted(plan, url)
         try:
             write_importance(study, plan.directory)
         except Exception as exc:  # an analysis problem must not fail a finished sweep

@@ -245,6 +245,15 @@ def write_results(study: optuna.Study, directory: Path) -> None:
 
 
 def read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    table = pq.read_table(path)
+    """A results file and its metadata; a damaged one is a ConfigError naming its fix."""
+    from tlsweep.errors import ConfigError
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: damaged or incomplete Parquet file ({reason}). The study's "
+                          f"storage still holds everything: rebuild the file with `tlsweep "
+                          f"leaderboard {path.parent.name} --refresh`.") from None
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
     return table.to_pandas(), json.loads(raw) if raw else {}

@@ -51,6 +51,15 @@ def existing_local_url(directory: Path) -> str | None:
     return None
 
 
+def local_path(url: str) -> Path | None:
+    """The file of a local storage URL (SQLite, journal), else None."""
+    if url.startswith(JOURNAL_SCHEME):
+        return Path(url.removeprefix(JOURNAL_SCHEME))
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
 def is_local(url: str) -> bool:
     return url.startswith((JOURNAL_SCHEME, "sqlite:"))
 
@@ -74,8 +83,13 @@ def open_storage(url: str, heartbeat_interval: int = 30,
                 url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                 engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
     except Exception as exc:
-        raise ConfigError(f"--storage {mask(url)}: cannot open the storage "
-                          f"({type(exc).__name__}: {mask(str(exc)).splitlines()[0]}). Check the "
+        cause = f"{type(exc).__name__}: {mask(str(exc)).splitlines()[0]}"
+        path = local_path(url)
+        if path is not None and path.exists():
+            raise ConfigError(f"{path}: the study's storage file cannot be read ({cause}). It is "
+                              f"damaged or not an Optuna storage: restore it from a backup, or "
+                              f"start a new study.") from None
+        raise ConfigError(f"--storage {mask(url)}: cannot open the storage ({cause}). Check the "
                           f"URL, the server and that its driver is installed.") from None
 
 

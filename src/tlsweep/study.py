@@ -24,7 +24,7 @@ from tlsweep.data import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
 from tlsweep.paths import study_dir
 from tlsweep.space import TrialParams
-from tlsweep.storage import budget_lock, existing_local_url, mask, open_storage
+from tlsweep.storage import budget_lock, existing_local_url, local_path, mask, open_storage
 
 if TYPE_CHECKING:
     from tlsweep.trial import EpochRecord
@@ -72,9 +72,31 @@ class Plan:
         return self.dataset.skipped
 
 
+def writable_folder(path: Path, what: str) -> None:
+    """``path`` is a folder this process can write in, or one it can create: checked before
+    anything is written, so a bad path leaves nothing half-made."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ConfigError(f"{what}: {existing} is a file, not a folder"
+                          + (f" (so {path} cannot be made)" if existing != path else "")
+                          + ". Point it at a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: {existing} is not writable by this user. Point it at a "
+                          f"folder you can write in.")
+
+
 def check(sweep: Sweep, root: Path | None = None) -> Plan:
-    """Every check that needs no decoding: backbones, weights, sizes and the data folders."""
+    """Every check that needs no decoding: backbones, weights, sizes, the data folders and the
+    folders the run will write in."""
+    from tlsweep.data import cache_root
+
     config = sweep.config
+    writable_folder(root or study_dir(config.study).parent, "--results-dir (or TLSWEEP_RESULTS)")
+    writable_folder(cache_root(), "TLSWEEP_CACHE (decoded images and features)")
+    if config.execution.checkpoint_dir is not None:
+        writable_folder(config.execution.checkpoint_dir, f"{sweep.path}: execution.checkpoint_dir")
     where = f"{config.search_space}: backbone.choices"
     backbones = {
         name: resolve(name, choice, config.data.image_size, f"{where}.{name}")
@@ -131,10 +153,12 @@ def discard_new_study(study: optuna.Study, url: str) -> None:
 
 
 def study_exists(name: str, url: str) -> bool:
-    try:
-        return name in optuna.get_all_study_names(open_storage(url))
-    except Exception:
+    """Whether the storage holds ``name``. A storage that cannot be opened (a closed port, a
+    damaged file) is an error naming that cause, never "no such study"."""
+    path = local_path(url)
+    if path is not None and not path.exists():
         return False
+    return name in optuna.get_all_study_names(open_storage(url))
 
 
 def refuse_existing(sweep: Sweep, url: str) -> None:
@@ -165,8 +189,14 @@ def create_study(plan: Plan, url: str) -> optuna.Study:
     refuse_existing(plan.sweep, url)
     plan.directory.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=plan.sweep.config.study,
-                                storage=connect(url, plan.sweep), direction="maximize")
+    try:
+        study = optuna.create_study(study_name=plan.sweep.config.study,
+                                    storage=connect(url, plan.sweep), direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:  # another run created it a moment ago
+        raise StudyExists(
+            f"{plan.sweep.path}: study: {plan.sweep.config.study!r} was just created by another "
+            f"run in {mask(url)}. Continue it with `tlsweep resume {plan.sweep.config.study}`, "
+            f"or change the study name.") from None
     attach_search(study, plan.sweep)
     record_sweep(study, plan.sweep)
     return study
