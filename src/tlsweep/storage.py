@@ -27,12 +27,28 @@ from tlsweep.paths import STORAGE_FILE, sqlite_url
 JOURNAL_FILE = "journal.log"
 JOURNAL_SCHEME = "journal://"
 LOCK_FILE = ".budget.lock"
-_PASSWORD = re.compile(r"(?P<head>[a-z0-9+]+://[^:/@\s]+:)(?P<secret>[^@\s]+)(?=@)", re.I)
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+# libpq's keyword form (host=... password=...) and URL query parameters (?password=...).
+_KEYWORD = re.compile(r"(?P<key>\b(?:ssl)?password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&'\"]+)",
+                      re.I)
+
+
+def _mask_url(url: str) -> str:
+    """scheme://user:SECRET@host...: the secret runs to the token's last @, since a password
+    may hold @, :, /, ? and & unencoded (when a query holds an @ too, more is hidden: safe)."""
+    scheme, _, rest = url.partition("://")
+    at = rest.rfind("@")
+    if at < 0 or ":" not in rest[:at]:
+        return url
+    user = rest[:at].split(":", 1)[0]
+    return f"{scheme}://{user}:***{rest[at:]}"
 
 
 def mask(text: str) -> str:
-    """Replace any password inside URLs in ``text`` with ***."""
-    return _PASSWORD.sub(lambda m: m.group("head") + "***", text)
+    """``text`` with every password it may carry replaced by ***: in URLs (user:password@),
+    in their query (password=), and in libpq's keyword strings (password=...)."""
+    text = _URL.sub(lambda m: _mask_url(m.group(0)), text)
+    return _KEYWORD.sub(lambda m: m.group("key") + "***", text)
 
 
 def journal_url(directory: Path) -> str:
