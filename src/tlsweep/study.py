@@ -103,6 +103,9 @@ def check(sweep: Sweep, root: Path | None = None) -> Plan:
         for name, choice in sweep.space.backbone_choices().items()
     }
     check_layout(config.data, sweep.path)
+    from tlsweep.preflight import check_weights
+
+    check_weights(backbones, config.data.image_size, where)
     return Plan(sweep, backbones, study_dir(config.study, root))
 
 
