@@ -109,3 +109,20 @@ def test_bad_test_sets_are_refused_before_anything_exists(tmp_path: Path, data: 
     stderr = _refused(tmp_path, str(sweep))
     assert expected in " ".join(stderr.split()), stderr
     assert "sweep.yaml" in stderr
+
+
+def test_a_link_back_up_the_tree_is_no_class(tmp_path: Path) -> None:
+    root = write_class_images(tmp_path / "data", {"a": 4, "b": 4})
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    (root / "up").symlink_to(tmp_path, target_is_directory=True)
+    data = load_dataset(DataConfig(dir=root, val_split=0.25, image_size=8), 0, SOURCE)
+    assert data.class_names == ["a", "b"]
+    reasons = {Path(s.path).name: s.reason for s in data.skipped}
+    assert "link back up" in reasons["loop"] and "link back up" in reasons["up"]
+
+
+def test_a_damaged_checkpoint_pointer_starts_the_trial_again(tmp_path: Path) -> None:
+    from tlsweep.checkpoint import LATEST, TrialCheckpoints
+
+    (tmp_path / LATEST).write_text("{not json")
+    assert TrialCheckpoints(tmp_path).latest() is None

@@ -85,10 +85,16 @@ class TrialCheckpoints:
         pointer = self.directory / LATEST
         if not pointer.is_file():
             return None
-        data = json.loads(pointer.read_text())
+        try:
+            data = json.loads(pointer.read_text())
+            state = CheckpointState(**data["state"])
+        except (ValueError, KeyError, TypeError):
+            # Written atomically, so only damage from outside gets here: the trial then starts
+            # again from its first epoch rather than failing (the storage keeps its record).
+            return None
         if not (self.directory / data["folder"]).is_dir():
             return None
-        return CheckpointState(**data["state"])
+        return state
 
     def latest_folder(self) -> Path:
         return self.directory / json.loads((self.directory / LATEST).read_text())["folder"]

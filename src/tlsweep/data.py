@@ -82,9 +82,13 @@ def _class_folders(root: Path, key: str, source: Path) -> tuple[list[Path], list
     if not root.is_dir():
         raise DataError(f"{source}: {key}: data directory {root} does not exist. Point {key} at "
                         f"a folder with one sub-folder of images per class.")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    stray = [Skipped(str(p), "not inside a class folder") for p in sorted(root.iterdir())
-             if p.is_file()]
+    entries = sorted(root.iterdir())
+    # A link to the folder itself or above it would be read as one more class, of every image.
+    loops = [p for p in entries if p.is_symlink() and p.is_dir()
+             and (p.resolve() == root.resolve() or p.resolve() in root.resolve().parents)]
+    folders = [p for p in entries if p.is_dir() and not p.name.startswith(".") and p not in loops]
+    stray = [Skipped(str(p), "not inside a class folder") for p in entries if p.is_file()]
+    stray += [Skipped(str(p), "a link back up the data folder's tree, not a class") for p in loops]
     if not folders:
         raise DataError(f"{source}: {key}: {root} has no class sub-folders. Put each class's "
                         f"images in a sub-folder named after the class.")
