@@ -296,3 +296,32 @@ def test_bad_weights_are_refused_before_a_study_exists(ws: Workspace, kind: str)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert f"backbone.choices.{name}.weights" in message and target.name in message
     assert not (ws.results / "tiny").exists()
+
+
+@pytest.mark.slow
+def test_a_systematic_failure_stops_the_sweep_and_resume_continues_after_the_fix(
+        ws: Workspace, tiny_backbone: Path) -> None:
+    """A backbone that loads but cannot take RGB images fails every trial in set-up: the sweep
+    stops at the second with exit 2, and once the file is fixed `resume` runs the whole budget."""
+    import keras
+
+    gray = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, name="c")])
+    backbone = ws.root / "backbone.keras"
+    gray.save(backbone)
+    space = write_yaml(ws.root / "gray-space.yaml", tiny_space(backbone))
+    sweep = ws.sweep("gray.yaml", space=space.read_text(),
+                     data=f"{{dir: {ws.data}, val_split: 0.3, image_size: 16}}",
+                     budget="{trials: 3}", finalists="{k: 1, reevaluate: off}")
+    env = {"TLSWEEP_RESULTS": str(ws.results)}
+    done = run_cli("run", str(sweep), env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "failed before their first epoch with the same error" in " ".join(done.stderr.split())
+    assert "tlsweep resume tiny" in done.stderr and "Traceback" not in done.stderr
+    shutil.copyfile(tiny_backbone, backbone)  # the fix
+    again = run_cli("resume", "tiny", env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    study = optuna.load_study(study_name="tiny",
+                              storage=f"sqlite:///{ws.results / 'tiny' / 'study.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3  # the whole budget, after all
+    assert states.count(optuna.trial.TrialState.FAIL) == 2  # the two attempts, kept as record

@@ -29,3 +29,9 @@ class SweepAborted(TlsweepError):
     """The sweep cannot go on (for example, too many failures in a row)."""
 
     exit_code = 1
+
+
+class SystematicFailure(TlsweepError):
+    """Trials fail in set-up with the same error, which would hit every trial (a backbone that
+    cannot be built, say): the sweep stops, and the failed attempts are queued again, so that
+    fixing the cause and running ``resume`` spends none of the budget on them."""

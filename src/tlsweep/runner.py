@@ -23,7 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
-from tlsweep.errors import SweepAborted
+from tlsweep.errors import SweepAborted, SystematicFailure
 from tlsweep.space import suggest
 from tlsweep.storage import budget_lock
 from tlsweep.study import (
@@ -189,6 +189,7 @@ class SweepRunner:
                                           self.execution.recycle_memory_mb))
         self.interrupts = Interrupts(on_hard_exit=[self.slot.kill])
         self.failures: list[str] = []
+        self.setup_failures: list[tuple[optuna.trial.FrozenTrial, str]] = []
         self.untidy = False  # a trial ended since the last tidy()
         self.trials_dir = checkpoint_root(plan)
         self.owner = {"host": socket.gethostname(), "pid": os.getpid()}
@@ -305,6 +306,7 @@ class SweepRunner:
             TrialCheckpoints(checkpoint_dir).discard()
         self.untidy = True
         self.listener.trial_finished(frozen, self.study)
+        self.stop_if_systematic(frozen, outcome, session)
         self.count_failure(outcome)
 
     def tidy(self) -> None:
@@ -326,6 +328,26 @@ class SweepRunner:
             model = folder / FINAL_MODEL
             if model.exists() and folder.name.isdigit() and int(folder.name) not in keep:
                 model.unlink()
+
+    def stop_if_systematic(self, frozen: optuna.trial.FrozenTrial, outcome: Outcome,
+                           session: TrialSession) -> None:
+        """Two trials in a row that fail before their first epoch with the same error are not
+        two results but one cause: both are queued again (a retry keeps the trial's place in
+        the budget) and the sweep stops with that error."""
+        if outcome.kind != "failed" or session.curve:
+            self.setup_failures.clear()
+            return
+        self.setup_failures.append((frozen, outcome.error or "unknown"))
+        if len(self.setup_failures) < 2 or len({e for _, e in self.setup_failures[-2:]}) > 1:
+            return
+        for failed, _ in self.setup_failures[-2:]:
+            requeue(self.study, self.study._storage.get_trial(failed._trial_id))
+        self.tidy()
+        raise SystematicFailure(
+            f"{self.plan.sweep.path}: trials {self.setup_failures[-2][0].number} and "
+            f"{frozen.number} failed before their first epoch with the same error, which would "
+            f"fail every trial: {outcome.error}. Nothing of the budget is spent on them: fix "
+            f"the cause, then continue with `tlsweep resume {self.study.study_name}`.")
 
     def count_failure(self, outcome: Outcome) -> None:
         if outcome.kind != "failed":
