@@ -325,3 +325,34 @@ def test_a_systematic_failure_stops_the_sweep_and_resume_continues_after_the_fix
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3  # the whole budget, after all
     assert states.count(optuna.trial.TrialState.FAIL) == 2  # the two attempts, kept as record
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_new_study_started_together(ws: Workspace, tiny_backbone: Path) -> None:
+    """The loser is told the study exists (or is running), never a traceback or a storage
+    error; the winner's study is whole."""
+    import subprocess
+    import sys
+
+    space = write_yaml(ws.root / "race-space.yaml", tiny_space(tiny_backbone))
+    sweep = ws.sweep("race.yaml", space=space.read_text(),
+                     data=f"{{dir: {ws.data}, val_split: 0.3, image_size: 16}}",
+                     budget="{trials: 1}", finalists="{k: 1, reevaluate: off}")
+    env = {**__import__("os").environ, "TLSWEEP_RESULTS": str(ws.results)}
+    for attempt in range(3):
+        study = f"race{attempt}"
+        text = sweep.read_text().replace("study: tiny", f"study: {study}")
+        path = write_yaml(ws.root / f"{study}.yaml", text)
+        runs = [subprocess.Popen([sys.executable, "-m", "tlsweep", "run", str(path)], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+        outputs = [run.communicate(timeout=600) for run in runs]
+        codes = sorted(run.returncode for run in runs)
+        assert codes == [0, 2], (codes, [o[1][-1500:] for o in outputs])
+        loser = next(o for run, o in zip(runs, outputs, strict=True) if run.returncode == 2)[1]
+        message = " ".join(loser.split())
+        assert "Traceback" not in loser and "cannot open the storage" not in message, loser
+        assert "tlsweep resume" in message or "being run by process" in message, loser
+        stored = optuna.load_study(study_name=study,
+                                   storage=f"sqlite:///{ws.results / study / 'study.db'}")
+        assert [t.state.name for t in stored.trials] == ["COMPLETE"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,7 +117,18 @@ SCHEMA_LOCK = "tlsweep:optuna-schema"
 
 @contextlib.contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
-    """On PostgreSQL, one process at a time opens (and, the first time, creates) the schema."""
+    """One process at a time opens (and, the first time, creates) the schema: on PostgreSQL
+    under an advisory lock, on SQLite under a lock on the database's folder (two `run`s of one
+    new study otherwise race to create its tables)."""
+    path = local_path(url)
+    if path is not None and url.startswith("sqlite") and path.parent.is_dir():
+        handle = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)  # closing releases the lock
+        return
     if not is_postgres(url):
         yield
         return
