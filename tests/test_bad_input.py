@@ -225,6 +225,12 @@ CASES: list[Case] = [
                                                 str(_file_at(ws, "cache-file")),
                                                 ["run", str(ws.sweep())]),
      "TLSWEEP_CACHE"),
+    ("TLSWEEP_THREADS not a number", lambda ws: _env(ws, "TLSWEEP_THREADS", "two",
+                                                     ["run", str(ws.sweep())]),
+     "TLSWEEP_THREADS"),
+    ("TLSWEEP_FAILPOINT malformed", lambda ws: _env(ws, "TLSWEEP_FAILPOINT", "trial=1:boom",
+                                                    ["run", str(ws.sweep())]),
+     "TLSWEEP_FAILPOINT"),
     ("checkpoint_dir is a file", lambda ws: ["run", str(ws.sweep(
         execution=f"{{checkpoint_dir: {_file_at(ws, 'ckpt-file')}}}"))],
      "execution.checkpoint_dir"),

@@ -8,6 +8,7 @@ never leaves a half-made study behind.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import warnings
 from dataclasses import dataclass
@@ -87,12 +88,27 @@ def writable_folder(path: Path, what: str) -> None:
                           f"folder you can write in.")
 
 
+def check_environment() -> None:
+    """The environment variables a run reads later, in a worker, checked here first."""
+    threads = os.environ.get("TLSWEEP_THREADS", "0")
+    if not threads.isdigit():
+        raise ConfigError(f"TLSWEEP_THREADS: {threads!r} is not a number of CPU threads; set a "
+                          f"whole number such as 2, or unset it.")
+    failpoint = os.environ.get("TLSWEEP_FAILPOINT", "")
+    if failpoint and not re.fullmatch(r"trial=(\*|\d+),step=\d+:(raise|sigkill|segfault|oom)",
+                                      failpoint):
+        raise ConfigError(f"TLSWEEP_FAILPOINT: {failpoint!r} is not a failpoint; write e.g. "
+                          f"trial=3,step=4:sigkill (actions: raise, sigkill, segfault, oom), "
+                          f"or unset it.")
+
+
 def check(sweep: Sweep, root: Path | None = None) -> Plan:
     """Every check that needs no decoding: backbones, weights, sizes, the data folders and the
     folders the run will write in."""
     from tlsweep.data import cache_root
 
     config = sweep.config
+    check_environment()
     writable_folder(root or study_dir(config.study).parent, "--results-dir (or TLSWEEP_RESULTS)")
     writable_folder(cache_root(), "TLSWEEP_CACHE (decoded images and features)")
     if config.execution.checkpoint_dir is not None:
