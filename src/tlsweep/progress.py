@@ -29,6 +29,19 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+def _interval(trial: optuna.trial.FrozenTrial, objective: str) -> str:
+    """The value's 95% interval, from the best epoch's confusion matrix (``intervals``)."""
+    confusion = (trial.user_attrs.get("result") or {}).get("confusion")
+    if confusion is None:
+        return ""
+    import numpy as np
+
+    from tlsweep.intervals import estimate
+
+    found = estimate(np.asarray(confusion), objective)
+    return f" [{found.low:.3f}, {found.high:.3f}]"
+
+
 class LiveView:
     def __init__(self, study_name: str, budget: int, console: Console | None = None,
                  already_done: int = 0) -> None:
@@ -70,7 +83,8 @@ class LiveView:
         complete = state == "complete"
         if complete and (self.best is None or trial.value > self.best[0]):
             self.best = (trial.value, trial.number)
-        detail = f"value {trial.value:.4f}" if complete else \
+        interval = _interval(trial, study.user_attrs.get("objective", "val_accuracy"))
+        detail = f"value {trial.value:.4f}{interval}" if complete else \
             trial.user_attrs.get("error") or f"at step {trial.user_attrs.get('pruned_at')}"
         style = {"complete": "green", "pruned": "yellow"}.get(state, "red")
         self.console.print(f"[{style}]trial {trial.number} {state}[/] {detail}"
