@@ -252,6 +252,10 @@ CASES: list[Case] = [
                                               ["show", "demo", "0"]), "--refresh"),
     ("truncated leaderboard, diagnose", lambda ws: _damaged(ws, "leaderboard.parquet", b"PAR",
                                                             ["diagnose", "demo"]), "--refresh"),
+    ("truncated leaderboard, importance", lambda ws: _damaged(
+        ws, "leaderboard.parquet", b"PAR1", ["importance", "demo"]), "--refresh"),
+    ("truncated leaderboard, report", lambda ws: _damaged(
+        ws, "leaderboard.parquet", b"PAR1", ["report", "demo"]), "--refresh"),
     ("resume of no study", lambda ws: ["resume", "nothing"], "no study storage here"),
     ("resume a damaged study.db", lambda ws: _damaged(ws, "study.db", b"garbage" * 200,
                                                       ["resume", "demo"]),
@@ -362,3 +366,58 @@ def test_two_runs_of_one_new_study_started_together(ws: Workspace, tiny_backbone
         stored = optuna.load_study(study_name=study,
                                    storage=f"sqlite:///{ws.results / study / 'study.db'}")
         assert [t.state.name for t in stored.trials] == ["COMPLETE"]
+
+
+def test_plain_seconds_are_a_timeout(tmp_path: Path) -> None:
+    from tlsweep.config import parse_duration
+
+    assert parse_duration("3600") == 3600.0 == parse_duration("1h")
+    assert parse_duration("1h30m") == 5400.0
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration("1h30")  # minutes or seconds? refused rather than guessed
+
+
+def test_diagnose_of_a_study_without_a_complete_trial_says_so(ws: Workspace) -> None:
+    directory = ws.results / "nothing-done"
+    directory.mkdir()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{directory / 'study.db'}")
+    study = optuna.create_study(study_name="nothing-done", storage=storage)
+    study.set_user_attr("objective", "val_accuracy")
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                              user_attrs={"error": "RuntimeError: boom"}))
+    write_results(study, directory)
+    storage.engine.dispose()
+    done = run_cli("diagnose", "nothing-done", "--results-dir", str(ws.results))
+    assert done.returncode == 0 and "no complete trial yet" in done.stdout, done.stdout
+
+
+def test_ctrl_c_while_decoding_says_how_to_resume(ws: Workspace) -> None:
+    """The study exists before the (slow) decoding, so an interrupt there must say how to
+    continue it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    many = ws.root / "many"
+    for label in ("a", "b"):
+        (many / label).mkdir(parents=True)
+        for i in range(400):
+            Image.new("RGB", (400, 400), (i % 255, 40, 90)).save(many / label / f"{i}.png")
+    sweep = ws.sweep("many.yaml", data=f"{{dir: {many}, image_size: 32}}")
+    run = subprocess.Popen([sys.executable, "-m", "tlsweep", "run", str(sweep), "--results-dir",
+                            str(ws.results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env={**os.environ, "TLSWEEP_CACHE": str(ws.root / "c")})
+    database = ws.results / "tiny" / "study.db"
+    deadline = time.monotonic() + 60
+    while not database.exists() and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the decoding
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, (run.returncode, out[-1000:], err[-1000:])
+    assert "tlsweep resume tiny" in out and "Traceback" not in err, (out, err)
+    assert "training and" not in out, "interrupted after the decoding, not during it"
