@@ -78,7 +78,8 @@ def hymenoptera_split(root: Path, seed: int) -> Path:
 SETS = {"flowers-small": (flowers_small, 128), "hymenoptera-split": (hymenoptera_split, 160)}
 
 
-def write_sweep(root: Path, name: str, data: Path, size: int, seed: int, trials: int) -> Path:
+def write_sweep(root: Path, name: str, data: Path, size: int, seed: int, trials: int,
+                recipe: argparse.Namespace) -> Path:
     space = root / "space.yaml"
     space.write_text(f"""backbone:
   choices:
@@ -95,9 +96,11 @@ data: {{train_dir: {data}/train, val_dir: {data}/val, test_dir: {data}/test, ima
 seed: {seed}
 search_space: {space}
 budget: {{trials: {trials}}}
-training: {{head_epochs: 3, finetune_epochs: 5, batch_size: 32}}
+training: {{head_epochs: {recipe.head_epochs}, finetune_epochs: 5, batch_size: 32, \
+augment_head: {str(recipe.augment_head).lower()}}}
 objective: val_balanced_accuracy
-pruner: {{kind: successive_halving, min_resource: 2, reduction_factor: 3}}
+pruner: {{kind: successive_halving, min_resource: 2, reduction_factor: 3, \
+min_finetune_epochs: {recipe.min_finetune_epochs}}}
 sampler: {{kind: tpe}}
 """)
     return sweep
@@ -179,6 +182,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "runs" / "honest")
+    # The recipe (issue 14's alternatives); the defaults are the sweep measured on 2026-12-01.
+    parser.add_argument("--head-epochs", type=int, default=3)
+    parser.add_argument("--augment-head", type=lambda v: v.lower() in ("1", "true", "yes"),
+                        default=True, help="false: phase 1 on cached features (LP-FT)")
+    parser.add_argument("--min-finetune-epochs", type=int, default=0)
     args = parser.parse_args()
     if not WEIGHTS.is_file():
         sys.exit(f"skipped: {WEIGHTS} is absent (../shared or $TLSWEEP_SHARED)")
@@ -190,7 +198,7 @@ def main() -> None:
             if root.exists():
                 subprocess.run(["rm", "-rf", str(root)], check=True)
             data = make(root / "data", seed)
-            sweep = write_sweep(root, name, data, size, seed, args.trials)
+            sweep = write_sweep(root, name, data, size, seed, args.trials, args)
             env = {**os.environ, "TLSWEEP_RESULTS": str(root / "results")}
             began = time.perf_counter()
             run = subprocess.run([sys.executable, "-m", "tlsweep", "run", str(sweep)], env=env,
