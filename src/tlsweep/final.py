@@ -120,10 +120,14 @@ class FinalRun:
         trial.fit(0, finalist.epochs)
         return trial.model
 
-    def folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def train_and_val(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train and validation images together: what the folds split and the refit trains on."""
+        return (np.concatenate([self.data.x_train, self.data.x_val]),
+                np.concatenate([self.data.y_train, self.data.y_val]))
+
+    def folds(self, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         from sklearn.model_selection import StratifiedGroupKFold
 
-        labels = np.concatenate([self.data.y_train, self.data.y_val])
         groups = np.arange(len(labels))
         report = self.data.duplicates
         if report is not None:  # copies of one picture stay in one fold
@@ -141,9 +145,8 @@ class FinalRun:
     def cross_validate(self, finalists: list[Finalist]) -> list[dict[str, Any]]:
         from tlsweep.backbones import preprocessor
 
-        x = np.concatenate([self.data.x_train, self.data.x_val])
-        y = np.concatenate([self.data.y_train, self.data.y_val])
-        folds = self.folds()
+        x, y = self.train_and_val()
+        folds = self.folds(y)
         # Held once, so every finalist trains on the same arrays: a warm worker's compiled
         # models and batches are found by array identity.
         parts = [(x[train], y[train], x[held], y[held]) for train, held in folds]
@@ -182,8 +185,7 @@ class FinalRun:
             shutil.copyfile(self.best_fold_path(chosen), target)
             return "best_fold", target
         self.say(f"trial {chosen.number}: refit on train+val")
-        x = np.concatenate([self.data.x_train, self.data.x_val])
-        y = np.concatenate([self.data.y_train, self.data.y_val])
+        x, y = self.train_and_val()
         self.train_recipe(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
         return "refit", target
 
@@ -214,7 +216,9 @@ class FinalRun:
         kind, path = self.deliver(chosen)
         delivered: dict[str, Any] = {"trial": chosen.number, "kind": kind,
                                      "path": str(path) if path else None}
-        if path is not None and self.data.has_test:
+        if kind == "kept":  # a copy of the model scored above
+            delivered["test_confusion"] = by_trial[chosen.number].get("test_confusion")
+        elif path is not None and self.data.has_test:
             self.say("delivered model on the test set")
             delivered["test_confusion"] = self.test_confusion(
                 keras.models.load_model(path, compile=False), chosen.params.backbone)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,6 @@ class FinalStage:
     """Runs the final stage for one study and records it; prints progress lines."""
 
     console: Console
-    seconds: float = field(default=0.0, init=False)
 
     def choose_finalists(self, plan: Any, study: Any) -> list[Finalist]:
         from optuna.trial import TrialState
@@ -124,11 +123,10 @@ class FinalStage:
                          plan.directory / FINAL_DIR)
         began = time.perf_counter()
         outcome = self._execute(task)
-        self.seconds = time.perf_counter() - began
         if isinstance(outcome, FinalFailed):
             self.console.print(f"[yellow]finalists not evaluated:[/] {outcome.error}")
             return None
-        report = {**outcome.report, "seconds": self.seconds}
+        report = {**outcome.report, "seconds": time.perf_counter() - began}
         study.set_user_attr("final", report)
         return report
 

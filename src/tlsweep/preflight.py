@@ -102,8 +102,6 @@ def _load(backbone: Backbone, image_size: int) -> str | None:
 
 def main() -> None:
     request = json.loads(sys.stdin.read())
-    from tlsweep.worker import setup_tensorflow  # noqa: F401  (imports TensorFlow quietly)
-
     for name, fields in request["backbones"].items():
         backbone = Backbone(fields[0], fields[1], Path(fields[2]) if fields[2] else None,
                             fields[3], fields[4])

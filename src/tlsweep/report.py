@@ -107,13 +107,12 @@ def rich_table(frame: pd.DataFrame, title: str) -> Table:
                          justify="left" if column == "error" else "right")
     styles = {"complete": "", "pruned": "yellow", "fail": "red", "chosen": "bold green",
               "baseline": "cyan"}
-    rows = list(frame[columns].itertuples(index=False))
-    for index, row in enumerate(rows):
-        record = dict(zip(columns, row, strict=True))
-        last_trial = record["state"] not in ("chosen", "baseline") and (
-            index + 1 < len(rows) and dict(zip(columns, rows[index + 1], strict=True))["state"]
-            in ("chosen", "baseline"))
-        table.add_row(*(_cell(v) for v in row), style=styles.get(record["state"], "dim"),
+    states = frame["state"].tolist()
+    reference = [state in ("chosen", "baseline") for state in states]
+    for index, row in enumerate(frame[columns].itertuples(index=False)):
+        # A rule between the trials and the reference rows below them.
+        last_trial = not reference[index] and reference[index + 1:index + 2] == [True]
+        table.add_row(*(_cell(v) for v in row), style=styles.get(states[index], "dim"),
                       end_section=last_trial)
     return table
 

@@ -91,20 +91,21 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
     value = trial.value if complete else (best[objective] if best else None)
     started = attrs.get("started_at") or (
         trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None)
-    confusion = (attrs.get("result") or {}).get("confusion")
+    # The values come from the best epoch's record, their intervals from its confusion matrix;
+    # the value's interval is that of the objective's metric.
+    val = _scores("val", (attrs.get("result") or {}).get("confusion"))
     return {
         "trial": trial.number,
         "role": "trial",
         "state": trial.state.name.lower(),
         "value": value,
-        **_interval("value", confusion, objective),
+        "value_low": val[f"{objective}_low"], "value_high": val[f"{objective}_high"],
         **{name: params.get(name) for name in PARAM_NAMES},
         "best_epoch": best["step"] if best else None,
         "best_phase": best["phase"] if best else None,
+        **val,
         "val_accuracy": best["val_accuracy"] if best else None,
-        **_interval("val_accuracy", confusion, "accuracy"),
         "val_balanced_accuracy": best["val_balanced_accuracy"] if best else None,
-        **_interval("val_balanced_accuracy", confusion, "balanced_accuracy"),
         "train_accuracy": best["accuracy"] if best else None,
         "gap": best["accuracy"] - best["val_accuracy"] if best else None,
         "epochs_run": len(attrs.get("curve", [])),
@@ -118,11 +119,10 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
 
 def leaderboard_frame(study: optuna.Study) -> pd.DataFrame:
     objective = study.user_attrs.get("objective", "val_accuracy")
-    trials = study.get_trials(deepcopy=False)
-    rows = [_row(t, objective) for t in trials]
+    rows = [_row(t, objective) for t in study.get_trials(deepcopy=False)]
     final = study.user_attrs.get("final")
     if final:
-        _add_final(rows, final, objective, {t.number: t for t in trials})
+        _add_final(rows, final, objective)
     frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
     numeric = ["value", "duration_s", "unfreeze_depth", "head_lr", "finetune_lr",
                "augmentation_strength", "cv_value", "cv_low", "cv_high", "value_low",
@@ -143,30 +143,19 @@ def leaderboard_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- honest answers
-def _interval(prefix: str, confusion: list[list[int]] | None, metric: str) -> dict[str, Any]:
-    """{prefix, prefix_low, prefix_high} without the value itself: the 95% interval of ``metric``
-    from a confusion matrix (``intervals`` names the method)."""
+def _estimated(name: str, confusion: list[list[int]] | None, metric: str) -> dict[str, Any]:
+    """{name, name_low, name_high}: ``metric`` from a confusion matrix and its 95% interval
+    (``intervals`` names the method); None each without a matrix."""
     if confusion is None:
-        return {f"{prefix}_low": None, f"{prefix}_high": None}
+        return dict.fromkeys((name, f"{name}_low", f"{name}_high"))
     found = estimate(np.asarray(confusion), metric)
-    return {f"{prefix}_low": found.low, f"{prefix}_high": found.high}
+    return {name: found.value, f"{name}_low": found.low, f"{name}_high": found.high}
 
 
 def _scores(split: str, confusion: list[list[int]] | None) -> dict[str, Any]:
     """Accuracy and balanced accuracy on ``split``, each with its interval."""
-    out: dict[str, Any] = {}
-    for metric in ("accuracy", "balanced_accuracy"):
-        name = f"{split}_{metric}"
-        out[name] = None if confusion is None else estimate(np.asarray(confusion), metric).value
-        out.update(_interval(name, confusion, metric))
-    return out
-
-
-def _cv(confusion: list[list[int]] | None, objective: str) -> dict[str, Any]:
-    if confusion is None:
-        return {"cv_value": None, "cv_low": None, "cv_high": None}
-    found = estimate(np.asarray(confusion), objective)
-    return {"cv_value": found.value, "cv_low": found.low, "cv_high": found.high}
+    return {**_estimated(f"{split}_accuracy", confusion, "accuracy"),
+            **_estimated(f"{split}_balanced_accuracy", confusion, "balanced_accuracy")}
 
 
 _TRIAL_ONLY = ("val_accuracy", "val_accuracy_low", "val_accuracy_high", "val_balanced_accuracy",
@@ -174,14 +163,14 @@ _TRIAL_ONLY = ("val_accuracy", "val_accuracy_low", "val_accuracy_high", "val_bal
                "gap", "epochs_run", "pruned_at", "duration_s", "started_at", "worker", "tied")
 
 
-def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str,
-               trials: dict[int, optuna.trial.FrozenTrial]) -> None:
+def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str) -> None:
     """The finalists' columns on their trial rows, then the chosen and baseline rows."""
     by_number = {row["trial"]: row for row in rows}
     for finalist in final.get("finalists", []):
         row = by_number.get(finalist["trial"])
         if row is not None:
-            row.update(_cv(finalist.get("cv_confusion"), objective))
+            cv = _estimated("cv", finalist.get("cv_confusion"), objective)
+            row.update(cv_value=cv["cv"], cv_low=cv["cv_low"], cv_high=cv["cv_high"])
             row.update(_scores("test", finalist.get("test_confusion")))
     delivered = final.get("delivered") or {}
     source = by_number.get(delivered.get("trial"))
@@ -199,10 +188,10 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
             + (final["method"] if final.get("reevaluated") else "its validation score")))
         rows.append(row)
     for probe in final.get("baseline", []):
-        val = probe["val_confusion"]
+        val = _scores("val", probe["val_confusion"])
         rows.append({"role": "baseline", "state": "baseline", "backbone": probe["backbone"],
-                     "value": estimate(np.asarray(val), objective).value,
-                     **_interval("value", val, objective), **_scores("val", val),
+                     "value": val[objective], "value_low": val[f"{objective}_low"],
+                     "value_high": val[f"{objective}_high"], **val,
                      **_scores("test", probe.get("test_confusion")),
                      "note": f"linear probe on frozen features, C={probe['c']:.3g} chosen by "
                              f"cross-validation on train"})

@@ -8,7 +8,6 @@ never leaves a half-made study behind.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import warnings
 from dataclasses import dataclass
@@ -94,10 +93,11 @@ def check_environment() -> None:
     if not threads.isdigit():
         raise ConfigError(f"TLSWEEP_THREADS: {threads!r} is not a number of CPU threads; set a "
                           f"whole number such as 2, or unset it.")
-    failpoint = os.environ.get("TLSWEEP_FAILPOINT", "")
-    if failpoint and not re.fullmatch(r"trial=(\*|\d+),step=\d+:(raise|sigkill|segfault|oom)",
-                                      failpoint):
-        raise ConfigError(f"TLSWEEP_FAILPOINT: {failpoint!r} is not a failpoint; write e.g. "
+    from tlsweep.worker import FAILPOINT, FAILPOINT_ENV
+
+    failpoint = os.environ.get(FAILPOINT_ENV, "")
+    if failpoint and not FAILPOINT.fullmatch(failpoint):
+        raise ConfigError(f"{FAILPOINT_ENV}: {failpoint!r} is not a failpoint; write e.g. "
                           f"trial=3,step=4:sigkill (actions: raise, sigkill, segfault, oom), "
                           f"or unset it.")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import resource
 import signal
 import time
@@ -27,6 +28,8 @@ from tlsweep.space import TrialParams
 # fail that way after that epoch's checkpoint (trial=* for every trial). Actions: raise, sigkill,
 # segfault, oom (needs execution.memory_limit_mb).
 FAILPOINT_ENV = "TLSWEEP_FAILPOINT"
+FAILPOINT = re.compile(r"trial=(?P<trial>\*|\d+),step=(?P<step>\d+):"
+                       r"(?P<action>raise|sigkill|segfault|oom)")
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,10 @@ def _limit_memory(extra_mb: int) -> None:
 
 
 def _failpoint(number: int, step: int, memory_limited: bool) -> None:
-    spec = os.environ.get(FAILPOINT_ENV, "")
-    if not spec:
+    found = FAILPOINT.fullmatch(os.environ.get(FAILPOINT_ENV, ""))  # checked before the run
+    if found is None or found["trial"] not in ("*", str(number)) or int(found["step"]) != step:
         return
-    where, _, action = spec.partition(":")
-    wanted = dict(part.split("=") for part in where.split(","))
-    if wanted.get("trial") not in ("*", str(number)) or int(wanted.get("step", -1)) != step:
-        return
+    action = found["action"]
     if action == "raise":
         raise RuntimeError(f"failpoint: injected exception at trial {number}, step {step}")
     if action == "sigkill":
