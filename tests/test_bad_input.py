@@ -16,12 +16,17 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
+from tests.conftest import (
+    needs_shared,
+    run_cli,
+    tiny_space,
+    tiny_sweep,
+    write_class_images,
+    write_yaml,
+)
 from tests.test_results import make_study
 from tlsweep.results import write_results
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / \
-    "mobilenet_v2_1.0_notop.weights.h5"
 NO_TF_SPACE = "{choices: {MobileNetV2: {weights: none}}}"
 
 
@@ -289,16 +294,15 @@ def test_bad_input_is_one_clear_error_and_touches_nothing(
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["text", "truncated", "another architecture"])
 def test_bad_weights_are_refused_before_a_study_exists(ws: Workspace, kind: str) -> None:
-    if not SHARED_WEIGHTS.is_file():
-        pytest.skip(f"{SHARED_WEIGHTS} is absent: no real weights to damage")
+    shared_weights = needs_shared() / "weights" / "mobilenet_v2_1.0_notop.weights.h5"
     target = ws.root / f"{kind.replace(' ', '-')}.weights.h5"
     name = "MobileNetV2"
     if kind == "text":
         target.write_text("not weights")
     elif kind == "truncated":
-        target.write_bytes(SHARED_WEIGHTS.read_bytes()[:200_000])
+        target.write_bytes(shared_weights.read_bytes()[:200_000])
     else:
-        shutil.copyfile(SHARED_WEIGHTS, target)
+        shutil.copyfile(shared_weights, target)
         name = "MobileNetV3Small"
     args = _space(ws, backbone=f"{{choices: {{{name}: {{weights: {target}}}}}}}")
     done = run_cli(*args, "--results-dir", str(ws.results), timeout=300)
