@@ -7,8 +7,6 @@ The storage is the source of truth: these files can always be rebuilt from it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tlsweep import __version__
+from tlsweep.atomic import replacing
 from tlsweep.intervals import estimate
 from tlsweep.space import PARAM_NAMES
 
@@ -206,19 +205,12 @@ def curves_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
+    """Write atomically (``atomic.replacing``)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(meta).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with replacing(path) as temporary:
         pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def write_results(study: optuna.Study, directory: Path) -> None:

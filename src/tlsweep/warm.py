@@ -21,8 +21,6 @@ copies, which changes the recipe and is not done.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from tlsweep.atomic import replacing
 from tlsweep.backbones import Backbone
 from tlsweep.batches import Preprocess, TrainingBatches, eval_inputs
 from tlsweep.data import cache_root
@@ -231,9 +230,6 @@ def _cached_features(models: WarmModels, images: np.ndarray, preprocess: Any) ->
         features = np.concatenate([predict(models.extractor(),
                                            eval_inputs(images[i:i + 256], preprocess))
                                    for i in range(0, len(images), 256)])
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
-        with os.fdopen(handle, "wb") as out:
-            np.save(out, features)
-        os.replace(temporary, target)  # atomic: another worker sees all of it or none
+        with replacing(target) as temporary, open(temporary, "wb") as out:
+            np.save(out, features)  # atomic: another worker sees all of it or none
     return features
