@@ -171,6 +171,8 @@ def test_a_trial_that_dies_is_recorded_as_failed_and_the_sweep_completes(
     failed = board[board["state"] == "fail"]
     assert failed["trial"].tolist() == [1]
     assert reason in failed["error"].iloc[0]
+    if action in ("sigkill", "segfault"):  # its last words are in the study's log: named
+        assert f"(its log: {study_dir() / 'tlsweep.log'})" in failed["error"].iloc[0]
     assert (board["state"] == "complete").sum() == BUDGET - 1
 
 

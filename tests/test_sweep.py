@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -80,3 +82,26 @@ def test_quickstart_shows_real_transfer(tmp_path: Path) -> None:
     assert (board["state"] == "pruned").sum() >= 1
     assert board["value"].max() >= 0.90
     assert "rank" in done.stdout  # the leaderboard is printed at the end
+    assert_quiet_terminal(done, tmp_path / "results" / "quickstart", tmp_path / "cache")
+
+
+# What TensorFlow and absl print at start-up, and Python's warnings: never on the terminal.
+TF_NOISE = [re.compile(p, re.MULTILINE | re.IGNORECASE) for p in (
+    r"absl::InitializeLog", r"^[IWEF]\d{4} ", r"oneDNN", r"tensorflow", r"cuda", r"WARNING:",
+    r"\w+Warning: ", r"Traceback")]
+
+
+def assert_quiet_terminal(done: subprocess.CompletedProcess[str], study: Path,
+                          cache: Path) -> None:
+    """No TensorFlow line on stdout or stderr, and they are logged, not discarded: in the study's
+    log (trial worker, final stage) and in the quickstart's cache (the pretraining, which this
+    test's fresh cache makes the CLI process run)."""
+    for stream, text in (("stdout", done.stdout), ("stderr", done.stderr)):
+        for pattern in TF_NOISE:
+            assert pattern.search(text) is None, f"{stream}: {pattern.pattern!r} in {text}"
+    study_log = (study / "tlsweep.log").read_text()
+    assert "trial worker, pid " in study_log and "final stage, pid " in study_log
+    pretraining_log = (cache / "quickstart" / "tlsweep.log").read_text()
+    assert "quickstart pretraining, pid " in pretraining_log
+    for log in (study_log, pretraining_log):  # absl's and oneDNN's start-up lines
+        assert any(p.search(log) for p in TF_NOISE[:3]), log[:3000]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tlsweep.finalize import DELIVERED, FinalDone, FinalFailed, Finalist, FinalTask, Progress
+from tlsweep.tflog import redirect_to_log
 
 CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} images; copies kept "
              "in one fold), each recipe trained to its best epoch; pooled out-of-fold "
@@ -236,6 +237,7 @@ class FinalRun:
 def final_main(conn: Connection, task: FinalTask) -> None:
     from tlsweep.worker import die_with_parent, setup_tensorflow
 
+    redirect_to_log(task.spec.log, "final stage")  # before TensorFlow is imported
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
     die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -247,4 +249,5 @@ def final_main(conn: Connection, task: FinalTask) -> None:
         setup_tensorflow(config)
         conn.send(FinalDone(FinalRun(conn, task, dataset).run()))
     except Exception as exc:  # reported, never raised: the sweep itself is finished
+        traceback.print_exc()  # into the study's log, which the orchestrator's message names
         conn.send(FinalFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))

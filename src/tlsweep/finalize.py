@@ -28,6 +28,7 @@ from rich.console import Console
 
 from tlsweep.checkpoint import FINAL_MODEL
 from tlsweep.space import TrialParams
+from tlsweep.tflog import see_log
 from tlsweep.worker import WorkerSpec
 
 FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
@@ -107,6 +108,8 @@ class FinalStage:
 
     def run(self, plan: Any, study: Any) -> dict[str, Any] | None:
         """The stage's report (also stored in the study), or None when it could not run."""
+        from tlsweep.runner import worker_spec
+
         finalists = self.choose_finalists(plan, study)
         if not finalists:
             return None
@@ -116,15 +119,14 @@ class FinalStage:
                 if reevaluate else f"the top {len(finalists)} as trained")
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if plan.dataset.has_test else ""))
-        execution = config.execution
-        task = FinalTask(WorkerSpec(plan.sweep, plan.backbones, execution.memory_limit_mb,
-                                    execution.recycle_memory_mb),
-                         finalists, reevaluate, config.finalists.folds, config.finalists.deliver,
-                         plan.directory / FINAL_DIR)
+        task = FinalTask(worker_spec(plan), finalists, reevaluate, config.finalists.folds,
+                         config.finalists.deliver, plan.directory / FINAL_DIR)
         began = time.perf_counter()
         outcome = self._execute(task)
         if isinstance(outcome, FinalFailed):
-            self.console.print(f"[yellow]finalists not evaluated:[/] {outcome.error}")
+            # Its traceback, or its last words before a crash, are in the study's log.
+            self.console.print(f"[yellow]finalists not evaluated:[/] {outcome.error}"
+                               f"{see_log(task.spec.log)}")
             return None
         report = {**outcome.report, "seconds": time.perf_counter() - began}
         study.set_user_attr("final", report)

@@ -41,6 +41,7 @@ from tlsweep.study import (
     recover_stale,
     refuse_existing,
 )
+from tlsweep.tflog import log_path, stderr_to_log
 from tlsweep.workers import Lease
 
 STORAGE_ENV = "TLSWEEP_STORAGE"  # how a parent hands a storage URL to its workers: never argv
@@ -232,8 +233,11 @@ class Launcher:
                 if plan.sweep.config.engine == "keras-tuner":
                     from tlsweep.tuner import run_keras_tuner
 
-                    code = run_keras_tuner(plan, study, view, publish,
-                                           resuming=bool(study.trials))
+                    # keras-tuner trains in this process: TensorFlow's lines go to the log
+                    # while it searches; the live view writes to stdout, which stays.
+                    with stderr_to_log(log_path(plan.directory), "keras-tuner search"):
+                        code = run_keras_tuner(plan, study, view, publish,
+                                               resuming=bool(study.trials))
                 else:
                     code = SweepRunner(plan, study, view, url, publish).run()
         finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tlsweep.data import cache_root
+from tlsweep.tflog import log_path, stderr_to_log
 
 SIZE = 32
 BACKBONE_FILE = "digits_cnn_0-4.keras"
@@ -85,7 +86,11 @@ def prepare() -> Path:
         _write_transfer_folder(root / DATA_DIR, images[labels >= 5], labels[labels >= 5])
     if not (root / BACKBONE_FILE).is_file():
         partial = root / f".{BACKBONE_FILE}.partial.keras"
-        _pretrain_backbone(partial, images[labels < 5], labels[labels < 5])
+        # TensorFlow's start-up lines go to a log beside the backbone they describe: the study's
+        # folder does not exist yet (nothing of it is made before its checks), and the cache
+        # keeps the log as long as the backbone, built once for every quickstart.
+        with stderr_to_log(log_path(root), "quickstart pretraining"):
+            _pretrain_backbone(partial, images[labels < 5], labels[labels < 5])
         partial.rename(root / BACKBONE_FILE)
     assets = resources.files("tlsweep") / "assets"
     for name in ("quickstart.yaml", "quickstart_space.yaml"):

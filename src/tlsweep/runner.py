@@ -35,6 +35,7 @@ from tlsweep.study import (
     recover_stale,
     requeue,
 )
+from tlsweep.tflog import log_path
 from tlsweep.worker import TrialTask, WorkerSpec
 from tlsweep.workers import Outcome, WorkerSlot
 
@@ -169,6 +170,14 @@ def checkpoint_root(plan: Plan) -> Path:
     return shared / plan.sweep.config.study if shared else plan.directory / "trials"
 
 
+def worker_spec(plan: Plan) -> WorkerSpec:
+    """What a TensorFlow subprocess of this study (trial worker, final stage) is started with;
+    every orchestrator of the study, ``--workers N`` included, points it at the same log."""
+    execution = plan.sweep.config.execution
+    return WorkerSpec(plan.sweep, plan.backbones, execution.memory_limit_mb,
+                      execution.recycle_memory_mb, log_path(plan.directory))
+
+
 class SweepRunner:
     """One orchestrator: runs trials of a study, one at a time, in its worker subprocess, until
     the study's budget is spent. Several runners (processes, machines) can share a study."""
@@ -184,9 +193,7 @@ class SweepRunner:
         self.publish = publish
         self.execution = plan.sweep.config.execution
         self.budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
-        self.slot = WorkerSlot(WorkerSpec(plan.sweep, plan.backbones,
-                                          self.execution.memory_limit_mb,
-                                          self.execution.recycle_memory_mb))
+        self.slot = WorkerSlot(worker_spec(plan))
         self.interrupts = Interrupts(on_hard_exit=[self.slot.kill])
         self.failures: list[str] = []
         self.setup_failures: list[tuple[optuna.trial.FrozenTrial, str]] = []

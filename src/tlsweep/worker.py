@@ -23,6 +23,7 @@ from typing import Any
 from tlsweep.backbones import Backbone
 from tlsweep.config import Sweep
 from tlsweep.space import TrialParams
+from tlsweep.tflog import redirect_to_log
 
 # A failpoint for tests and drills: TLSWEEP_FAILPOINT="trial=3,step=4:sigkill" makes the worker
 # fail that way after that epoch's checkpoint (trial=* for every trial). Actions: raise, sigkill,
@@ -38,6 +39,7 @@ class WorkerSpec:
     backbones: dict[str, Backbone]
     memory_limit_mb: int | None
     recycle_memory_mb: int
+    log: Path  # the study's log file (``tflog``): where this process's fds 1 and 2 go
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ def setup_tensorflow(config: Any) -> tuple[str, int]:
 
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    redirect_to_log(spec.log, "trial worker")  # before TensorFlow is imported
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
     die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

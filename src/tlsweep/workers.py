@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlsweep.atomic import write_text
 from tlsweep.errors import TlsweepError
+from tlsweep.tflog import see_log
 from tlsweep.worker import TrialTask, WorkerSpec, worker_main
 
 SIGNAL_REASONS = {
@@ -69,6 +71,7 @@ class Worker:
 
     def __init__(self, spec: WorkerSpec, start_timeout: float = 600.0) -> None:
         began = time.perf_counter()
+        self.log = spec.log
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, spec), daemon=True,
@@ -78,7 +81,7 @@ class Worker:
         self.ending: tuple[str, ...] = ()  # what the last trial still owes: "kept", "idle"
         ready = self._receive(start_timeout, idle=None)
         if ready[0] != "ready":
-            raise WorkerDied(f"worker sent {ready[0]!r} instead of starting")
+            raise self.died(f"worker sent {ready[0]!r} instead of starting")
         self.pid: int = ready[1]
         self.devices: dict[str, Any] = ready[3]
         # Spawn to ready: process start, imports and data; reported with its first trial.
@@ -101,12 +104,17 @@ class Worker:
                 if self.process.is_alive():
                     if deadline is not None and time.monotonic() > deadline:
                         self.kill()
-                        raise WorkerDied("worker did not start in time")
+                        raise self.died("worker did not start in time")
                     if idle is not None:
                         idle()
                     continue
             self.process.join(5)
-            raise WorkerDied(death_reason(self.process.exitcode))
+            raise self.died(death_reason(self.process.exitcode))
+
+    def died(self, reason: str) -> WorkerDied:
+        # Its last words (a traceback, TensorFlow's own message before an abort) went to the
+        # study's log with the rest of its output, not to the terminal: say where.
+        return WorkerDied(reason + see_log(self.log))
 
     def run(self, task: TrialTask, handle: MessageHandler,
             idle: Callable[[], None] | None = None,
@@ -243,11 +251,8 @@ class Lease:
         if holder is not None and holder.get("pid") != os.getpid():
             raise StudyBusy(f"{self.path}: study {study!r} is being run by process "
                             f"{holder['pid']} on {holder['host']}. Wait for it, or stop it first.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                         "since": time.time()}))
-        os.replace(temporary, self.path)
+        write_text(self.path, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                          "since": time.time()}))
 
     def release(self) -> None:
         holder = self.holder()
