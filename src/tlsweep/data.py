@@ -95,7 +95,7 @@ def _class_folders(root: Path, key: str, source: Path) -> tuple[list[Path], list
     return folders, stray
 
 
-def _scan(root: Path, key: str, source: Path) -> tuple[list[str], list[tuple[Path, int]],
+def scan_classes(root: Path, key: str, source: Path) -> tuple[list[str], list[tuple[Path, int]],
                                                        list[Skipped]]:
     folders, skipped = _class_folders(root, key, source)
     files: list[tuple[Path, int]] = []
@@ -138,18 +138,27 @@ def decode_image(path: Path, size: int) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+def decode_or_skip(path: Path, size: int) -> np.ndarray | Skipped:
+    """The decoded image, or why the file was skipped."""
+    try:
+        return decode_image(path, size)
+    except Exception as exc:  # PIL raises many types for broken files
+        reason = str(exc) if isinstance(exc, ValueError) and str(exc) else \
+            f"cannot be decoded as an image ({type(exc).__name__})"
+        return Skipped(str(path), reason)
+
+
 def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray,
                                                                    list[Skipped], list[str]]:
     images, labels, skipped, decoded = [], [], [], []
     for path, label in files:
-        try:
-            images.append(decode_image(path, size))
-            labels.append(label)
-            decoded.append(str(path))
-        except Exception as exc:  # PIL raises many types for broken files
-            reason = str(exc) if isinstance(exc, ValueError) and str(exc) else \
-                f"cannot be decoded as an image ({type(exc).__name__})"
-            skipped.append(Skipped(str(path), reason))
+        image = decode_or_skip(path, size)
+        if isinstance(image, Skipped):
+            skipped.append(image)
+            continue
+        images.append(image)
+        labels.append(label)
+        decoded.append(str(path))
     x = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
     return x, np.asarray(labels, dtype=np.int32), skipped, decoded
 
@@ -199,7 +208,7 @@ def _read_cache(target: Path) -> FolderImages:
 
 def load_folder(root: Path, size: int, key: str, source: Path) -> FolderImages:
     """Decode ``root`` at ``size``, or reuse the cache when no file changed (size and mtime)."""
-    class_names, files, stray = _scan(root, key, source)
+    class_names, files, stray = scan_classes(root, key, source)
     target = cache_root() / "datasets" / f"{root.name}-{size}px-{_fingerprint(root, files, size)}"
     if not (target / "meta.json").is_file():
         _build_cache(target, files, size, class_names, stray)
@@ -228,7 +237,7 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def _split_sizes(n: int, val: float, test: float | None) -> tuple[int, int, int]:
+def split_sizes(n: int, val: float, test: float | None) -> tuple[int, int, int]:
     """(train, val, test) images of a class of ``n`` under ``stratified_splits``."""
     n_test = max(1, round(test * n)) if test else 0
     n_val = max(1, round(val * n)) if test else min(n - 1, max(1, round(val * n)))
@@ -247,7 +256,7 @@ def stratified_splits(y: np.ndarray, val: float, test: float | None,
     parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     for label in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == label))
-        _, n_val, n_test = _split_sizes(len(members), val, test)
+        _, n_val, n_test = split_sizes(len(members), val, test)
         parts["test"].append(members[:n_test])
         parts["val"].append(members[n_test:n_test + n_val])
         parts["train"].append(members[n_test + n_val:])
@@ -255,7 +264,7 @@ def stratified_splits(y: np.ndarray, val: float, test: float | None,
 
 
 def _fits(count: int, data: DataConfig) -> bool:
-    train, val, test = _split_sizes(count, data.split, data.test_split)
+    train, val, test = split_sizes(count, data.split, data.test_split)
     return train >= 1 and val >= 1 and (not data.test_split or test >= 1)
 
 
@@ -278,17 +287,17 @@ def check_layout(data: DataConfig, source: Path) -> None:
     """The folder checks that need no decoding: folders exist, classes are present and match,
     and every class has enough files for every split."""
     if data.dir is not None:
-        names, files, _ = _scan(data.dir, "data.dir", source)
+        names, files, _ = scan_classes(data.dir, "data.dir", source)
         counts = np.bincount([label for _, label in files], minlength=len(names))
         _check_class_sizes(data, dict(zip(names, counts.tolist(), strict=True)), source)
         train_classes = names
     else:
         assert data.train_dir is not None and data.val_dir is not None
-        train_classes = _scan(data.train_dir, "data.train_dir", source)[0]
-        _same_classes(train_classes, _scan(data.val_dir, "data.val_dir", source)[0],
+        train_classes = scan_classes(data.train_dir, "data.train_dir", source)[0]
+        _same_classes(train_classes, scan_classes(data.val_dir, "data.val_dir", source)[0],
                       "data.val_dir", source, "data.train_dir")
     if data.test_dir is not None:
-        _same_classes(train_classes, _scan(data.test_dir, "data.test_dir", source)[0],
+        _same_classes(train_classes, scan_classes(data.test_dir, "data.test_dir", source)[0],
                       "data.test_dir", source, "data.dir" if data.dir else "data.train_dir")
 
 
