@@ -122,6 +122,74 @@ def quickstart(results_dir: ResultsDir = None) -> None:
     raise typer.Exit(_launcher(root).run(sweep, None, None, None, 1, None))
 
 
+@app.command()
+def init(
+    data_dir: Annotated[Path, typer.Argument(metavar="DATA_DIR", help=(
+        "Image folder: one sub-folder per class, or train/ and val/ (and test/) folders."))],
+    out: Annotated[Path | None, typer.Option(metavar="FILE", help=(
+        "Sweep file to write (default ./<folder>.yaml); the search space goes beside it as "
+        "<name>_space.yaml."))] = None,
+    weights: Annotated[list[str] | None, typer.Option("--weights", metavar="NAME=FILE", help=(
+        "A local .weights.h5 file for a registered backbone; repeatable."))] = None,
+    wall_time: Annotated[str, typer.Option("--time", metavar="DURATION", help=(
+        "Wall time the sweep should fit, e.g. 30m or 2h."))] = "30m",
+) -> None:
+    """Write a commented sweep file and search space for DATA_DIR, with defaults read from it."""
+    from tlsweep.scaffold import init as scaffold
+
+    for line in scaffold(data_dir, out, weights or [], wall_time):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+# ----------------------------------------------------------------------------- models
+@app.command()
+def export(
+    study: Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the model and its card.")],
+    trial: Annotated[int | None, typer.Option(
+        help="Export this trial's kept model instead of the study's chosen one.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel or tflite.")] = "keras",
+    results_dir: ResultsDir = None,
+) -> None:
+    """Write a self-contained model (raw uint8 images in, probabilities out) and its card."""
+    from tlsweep.modelcli import export_command
+
+    export_command(console, _results_root(results_dir), study, trial, out, fmt)
+
+
+ModelArg = Annotated[str, typer.Argument(
+    help="An exported model (its folder or file) or a study name (its chosen model).")]
+
+
+@app.command()
+def predict(
+    model: ModelArg,
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (recursive).")],
+    top: Annotated[int, typer.Option(min=1, help="Classes per image.")] = 3,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+    results_dir: ResultsDir = None,
+) -> None:
+    """The top classes of each image, with their probabilities."""
+    from tlsweep.modelcli import predict_command
+
+    predict_command(console, errors, _results_root(results_dir), model, paths, top, fmt, out)
+
+
+@app.command()
+def evaluate(
+    model: ModelArg,
+    folder: Annotated[Path, typer.Argument(help="Labelled images: one sub-folder per class.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write metrics.json, Parquet files and calibration.png here.")] = None,
+    results_dir: ResultsDir = None,
+) -> None:
+    """Accuracy, balanced accuracy, per-class scores, calibration, with intervals."""
+    from tlsweep.modelcli import evaluate_command
+
+    evaluate_command(console, errors, _results_root(results_dir), model, folder, out)
+
+
 # ----------------------------------------------------------------------------- inspection
 @app.command()
 def leaderboard(
