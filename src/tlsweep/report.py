@@ -60,11 +60,16 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-# Short headers keep the table readable in an 80-column terminal.
-HEADERS = {"unfreeze_depth": "depth", "finetune_lr": "ft_lr", "augmentation_strength": "aug",
-           "class_weighting": "class_wt", "best_epoch": "best@", "best_phase": "phase",
-           "epochs_run": "epochs", "duration_s": "secs", "value_ci": "95% CI", "tied": "tie",
+# Shorter headers than the column names, each still saying what it is: a bare "weights" read as
+# the backbone's weights, "depth" as the network's, "phase" as the trial's current one.
+HEADERS = {"unfreeze_depth": "unfreeze", "augmentation_strength": "augment",
+           "class_weighting": "class_weight", "best_epoch": "best_step",
+           "best_phase": "best_phase", "gap": "train_gap", "epochs_run": "epochs",
+           "duration_s": "seconds", "value_ci": "95% CI", "tied": "tie",
            "cv": "cv [95% CI]", "test": "test [95% CI]"}
+COLUMN_NOTE = ("unfreeze: share of backbone layers fine-tuned; best_step: the epoch (global "
+               "step) of value, in best_phase (head or finetune); train_gap: train minus "
+               "validation accuracy there; epochs: epochs run; seconds: the trial's wall time.")
 
 
 def _span(low: Any, high: Any) -> str | None:
@@ -138,7 +143,7 @@ def honesty_notes(frame: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
     if "role" in frame and (frame["role"] == "baseline").any():
         lines.append("baseline: a logistic-regression probe on the frozen backbone's features; "
                      "fine-tuning has to beat it to earn its cost.")
-    return lines
+    return [*lines, COLUMN_NOTE]
 
 
 def measured_lines(board: pd.DataFrame, trial: int, meta: dict[str, Any]) -> list[str]:
