@@ -415,9 +415,12 @@ def test_ctrl_c_while_decoding_says_how_to_resume(ws: Workspace) -> None:
     run = subprocess.Popen([sys.executable, "-m", "tlsweep", "run", str(sweep), "--results-dir",
                             str(ws.results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, env={**os.environ, "TLSWEEP_CACHE": str(ws.root / "c")})
-    database = ws.results / "tiny" / "study.db"
+    # The decoding has begun once its staging folder exists (the study exists by then); waiting
+    # for study.db alone raced the study's creation on a loaded machine.
+    datasets = ws.root / "c" / "datasets"
     deadline = time.monotonic() + 60
-    while not database.exists() and time.monotonic() < deadline and run.poll() is None:
+    while not (datasets.is_dir() and any(datasets.glob(".building-*"))) and \
+            time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.05)
     time.sleep(0.3)  # into the decoding
     run.send_signal(signal.SIGINT)
