@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import needs_shared, run_cli, write_class_images
-from tlsweep import scaffold
+from tlsweep import initscan, scaffold
 from tlsweep.config import WeightingChoices, load_sweep
 from tlsweep.data import scan_classes, stratified_splits
 
@@ -258,7 +258,7 @@ def test_image_size_and_study_names() -> None:
 def test_a_large_folder_is_sampled(tmp_path: Path, weights: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_class_images(tmp_path / "data", {"a": 30, "b": 30})
-    monkeypatch.setattr(scaffold, "FULL_SCAN_FILES", 20)
+    monkeypatch.setattr(initscan, "FULL_SCAN_FILES", 20)
     lines = scaffold.init(data, tmp_path / "s.yaml", [f"MobileNetV2={weights}"], "30m")
     assert any("a sample was read" in line for line in lines)
     assert yaml.safe_load((tmp_path / "s.yaml").read_text())["data"]["dir"]
