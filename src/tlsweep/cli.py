@@ -23,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 # A pipe gets wide lines rather than an 80-column wrap of the leaderboard. Workers started by
 # `run --workers` share their parent's terminal: they print lines, never a live view of their own.
 _plain = os.environ.get("TLSWEEP_PLAIN_OUTPUT") == "1" or not sys.stdout.isatty()
-console = Console(width=200 if _plain else None, force_terminal=False if _plain else None)
+console = Console(width=240 if _plain else None, force_terminal=False if _plain else None)
 errors = Console(stderr=True)
 
 ResultsDir = Annotated[Path | None, typer.Option(

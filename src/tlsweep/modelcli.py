@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -121,7 +122,7 @@ def predict_command(console: Console, errors: Console, root: Path, target: str,
     frame = result.top(top)
     if fmt == "table":
         table = Table(title=f"{len(frame)} images, top {min(top, len(result.class_names))}",
-                      header_style="bold")
+                      header_style="bold", box=box.SIMPLE_HEAD)
         for column in frame.columns:
             table.add_column(column, justify="right" if column.startswith("p_") else "left")
         for row in frame.itertuples(index=False):
@@ -178,7 +179,7 @@ def _print_evaluation(console: Console, result: object, source: ModelSource,
 
 
 def _per_class_table(frame: object) -> Table:
-    table = Table(title="per class (95% CI: Wilson)", header_style="bold")
+    table = Table(title="per class (95% CI: Wilson)", header_style="bold", box=box.SIMPLE_HEAD)
     for column in ("class", "precision", "95% CI", "recall", "95% CI ", "F1", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in frame.to_dict("records"):

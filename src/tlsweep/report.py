@@ -62,14 +62,16 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 # Shorter headers than the column names, each still saying what it is: a bare "weights" read as
 # the backbone's weights, "depth" as the network's, "phase" as the trial's current one.
-HEADERS = {"unfreeze_depth": "unfreeze", "augmentation_strength": "augment",
+HEADERS = {"unfreeze_depth": "unfreeze", "finetune_lr": "ft_lr",
+           "augmentation_strength": "augment",
            "class_weighting": "class_weight", "best_epoch": "best_step",
            "best_phase": "best_phase", "gap": "train_gap", "epochs_run": "epochs",
-           "duration_s": "seconds", "value_ci": "95% CI", "tied": "tie",
+           "duration_s": "secs", "value_ci": "95% CI", "tied": "tie",
            "cv": "cv [95% CI]", "test": "test [95% CI]"}
 COLUMN_NOTE = ("unfreeze: share of backbone layers fine-tuned; best_step: the epoch (global "
                "step) of value, in best_phase (head or finetune); train_gap: train minus "
-               "validation accuracy there; epochs: epochs run; seconds: the trial's wall time.")
+               "validation accuracy there; ft_lr: the fine-tune learning rate; epochs: epochs "
+               "run; secs: the trial's wall time.")
 
 
 def _span(low: Any, high: Any) -> str | None:
