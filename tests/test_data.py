@@ -134,3 +134,23 @@ def test_class_weights_for_each_mode() -> None:
     # Balanced weights make every class carry the same total weight.
     totals = [balanced[c] * n for c, n in enumerate(np.bincount(y))]
     assert totals == pytest.approx([totals[0]] * 3)
+
+
+def test_a_copy_of_a_folder_shares_the_cache_but_gets_its_own_paths(tmp_path: Path) -> None:
+    """Same files, same fingerprint, one cache: the paths (and skips) it hands back are the
+    folder's own, so the first folder can go away (the duplicate check reads the files)."""
+    import shutil
+
+    first = messy_folder(tmp_path / "first" / "data")
+    cached = load_folder(first, 12, "data.dir", SOURCE)
+    second = tmp_path / "second" / "data"
+    shutil.copytree(first, second)  # copy2: sizes and modification times kept
+    shutil.rmtree(first)
+    again = load_folder(second, 12, "data.dir", SOURCE)
+    assert again.cache_dir == cached.cache_dir  # shared, not decoded again
+    assert again.paths and all(Path(p).is_file() and p.startswith(str(second))
+                               for p in again.paths)
+    assert {s.path for s in again.skipped} == {
+        s.path.replace(str(first), str(second)) for s in cached.skipped}
+    config = DataConfig(dir=second, val_split=0.3, image_size=12)
+    assert len(load_dataset(config, 0, SOURCE).paths["val"]) > 0

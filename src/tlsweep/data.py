@@ -21,7 +21,7 @@ from tlsweep.config import DataConfig
 from tlsweep.duplicates import DuplicateReport, find_duplicates
 from tlsweep.errors import DataError
 
-CACHE_FORMAT = 2  # 2: the decoded images' paths are kept (duplicate reports)
+CACHE_FORMAT = 3  # 2: the decoded images' paths are kept (duplicate reports); 3: relative
 # GIFs in image folders are almost always web placeholders ("image not found"), not samples.
 SKIPPED_FORMATS = {"GIF": "GIF (usually a web placeholder); convert it to PNG or JPEG to use it"}
 
@@ -175,7 +175,7 @@ def _remove_abandoned_builds(folder: Path) -> None:
             continue
 
 
-def _build_cache(target: Path, files: list[tuple[Path, int]], size: int,
+def _build_cache(target: Path, root: Path, files: list[tuple[Path, int]], size: int,
                  class_names: list[str], stray: list[Skipped]) -> None:
     """Decode into a staging folder, then rename it into place: readers never see half."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -185,8 +185,11 @@ def _build_cache(target: Path, files: list[tuple[Path, int]], size: int,
     images = FolderImages(x, y, class_names, stray + skipped, paths=decoded)
     np.save(staging / "x.npy", images.x)
     np.save(staging / "y.npy", images.y)
-    meta = {"class_names": images.class_names, "paths": images.paths,
-            "skipped": [[s.path, s.reason] for s in images.skipped]}
+    # Relative to the folder: another folder with the same files (a copy, the same links) has
+    # the same fingerprint and shares this cache, and must not be handed the first one's paths.
+    meta = {"class_names": images.class_names,
+            "paths": [os.path.relpath(p, root) for p in images.paths],
+            "skipped": [[os.path.relpath(s.path, root), s.reason] for s in images.skipped]}
     (staging / "meta.json").write_text(json.dumps(meta))
     try:
         staging.rename(target)  # atomic: another process sees all of it or none
@@ -194,15 +197,15 @@ def _build_cache(target: Path, files: list[tuple[Path, int]], size: int,
         shutil.rmtree(staging, ignore_errors=True)  # someone else finished first
 
 
-def _read_cache(target: Path) -> FolderImages:
+def _read_cache(target: Path, root: Path) -> FolderImages:
     meta = json.loads((target / "meta.json").read_text())
     return FolderImages(
         x=np.load(target / "x.npy", mmap_mode="r"),
         y=np.load(target / "y.npy"),
         class_names=meta["class_names"],
-        skipped=[Skipped(p, r) for p, r in meta["skipped"]],
+        skipped=[Skipped(str(root / p), r) for p, r in meta["skipped"]],
         cache_dir=target,
-        paths=meta["paths"],
+        paths=[str(root / p) for p in meta["paths"]],
     )
 
 
@@ -211,8 +214,8 @@ def load_folder(root: Path, size: int, key: str, source: Path) -> FolderImages:
     class_names, files, stray = scan_classes(root, key, source)
     target = cache_root() / "datasets" / f"{root.name}-{size}px-{_fingerprint(root, files, size)}"
     if not (target / "meta.json").is_file():
-        _build_cache(target, files, size, class_names, stray)
-    images = _read_cache(target)
+        _build_cache(target, root, files, size, class_names, stray)
+    images = _read_cache(target, root)
     counts = np.bincount(images.y, minlength=len(class_names))
     for name, count in zip(class_names, counts, strict=True):
         if count == 0:
