@@ -99,6 +99,9 @@ def _metrics(row: pd.Series, meta: dict[str, Any], objective: str) -> dict[str, 
     metrics = {"objective": objective,
                "validation": _scores(row, "val", meta.get("n_val"), method),
                "test": _scores(row, "test", meta.get("n_test") or None, method)}
+    if not metrics["validation"] and _number(row.get("cv_value")) is not None:
+        metrics["validation"] = {"note": "a model refit on train+val has no validation images "
+                                         "left to score it: see cross_validated"}
     cv = _number(row.get("cv_value"))
     if cv is not None:
         metrics["cross_validated"] = {objective: {"value": cv, "low": _number(row.get("cv_low")),
