@@ -139,8 +139,9 @@ class FinalRun:
                 members = [positions[(m.split, m.path)] for m in group.members
                            if (m.split, m.path) in positions]
                 groups[members] = min(members, default=0)
-        splitter = StratifiedGroupKFold(self.task.folds, shuffle=True,
-                                        random_state=self.config.seed)
+        # A tiny set may hold fewer groups than folds: sklearn refuses that outright.
+        splits = max(2, min(self.task.folds, len(np.unique(groups))))
+        splitter = StratifiedGroupKFold(splits, shuffle=True, random_state=self.config.seed)
         return list(splitter.split(labels, labels, groups))
 
     def cross_validate(self, finalists: list[Finalist]) -> list[dict[str, Any]]:
