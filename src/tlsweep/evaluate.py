@@ -118,9 +118,10 @@ class Evaluation:
                              "confidence": self.confidence})
 
 
-def evaluate(source: ModelSource, folder: Path, progress: Any = None) -> Evaluation:
+def evaluate(source: ModelSource, folder: Path, files: list[Path], labels: list[int],
+             progress: Any = None) -> Evaluation:
+    """The model on ``files`` (``labelled_files`` of ``folder``) and their labels."""
     names = source.card.class_names
-    files, labels = labelled_files(folder, names)
     if not files:
         raise ConfigError(f"{folder}: the class folders hold no files.")
     predictions = predict_files(source, files, progress)

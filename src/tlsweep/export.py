@@ -54,7 +54,7 @@ def raw_image_model(classifier: Any, card: ModelCard) -> Any:
     return keras.Model(raw, probabilities, name=f"tlsweep_{card.study}_trial{card.trial}")
 
 
-def _save_tflite(model: Any, savedmodel: Path, target: Path) -> None:
+def _save_tflite(savedmodel: Path, target: Path) -> None:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel))
@@ -98,7 +98,7 @@ def export(source: ModelSource, out: Path, fmt: str) -> tuple[Path, dict[str, An
         shutil.rmtree(staging, ignore_errors=True)
         model.export(str(staging), format="tf_saved_model", verbose=False)
         if fmt == "tflite":
-            _save_tflite(model, staging, target)
+            _save_tflite(staging, target)
             shutil.rmtree(staging)
             images = check_images(source.card)
             difference = np.abs(tflite_probabilities(target, images)

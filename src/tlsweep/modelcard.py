@@ -130,14 +130,14 @@ def _trial_row(view: Any, trial: int | None) -> tuple[pd.Series, str]:
 
 def _model_file(view: Any, sweep: Any, trial: int | None) -> Path:
     from tlsweep.checkpoint import FINAL_MODEL
+    from tlsweep.runner import checkpoint_folder
     from tlsweep.study import lineage_root
 
     if trial is None:
         path = Path(view.attrs["final"]["delivered"].get("path") or "")
     else:
-        shared = sweep.config.execution.checkpoint_dir
-        root = shared / sweep.config.study if shared else view.directory / "trials"
-        path = root / str(lineage_root(view.trial(trial))) / FINAL_MODEL
+        path = (checkpoint_folder(sweep.config, view.directory)
+                / str(lineage_root(view.trial(trial))) / FINAL_MODEL)
     if not path.is_file():
         which = "the chosen model" if trial is None else f"trial {trial}'s model"
         raise ConfigError(f"study {view.name!r}: {which} is not on disk ({path}). Only the "

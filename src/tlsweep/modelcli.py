@@ -99,10 +99,6 @@ def _with_progress(console: Console, total: int, work: Callable) -> object:
         return work(lambda done: bar.advance(task, done))
 
 
-def _source(target: str, root: Path) -> ModelSource:
-    return resolve_source(target, root)
-
-
 def predict_command(console: Console, errors: Console, root: Path, target: str,
                     paths: list[Path], top: int, fmt: str, out: Path | None) -> None:
     from tlsweep.predict import image_files, predict_files, write_frame
@@ -112,7 +108,7 @@ def predict_command(console: Console, errors: Console, root: Path, target: str,
                           f"{', '.join(OUTPUT_FORMATS)}.")
     if fmt == "table" and out is not None:
         raise ConfigError("--out needs --format csv, json or parquet.")
-    source = _source(target, root)
+    source = resolve_source(target, root)
     files = image_files(paths)
     with _quiet(errors, _log_for(source, root), "predict"):
         result = _with_progress(errors, len(files), lambda progress: predict_files(
@@ -140,11 +136,11 @@ def evaluate_command(console: Console, errors: Console, root: Path, target: str,
                      out: Path | None) -> None:
     from tlsweep.evaluate import evaluate, labelled_files, write_outputs
 
-    source = _source(target, root)
-    total = len(labelled_files(folder, source.card.class_names)[0])
+    source = resolve_source(target, root)
+    files, labels = labelled_files(folder, source.card.class_names)
     with _quiet(errors, _log_for(source, root), "evaluate"):
-        result = _with_progress(errors, total,
-                                lambda progress: evaluate(source, folder, progress))
+        result = _with_progress(errors, len(files), lambda progress: evaluate(
+            source, folder, files, labels, progress))
     for skipped in result.predictions.skipped:
         errors.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}", highlight=False)
     _print_evaluation(console, result, source, folder)
@@ -155,6 +151,7 @@ def evaluate_command(console: Console, errors: Console, root: Path, target: str,
 
 def _print_evaluation(console: Console, result: object, source: ModelSource,
                       folder: Path) -> None:
+    from tlsweep.evaluate import CALIBRATION_BINS
     from tlsweep.report import confusion_table
     from tlsweep.studyview import ClassMetrics
 
@@ -168,8 +165,9 @@ def _print_evaluation(console: Console, result: object, source: ModelSource,
                   f"({scores['balanced_accuracy'].method})")
     console.print(_per_class_table(result.per_class()))
     console.print(confusion_table(ClassMetrics(result.class_names, result.confusion())))
-    ece, _ = result.calibration()
-    console.print(f"  expected calibration error {ece:.3f} ({len(_)} occupied bins of 15)")
+    ece, bins = result.calibration()
+    console.print(f"  expected calibration error {ece:.3f} ({len(bins)} occupied bins of "
+                  f"{CALIBRATION_BINS})")
     wrong = result.confidently_wrong()
     if not wrong.empty:
         console.print("  most confidently wrong, for review:")

@@ -166,8 +166,14 @@ class TrialSession:
 
 
 def checkpoint_root(plan: Plan) -> Path:
-    shared = plan.sweep.config.execution.checkpoint_dir
-    return shared / plan.sweep.config.study if shared else plan.directory / "trials"
+    return checkpoint_folder(plan.sweep.config, plan.directory)
+
+
+def checkpoint_folder(config: Any, directory: Path) -> Path:
+    """Where a study's trials keep their checkpoints and models: the shared folder, when one
+    is set, else the study's results folder (``directory``)."""
+    shared = config.execution.checkpoint_dir
+    return shared / config.study if shared else directory / "trials"
 
 
 def worker_spec(plan: Plan) -> WorkerSpec:
