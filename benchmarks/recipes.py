@@ -48,12 +48,26 @@ class Recipe:  # class_weighting none throughout
     finetune_epochs: int
     head_lr: float = 3e-3
     augmentation_strength: float = 0.3
+    head_init: str = "random"
 
 
 RECIPES = {"A": Recipe(3, True, 0.3, 3e-5, 5),  # the old default shape; the rest LP-FT
            "B": Recipe(15, False, 0.3, 3e-5, 8), "C": Recipe(15, False, 0.3, 1e-4, 8),
            "D": Recipe(15, False, 0.3, 3e-4, 8), "E": Recipe(15, False, 0.6, 1e-4, 8),
-           "F": Recipe(15, False, 1.0, 1e-4, 8)}
+           "F": Recipe(15, False, 1.0, 1e-4, 8),
+           # longer fine-tuning with stronger augmentation
+           "G": Recipe(15, False, 0.6, 1e-4, 25, augmentation_strength=0.6),
+           "H": Recipe(15, False, 1.0, 3e-5, 25, augmentation_strength=0.6),
+           "I": Recipe(15, False, 0.3, 1e-4, 25, augmentation_strength=0.6),
+           "J": Recipe(15, False, 0.6, 3e-4, 25, augmentation_strength=1.0),
+           # the head starts as the probe (LP of LP-FT), a near-zero head rate keeps it there
+           "K": Recipe(1, False, 0.6, 1e-4, 25, 1e-5, 0.6, "probe"),
+           "L": Recipe(1, False, 0.6, 3e-5, 25, 1e-5, 0.6, "probe"),
+           "M": Recipe(1, False, 1.0, 3e-5, 25, 1e-5, 0.6, "probe"),
+           "N": Recipe(1, False, 0.3, 1e-4, 25, 1e-5, 0.6, "probe"),
+           "O": Recipe(1, False, 0.6, 1e-4, 25, 1e-5, 0.3, "probe"),
+           "P": Recipe(5, False, 0.3, 1e-4, 25, 1e-3, 0.6, "probe"),
+           "Q": Recipe(1, False, 0.3, 1e-4, 12, 1e-5, 0.6, "probe")}
 PROBE_LAYERS = ["block_9_add", "block_12_add", "block_13_expand_relu", "block_15_add",
                 "block_16_project_BN"]
 IMAGE_SIZE = 128  # honest.py's size for flowers-small (the images are 128x128)
@@ -78,7 +92,8 @@ def write_sweep(folder: Path, data: Path, seed: int, r: Recipe) -> Path:
         f"image_size: {IMAGE_SIZE}}}\nsearch_space: {folder / 'space.yaml'}\n"
         f"budget: {{trials: 1}}\nobjective: val_balanced_accuracy\n"
         f"training: {{head_epochs: {r.head_epochs}, finetune_epochs: {r.finetune_epochs}, "
-        f"batch_size: 32, augment_head: {str(r.augment_head).lower()}}}\n")
+        f"batch_size: 32, augment_head: {str(r.augment_head).lower()}, "
+        f"head_init: {r.head_init}}}\n")
     return folder / "sweep.yaml"
 
 

@@ -61,3 +61,29 @@ def test_min_finetune_epochs_sets_the_first_prunable_step(tmp_path: Path) -> Non
             training="{head_epochs: 3, finetune_epochs: 4}",
             pruner=f"{{kind: median, min_finetune_epochs: {wait}}}"))
         assert first_prunable_step(check(load_sweep(sweep), tmp_path)) == expected
+
+
+def test_patience_wraps_the_pruner_in_optunas_patient_pruner() -> None:
+    """A trial whose own best is recent is kept, however poor beside the others."""
+    from tlsweep.config import PrunerConfig
+    from tlsweep.study import make_pruner
+
+    pruner = make_pruner(PrunerConfig(kind="median", patience=2, n_startup_trials=0,
+                                      n_warmup_steps=0), 6)
+    assert isinstance(pruner, optuna.pruners.PatientPruner)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for _ in range(3):  # good trials: 0.9 at every step
+        trial = study.ask()
+        for step in range(6):
+            trial.report(0.9, step)
+        study.tell(trial, 0.9)
+    poor = study.ask()
+    decisions = []
+    for step, value in enumerate([0.1, 0.4, 0.3, 0.3, 0.3, 0.3]):
+        poor.report(value, step)
+        decisions.append(poor.should_prune())
+    # Optuna asks the median pruner only once the last patience + 1 = 3 steps all fall below
+    # the trial's best before them (0.4 at step 1): from step 4 on.
+    assert decisions == [False] * 4 + [True, True]
+    plain = make_pruner(PrunerConfig(kind="median", n_startup_trials=0, n_warmup_steps=0), 6)
+    assert not isinstance(plain, optuna.pruners.PatientPruner)

@@ -250,16 +250,19 @@ class BudgetConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    """``augment_head: false`` is linear probing then fine-tuning (LP-FT, Kumar et al. 2022):
-    phase 1 trains the head on cached frozen features in every trial, which makes a head epoch
-    cheap enough to train it to convergence, and augmentation acts in phase 2 only. ``true``:
-    phase 1 runs through the backbone with augmentation whenever the strength is above 0."""
+    """``head_init: probe`` starts the head as the logistic-regression probe on frozen features
+    (the study's baseline, with the trial's class weights): LP-FT's linear probing (Kumar et
+    al. 2022). ``augment_head: false`` trains phase 1 on cached features in every trial, cheap
+    enough to run it to convergence, and augmentation acts in phase 2 only; ``true``: phase 1
+    runs through the backbone with augmentation whenever the strength is above 0. Measured in
+    benchmarks/RESULTS.md ("Fixed recipes", "Beat the probe")."""
 
     head_epochs: int = Field(default=3, ge=1)
     finetune_epochs: int = Field(default=5, ge=0)
     batch_size: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     augment_head: bool = True
+    head_init: Literal["probe", "random"] = "random"
 
 
 class PrunerConfig(Strict):
@@ -269,6 +272,9 @@ class PrunerConfig(Strict):
 
     kind: Literal["median", "successive_halving", "hyperband", "none"] = "successive_halving"
     min_finetune_epochs: int = Field(default=0, ge=0)
+    # Optuna's PatientPruner around the kind: prune only after this many epochs without
+    # improvement of the trial's own best (noisy small validation sets); none: no wrapper.
+    patience: int | None = Field(default=None, ge=0)
     n_startup_trials: int = Field(default=3, ge=0)
     n_warmup_steps: int = Field(default=1, ge=0)
     min_resource: int = Field(default=1, ge=1)

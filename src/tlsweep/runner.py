@@ -73,7 +73,8 @@ def trial_settings(plan: Plan, number: int) -> Any:
         finetune_epochs=config.training.finetune_epochs, batch_size=config.training.batch_size,
         dropout=config.training.dropout, objective=config.objective, seed=config.seed + number,
         cache_features=config.execution.cache_frozen_features,
-        jit_compile=config.execution.jit_compile, augment_head=config.training.augment_head)
+        jit_compile=config.execution.jit_compile, augment_head=config.training.augment_head,
+        head_init=config.training.head_init, probe_seed=config.seed)
 
 
 def first_prunable_step(plan: Plan) -> int:

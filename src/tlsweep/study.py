@@ -139,6 +139,13 @@ def make_sampler(config: SamplerConfig, seed: int) -> optuna.samplers.BaseSample
 
 
 def make_pruner(config: PrunerConfig, max_steps: int) -> optuna.pruners.BasePruner:
+    pruner = _base_pruner(config, max_steps)
+    if config.patience is None or config.kind == "none":
+        return pruner
+    return optuna.pruners.PatientPruner(pruner, patience=config.patience)
+
+
+def _base_pruner(config: PrunerConfig, max_steps: int) -> optuna.pruners.BasePruner:
     if config.kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=config.n_startup_trials,
                                            n_warmup_steps=config.n_warmup_steps)

@@ -40,6 +40,8 @@ class TrialSettings:
     cache_features: bool = True
     jit_compile: bool = False
     augment_head: bool = True  # false: phase 1 always on cached features (LP-FT)
+    head_init: str = "random"  # "probe": the head starts as the fitted linear probe
+    probe_seed: int = 0  # the probe's cross-validation folds: the study's, shared by its trials
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Timings:
     build_s: float = 0.0  # building the model, or resetting a warm one
     compile_s: float = 0.0
     features_s: float = 0.0  # frozen features: computed, or read from the cache
+    probe_s: float = 0.0  # fitting the probe the head starts from (or finding it fitted)
     validation_s: float = 0.0
     checkpoint_s: float = 0.0
     report_s: float = 0.0  # the orchestrator storing the epoch and answering
@@ -350,6 +353,8 @@ class TwoPhaseTrial:
     def _head_phase(self, start: int, stop: int, callbacks: tuple[Any, ...],
                     restore: CheckpointState | None) -> None:
         freeze_for_head(self.base, self.backbone.pretrained)
+        if start == 0 and restore is None and self.starts_from_probe:
+            self._head_from_probe()
         on_features = self.on_features and not callbacks
         val_inputs = None
         if on_features:
@@ -370,6 +375,24 @@ class TwoPhaseTrial:
             self.checkpoints.restore(self.model, with_optimizer=True,  # type: ignore[union-attr]
                                      trained=trained)
         self._fit_phase(trained, HEAD, start, stop, 0, callbacks, traced, batches, val_inputs)
+
+    @property
+    def starts_from_probe(self) -> bool:
+        return self.settings.head_init == "probe" and self.backbone.pretrained
+
+    def _head_from_probe(self) -> None:
+        """The LP of LP-FT: the head starts as the logistic-regression probe on frozen
+        features (regularised by cross-validation, with this trial's class weights), the model
+        the study's baseline is; phase 1 then trains on from there at ``head_lr``."""
+        began = time.perf_counter()
+        features = frozen_features(self.warm, self.dataset.x_train, self.preprocess)
+        kernel, bias = self.pool.probe_head(features, self.dataset.y_train, self.dataset.n_classes,
+                                            self.weights, self.settings.objective,
+                                            self.settings.probe_seed)
+        head = self.model.get_layer("head")
+        head.kernel.assign(kernel)
+        head.bias.assign(bias)
+        self.tracker.timings.probe_s += time.perf_counter() - began
 
     def _compiled(self, key: Any, make: Any, batches: TrainingBatches,
                   learning_rate: float) -> tuple[Any, bool]:

@@ -172,6 +172,17 @@ class ModelPool:
                                 lambda: TrainingBatches(x, y, batch_size, preprocess,
                                                         images=preprocessing is not None))
 
+    def probe_head(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
+                   class_weight: dict[int, float] | None, objective: str,
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """A fitted probe as head weights (``probe.head_weights``), fitted once per worker for
+        each class weighting: trials that differ only in later settings share it."""
+        from tlsweep.probe import fit_probe, head_weights
+
+        weights = None if class_weight is None else tuple(sorted(class_weight.items()))
+        return self.derived.get(features, ("probe", weights, objective, seed), lambda: head_weights(
+            fit_probe(features, labels, objective, seed, class_weight), n_classes))
+
     def get(self, structure: Structure, seed: int) -> tuple[WarmModels, bool]:
         """(models, whether they were reused). A from-scratch backbone is never reused: its
         initial weights must come from each trial's own seed."""

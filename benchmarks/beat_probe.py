@@ -1,0 +1,170 @@
+"""Beat the probe (issue 14): does the sweep's delivered model beat a linear probe on the same
+frozen features, measured on held-out images? Recipes side by side, in one run.
+
+The sets and seeds are ``honest.py``'s (flowers-small, hymenoptera-split). Each arm is one
+``tlsweep run`` per set and seed, MobileNetV2 with the shared weights, the test set given as
+``data.test_dir``. Reported per run, all on the same de-duplicated test images: the study's probe,
+the delivered model (the finalists' choice), their difference; the sweep's wall time and CPU use
+(the run's children: user + system seconds over wall seconds); phase 1's share of the wall time
+(head epochs, frozen features and probe fits, summed over trials); the share of trials whose
+phase 1 trained on cached features; the share pruned before fine-tuning began.
+
+    python benchmarks/beat_probe.py                          # both arms, 2 sets x 3 seeds
+    python benchmarks/beat_probe.py --arms after --sets flowers-small --seeds 0 --trials 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from honest import REPO, SETS, WEIGHTS
+
+# Each arm: (training, pruner, search space). "before": the recipe honest.py measured (the
+# defaults until this work); "after": LP-FT from the probe, judged only once fine-tuning acts.
+ARMS = {
+    "before": (
+        "{head_epochs: 3, finetune_epochs: 5, batch_size: 32, augment_head: true, "
+        "head_init: random}",
+        "{kind: successive_halving, min_resource: 2, reduction_factor: 3}",
+        {"unfreeze_depth": "{low: 0.0, high: 0.5}",
+         "head_lr": "{low: 3.0e-4, high: 1.0e-2, log: true}",
+         "finetune_lr": "{low: 1.0e-6, high: 1.0e-4, log: true}"}),
+    "after": (
+        "{head_epochs: 2, finetune_epochs: 10, batch_size: 32, augment_head: false, "
+        "head_init: probe}",
+        "{kind: successive_halving, min_resource: 2, reduction_factor: 3, "
+        "min_finetune_epochs: 4}",
+        {"unfreeze_depth": "{low: 0.0, high: 0.7}",
+         "head_lr": "{low: 1.0e-5, high: 1.0e-3, log: true}",
+         "finetune_lr": "{low: 1.0e-5, high: 3.0e-4, log: true}"}),
+}
+
+
+def write_sweep(root: Path, arm: str, name: str, data: Path, size: int, seed: int,
+                trials: int) -> Path:
+    training, pruner, ranges = ARMS[arm]
+    space = root / "space.yaml"
+    space.write_text(f"backbone:\n  choices:\n    MobileNetV2: {{weights: {WEIGHTS}}}\n"
+                     + "".join(f"{key}: {value}\n" for key, value in ranges.items())
+                     + "augmentation_strength: {low: 0.0, high: 1.0}\n"
+                     "class_weighting: {choices: [none, balanced, sqrt]}\n")
+    sweep = root / "sweep.yaml"
+    sweep.write_text(
+        f"study: {name}-{arm}-seed{seed}\nseed: {seed}\n"
+        f"data: {{train_dir: {data}/train, val_dir: {data}/val, test_dir: {data}/test, "
+        f"image_size: {size}}}\nsearch_space: {space}\nbudget: {{trials: {trials}}}\n"
+        f"training: {training}\nobjective: val_balanced_accuracy\npruner: {pruner}\n"
+        "sampler: {kind: tpe}\n")
+    return sweep
+
+
+def phase_one(results: Path, study_name: str, head_epochs: int) -> dict[str, float]:
+    """Phase 1's seconds, the share of trials on cached features, the share pruned in it."""
+    from tlsweep.study import load_study
+
+    study = load_study(results / study_name, study_name)
+    seconds, cached, pruned_early, n = 0.0, 0, 0, 0
+    for trial in study.trials:
+        timings = (trial.user_attrs.get("result") or {}).get("timings") or {}
+        if not timings:
+            continue
+        n += 1
+        seconds += sum(s for phase, s, _ in timings["epochs"] if phase == "head")
+        seconds += timings["features_s"] + timings.get("probe_s", 0.0)
+        cached += timings["features_s"] > 0
+        at = trial.user_attrs.get("pruned_at")
+        pruned_early += at is not None and at < head_epochs
+    return {"phase1_s": seconds, "cached_share": cached / max(n, 1),
+            "pruned_before_finetune": pruned_early / max(n, 1), "trials_timed": n}
+
+
+def measure(results: Path, study_name: str) -> dict[str, float]:
+    import pandas as pd
+
+    board = pd.read_parquet(results / study_name / "final.parquet")
+    chosen = board[board["role"] == "chosen"].iloc[0]
+    probe = board[board["role"] == "baseline"].iloc[0]
+    return {"probe_test": float(probe["test_balanced_accuracy"]),
+            "test": float(chosen["test_balanced_accuracy"]),
+            "test_low": float(chosen["test_balanced_accuracy_low"]),
+            "test_high": float(chosen["test_balanced_accuracy_high"]),
+            "estimate": float(chosen["value"]), "chosen_trial": int(chosen["trial"])}
+
+
+def run_one(out: Path, arm: str, name: str, seed: int, trials: int) -> dict:
+    make, size = SETS[name]
+    root = out / f"{name}-{arm}-seed{seed}"
+    shutil.rmtree(root, ignore_errors=True)
+    sweep = write_sweep(root, arm, name, make(root / "data", seed), size, seed, trials)
+    env = {**os.environ, "TLSWEEP_RESULTS": str(root / "results")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "tlsweep", "run", str(sweep)], env=env,
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    (root / "run.log").write_text(run.stdout + run.stderr)
+    if run.returncode != 0:
+        sys.exit(f"{name} {arm} seed {seed}: tlsweep run exited {run.returncode}; "
+                 f"see {root / 'run.log'}")
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / wall
+    study_name = f"{name}-{arm}-seed{seed}"
+    head_epochs = int(ARMS[arm][0].split("head_epochs: ")[1].split(",")[0])
+    phase1 = phase_one(root / "results", study_name, head_epochs)
+    return {"set": name, "arm": arm, "seed": seed, "wall_s": wall, "cpu": cpu,
+            "phase1_share": phase1.pop("phase1_s") / wall, **phase1,
+            **measure(root / "results", study_name)}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| set | arm | seed | probe test | delivered test [95% CI] | − probe | sweep s "
+             "| CPU | phase 1 share | on cached features | pruned before fine-tuning |",
+             "| --- " * 11 + "|"]
+    for r in rows:
+        lines.append(
+            f"| {r['set']} | {r['arm']} | {r['seed']} | {r['probe_test']:.3f} "
+            f"| {r['test']:.3f} [{r['test_low']:.3f}, {r['test_high']:.3f}] "
+            f"| {r['test'] - r['probe_test']:+.3f} | {r['wall_s']:.0f} | {r['cpu']:.0%} "
+            f"| {r['phase1_share']:.0%} | {r['cached_share']:.0%} "
+            f"| {r['pruned_before_finetune']:.0%} |")
+    for key in dict.fromkeys((r["set"], r["arm"]) for r in rows):
+        mine = [r for r in rows if (r["set"], r["arm"]) == key]
+        gaps = [r["test"] - r["probe_test"] for r in mine]
+        lines.append(f"\n{key[0]}, {key[1]}: delivered − probe mean {np.mean(gaps):+.3f}, "
+                     f"min {min(gaps):+.3f} over {len(mine)} seeds; mean sweep "
+                     f"{np.mean([r['wall_s'] for r in mine]):.0f} s, CPU "
+                     f"{np.mean([r['cpu'] for r in mine]):.0%}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "runs" / "beat_probe")
+    args = parser.parse_args()
+    if not WEIGHTS.is_file():
+        sys.exit(f"skipped: {WEIGHTS} is absent (../shared or $TLSWEEP_SHARED)")
+    rows = []
+    for name in args.sets:
+        for seed in args.seeds:
+            for arm in args.arms:  # interleaved: both arms see the same machine load
+                rows.append(run_one(args.out, arm, name, seed, args.trials))
+                print(json.dumps(rows[-1]), flush=True)
+                (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
