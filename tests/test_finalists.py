@@ -86,6 +86,8 @@ def test_finalists_are_cross_validated_and_scored_on_the_test_set(tmp_path: Path
     assert finalists["test_accuracy"].notna().all()
     baseline = board[board["role"] == "baseline"]
     assert len(baseline) == 1 and baseline["rank"].isna().all()
+    # Tested after training on the images the refit trained on, not on train alone.
+    assert "test: refit on train+val" in baseline.iloc[0]["note"]
     for row, columns in ((chosen, ("test_accuracy", "test_balanced_accuracy")),
                          (baseline.iloc[0], ("val_accuracy", "test_accuracy",
                                              "test_balanced_accuracy"))):

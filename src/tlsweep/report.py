@@ -144,7 +144,8 @@ def honesty_notes(frame: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
                      f"{meta['final_method']}.")
     if "role" in frame and (frame["role"] == "baseline").any():
         lines.append("baseline: a logistic-regression probe on the frozen backbone's features; "
-                     "fine-tuning has to beat it to earn its cost.")
+                     "fine-tuning has to beat it to earn its cost (tested after training on "
+                     "the same images as the delivered model when that is a refit).")
     return [*lines, COLUMN_NOTE]
 
 

@@ -192,8 +192,16 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
                      "value": val[objective], "value_low": val[f"{objective}_low"],
                      "value_high": val[f"{objective}_high"], **val,
                      **_scores("test", probe.get("test_confusion")),
-                     "note": f"linear probe on frozen features, C={probe['c']:.3g} chosen by "
-                             f"cross-validation on train"})
+                     "note": _probe_note(probe)})
+
+
+def _probe_note(probe: dict[str, Any]) -> str:
+    note = (f"linear probe on frozen features, C={probe['c']:.3g} chosen by cross-validation "
+            f"on train")
+    if probe.get("test_trained_on") == "train+val":  # the same images as the refit
+        note += (f"; test: refit on train+val as the delivered model was (C={probe['test_c']:.3g}"
+                 f" by cross-validation there)")
+    return note
 
 
 def curves_frame(study: optuna.Study) -> pd.DataFrame:
