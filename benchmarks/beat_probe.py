@@ -131,16 +131,17 @@ def measure(results: Path, study_name: str) -> dict[str, float]:
             "estimate": float(chosen["value"]), "chosen_trial": int(chosen["trial"])}
 
 
-def run_one(out: Path, arm: str, name: str, seed: int, trials: int) -> dict:
+def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int = 1) -> dict:
     make, size = SETS[name]
-    root = out / f"{name}-{arm}-seed{seed}"
+    root = out / (f"{name}-{arm}-seed{seed}" + (f"-workers{workers}" if workers > 1 else ""))
     shutil.rmtree(root, ignore_errors=True)
     sweep = write_sweep(root, arm, name, make(root / "data", seed), size, seed, trials)
     env = {**os.environ, "TLSWEEP_RESULTS": str(root / "results")}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "tlsweep", "run", str(sweep)], env=env,
-                         capture_output=True, text=True)
+    command = [sys.executable, "-m", "tlsweep", "run", str(sweep)]
+    run = subprocess.run(command + (["--workers", str(workers)] if workers > 1 else []),
+                         env=env, capture_output=True, text=True)
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     (root / "run.log").write_text(run.stdout + run.stderr)
@@ -151,7 +152,7 @@ def run_one(out: Path, arm: str, name: str, seed: int, trials: int) -> dict:
     study_name = f"{name}-{arm}-seed{seed}"
     head_epochs = int(ARMS[arm][0].split("head_epochs: ")[1].split(",")[0])
     phase1 = phase_one(root / "results", study_name, head_epochs)
-    return {"set": name, "arm": arm, "seed": seed, "wall_s": wall, "cpu": cpu,
+    return {"set": name, "arm": arm, "seed": seed, "workers": workers, "wall_s": wall, "cpu": cpu,
             "phase1_share": phase1.pop("phase1_s") / wall, **phase1,
             **measure(root / "results", study_name), **probes_on_test(sweep, root / "results")}
 
@@ -186,6 +187,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="tlsweep run --workers")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "runs" / "beat_probe")
     args = parser.parse_args()
     if not WEIGHTS.is_file():
@@ -194,7 +196,7 @@ def main() -> None:
     for name in args.sets:
         for seed in args.seeds:
             for arm in args.arms:  # interleaved: both arms see the same machine load
-                rows.append(run_one(args.out, arm, name, seed, args.trials))
+                rows.append(run_one(args.out, arm, name, seed, args.trials, args.workers))
                 print(json.dumps(rows[-1]), flush=True)
                 (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     print(table(rows))

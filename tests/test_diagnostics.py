@@ -61,3 +61,23 @@ def test_diagnose_reports_class_imbalance_and_worst_recall(tmp_path: Path,
     assert match, text
     assert 0.0 <= float(match.group(3)) <= 1.0
     assert "Mean value by class weighting" in text or "not varied" in text
+
+
+def test_without_a_test_set_the_probe_is_compared_on_the_finalists_folds(tmp_path: Path) -> None:
+    """The chosen model's estimate is cross-validated; so is the probe, on the same folds:
+    diagnose compares those two, not the chosen CV score against the probe's validation."""
+    directory = stored_study(tmp_path / "results", [curve([0.5, 0.7, 0.8, 0.75])])
+    study = optuna.load_study(study_name="fake", storage=sqlite_url(directory))
+    study.set_user_attr("final", {
+        "objective": "val_accuracy", "reevaluated": True, "method": "5-fold CV",
+        "finalists": [{"trial": 0, "cv_confusion": [[40, 10], [10, 40]]}],
+        "chosen": 0, "delivered": {"trial": 0, "kind": "refit", "path": None},
+        "baseline": [{"backbone": "MobileNetV2", "c": 1.0, "cv_score": 0.7,
+                      "val_confusion": [[9, 1], [1, 9]], "test_confusion": None,
+                      "cv_confusion": [[45, 5], [5, 45]]}]})
+    write_results(study, directory)
+    done = run_cli("diagnose", "fake")
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "On the finalists' cross-validation folds, the chosen model 0.800" in text, text
+    assert "linear probe on MobileNetV2's frozen features 0.900" in text and "-0.100" in text

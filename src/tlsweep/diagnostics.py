@@ -157,7 +157,8 @@ def near_chance(view: StudyView) -> Finding | None:
 
 
 def _scored(row: pd.Series, metric: str) -> str:
-    return f"{row[metric]:.3f} [{row[metric + '_low']:.3f}, {row[metric + '_high']:.3f}]"
+    low, high = row[_bound(metric, "low")], row[_bound(metric, "high")]
+    return f"{row[metric]:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def separation(view: StudyView) -> Finding | None:
@@ -194,6 +195,21 @@ def test_estimate(view: StudyView) -> Finding:
                    f"[{row['value_low']:.3f}, {row['value_high']:.3f}] before the test.")
 
 
+def _bound(metric: str, side: str) -> str:
+    return f"cv_{side}" if metric == "cv_value" else f"{metric}_{side}"
+
+
+def _common_measure(view: StudyView, row: pd.Series, probe: pd.Series) -> tuple[str, str]:
+    """(column, where): test when both have it, else the finalists' cross-validation when
+    both have it (the same folds), else validation."""
+    test = "test_" + view.objective.removeprefix("val_")
+    if pd.notna(row.get(test)) and pd.notna(probe.get(test)):
+        return test, "test"
+    if pd.notna(row.get("cv_value")) and pd.notna(probe.get("cv_value")):
+        return "cv_value", "the finalists' cross-validation folds"
+    return view.objective, "validation"
+
+
 def probe_comparison(view: StudyView) -> Finding | None:
     """Did fine-tuning beat the linear probe, and beyond the intervals?"""
     probes, chosen = view.reference("baseline"), view.reference("chosen")
@@ -202,12 +218,10 @@ def probe_comparison(view: StudyView) -> Finding | None:
     row = chosen.iloc[0]
     probe = probes[probes["backbone"] == row["backbone"]]
     probe = (probe if not probe.empty else probes).iloc[0]
-    test = "test_" + view.objective.removeprefix("val_")
-    metric = test if pd.notna(row.get(test)) and pd.notna(probe.get(test)) else view.objective
-    where = "test" if metric == test else "validation"
+    metric, where = _common_measure(view, row, probe)
     difference = row[metric] - probe[metric]
-    beyond = row[metric + "_low"] > probe[metric + "_high"] or \
-        row[metric + "_high"] < probe[metric + "_low"]
+    beyond = row[_bound(metric, "low")] > probe[_bound(metric, "high")] or \
+        row[_bound(metric, "high")] < probe[_bound(metric, "low")]
     verdict = "beyond" if beyond else "within"
     text = (f"On {where}, the chosen model {_scored(row, metric)} against the linear probe on "
             f"{probe['backbone']}'s frozen features {_scored(probe, metric)}: "

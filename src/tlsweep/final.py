@@ -99,8 +99,25 @@ class FinalRun:
             features = {split: frozen_features(warm, x, preprocess) for split, x in
                         (("train", self.data.x_train), ("val", self.data.x_val),
                          ("test", self.data.x_test)) if x is not None and len(x)}
-            rows.append({"backbone": name, **self._probe(features)})
+            row = {"backbone": name, **self._probe(features)}
+            if self.task.reevaluate:
+                x, _ = self.train_and_val()
+                row["cv_confusion"] = self._probe_cv(frozen_features(warm, x, preprocess))
+            rows.append(row)
         return rows
+
+    def _probe_cv(self, features: np.ndarray) -> list[list[int]]:
+        """The probe cross-validated on the finalists' folds (pooled out-of-fold), so that
+        fine-tuning's estimate has its baseline on the same images, test set or none."""
+        from tlsweep.probe import fit_probe
+
+        _, y = self.train_and_val()
+        pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
+        for train, held in self.folds(y):
+            fit = fit_probe(features[train], y[train], self.objective, self.config.seed)
+            pooled += np.asarray(_confusion(y[held], fit.predict(features[held]),
+                                            self.data.n_classes))
+        return pooled.tolist()
 
     def _probe(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
         from tlsweep.probe import fit_probe

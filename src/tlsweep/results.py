@@ -188,9 +188,11 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
         rows.append(row)
     for probe in final.get("baseline", []):
         val = _scores("val", probe["val_confusion"])
+        cv = _estimated("cv", probe.get("cv_confusion"), objective)
         rows.append({"role": "baseline", "state": "baseline", "backbone": probe["backbone"],
                      "value": val[objective], "value_low": val[f"{objective}_low"],
                      "value_high": val[f"{objective}_high"], **val,
+                     "cv_value": cv["cv"], "cv_low": cv["cv_low"], "cv_high": cv["cv_high"],
                      **_scores("test", probe.get("test_confusion")),
                      "note": _probe_note(probe)})
 
