@@ -257,12 +257,12 @@ class TrainingConfig(Strict):
     runs through the backbone with augmentation whenever the strength is above 0. Measured in
     benchmarks/RESULTS.md ("Fixed recipes", "Beat the probe")."""
 
-    head_epochs: int = Field(default=3, ge=1)
-    finetune_epochs: int = Field(default=5, ge=0)
+    head_epochs: int = Field(default=2, ge=1)
+    finetune_epochs: int = Field(default=10, ge=0)
     batch_size: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
-    augment_head: bool = True
-    head_init: Literal["probe", "random"] = "random"
+    augment_head: bool = False
+    head_init: Literal["probe", "random"] = "probe"
 
 
 class PrunerConfig(Strict):
@@ -271,13 +271,13 @@ class PrunerConfig(Strict):
     fine-tune rate have had any effect (0: the pruner may stop a trial at any epoch)."""
 
     kind: Literal["median", "successive_halving", "hyperband", "none"] = "successive_halving"
-    min_finetune_epochs: int = Field(default=0, ge=0)
+    min_finetune_epochs: int = Field(default=4, ge=0)
     # Optuna's PatientPruner around the kind: prune only after this many epochs without
     # improvement of the trial's own best (noisy small validation sets); none: no wrapper.
     patience: int | None = Field(default=None, ge=0)
     n_startup_trials: int = Field(default=3, ge=0)
     n_warmup_steps: int = Field(default=1, ge=0)
-    min_resource: int = Field(default=1, ge=1)
+    min_resource: int = Field(default=2, ge=1)
     reduction_factor: int = Field(default=3, ge=2)
 
 

@@ -40,7 +40,7 @@ IMBALANCED = 1.5  # max/min class count from which class weighting is worth sear
 HELD_OUT_TARGET, HELD_OUT_MIN = 500, 100  # held-out images: 95% intervals of +-4, +-10 points
 SHARE_MIN, SHARE_MAX, SHARE_STRETCH = 0.1, 0.2, 0.25  # val/test shares (STRETCH: to reach MIN)
 MIN_TEST = 30  # a smaller test set says little and costs training images
-EPOCHS = ((3, 5), (2, 3))  # (head, fine-tune): the recipe benchmarks/RESULTS.md runs, then less
+EPOCHS = ((2, 10), (2, 5))  # (head, fine-tune): the recipe benchmarks/RESULTS.md runs, then less
 MIN_TRIALS, MAX_TRIALS = 10, 100  # TPE's 5 random start-up trials and some guided ones; past
 # 100 a search over six parameters gains little (raise budget.trials by hand to disagree).
 
@@ -293,7 +293,8 @@ def budget_entries(plan: Plan, seconds: float, ratio: float) -> list[Entry]:
     if plan.trials < MIN_TRIALS:
         fits += f". Fewer than {MIN_TRIALS} trials are barely a search: give a longer --time"
     recipe = ("the recipe benchmarks/RESULTS.md runs" if (plan.head, plan.finetune) == EPOCHS[0]
-              else f"fewer than {MIN_TRIALS} trials of 3 + 5 epochs fit in the time")
+              else f"fewer than {MIN_TRIALS} trials of {' + '.join(map(str, EPOCHS[0]))} "
+              f"epochs fit in the time")
     balanced = ratio >= IMBALANCED
     return [("budget", {"trials": plan.trials, "timeout": duration(seconds)}, fits),
             ("training", {"head_epochs": plan.head, "finetune_epochs": plan.finetune,
@@ -301,8 +302,9 @@ def budget_entries(plan: Plan, seconds: float, ratio: float) -> list[Entry]:
             ("objective", "val_balanced_accuracy" if balanced else "val_accuracy",
              f"training classes {'im' if balanced else ''}balanced (max/min {ratio:.2f}; "
              f"threshold {IMBALANCED})" + (": every class weighs alike" if balanced else "")),
-            ("pruner", {"kind": "successive_halving"}, "lagging trials stop early (the "
-             "budget counts on it)")]
+            ("pruner", {"kind": "successive_halving", "min_finetune_epochs": 4}, "lagging "
+             "trials stop early (the budget counts on it), never before 4 fine-tune epochs: "
+             "fine-tuning first dips below the probe it starts from, then recovers")]
 
 
 def space_entries(chosen: dict[str, str], source: str, space_path: Path,
@@ -315,10 +317,11 @@ def space_entries(chosen: dict[str, str], source: str, space_path: Path,
         if ratio >= IMBALANCED else ("class_weighting", "none", f"fixed: the training classes "
                                      f"are balanced (max/min {ratio:.2f} < {IMBALANCED})")
     return [("backbone", {"choices": weights}, f"{small}backbones with {source}"),
-            ("unfreeze_depth", {"low": 0.0, "high": 0.6}, "share of the backbone's layers "
+            ("unfreeze_depth", {"low": 0.0, "high": 0.7}, "share of the backbone's layers "
              "unfrozen from the top for fine-tuning"),
-            ("head_lr", {"low": 1.0e-4, "high": 1.0e-2, "log": True}, ""),
-            ("finetune_lr", {"low": 1.0e-6, "high": 1.0e-4, "log": True}, ""),
+            ("head_lr", {"low": 1.0e-5, "high": 1.0e-3, "log": True}, "the head starts as the "
+             "linear probe (training.head_init); a low rate keeps it close"),
+            ("finetune_lr", {"low": 1.0e-5, "high": 3.0e-4, "log": True}, ""),
             ("augmentation_strength", {"low": 0.0, "high": 1.0}, ""), weighting]
 
 
