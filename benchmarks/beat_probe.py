@@ -35,7 +35,8 @@ ARMS = {
     "before": (
         "{head_epochs: 3, finetune_epochs: 5, batch_size: 32, augment_head: true, "
         "head_init: random}",
-        "{kind: successive_halving, min_resource: 2, reduction_factor: 3}",
+        "{kind: successive_halving, min_resource: 2, reduction_factor: 3, "
+        "min_finetune_epochs: 0}",
         {"unfreeze_depth": "{low: 0.0, high: 0.5}",
          "head_lr": "{low: 3.0e-4, high: 1.0e-2, log: true}",
          "finetune_lr": "{low: 1.0e-6, high: 1.0e-4, log: true}"}),
@@ -190,6 +191,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="tlsweep run --workers")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "runs" / "beat_probe")
     args = parser.parse_args()
+    args.out = args.out.resolve()  # the sweep files name their paths absolutely
     if not WEIGHTS.is_file():
         sys.exit(f"skipped: {WEIGHTS} is absent (../shared or $TLSWEEP_SHARED)")
     rows = []

@@ -82,7 +82,7 @@ def tiny_sweep(data_dir: Path, space: Path, study: str = "tiny",
         "seed": "0",
         "budget": "{trials: 3}",
         "training": "{head_epochs: 2, finetune_epochs: 2, batch_size: 16}",
-        "pruner": "{kind: none}",
+        "pruner": "{kind: none, min_finetune_epochs: 0}",  # a pruner set later sees every step
     }
     lines.update(overrides)
     return "".join(f"{k}: {v}\n" for k, v in lines.items() if v is not None)

@@ -266,8 +266,11 @@ class TrainingConfig(Strict):
 
 
 class PrunerConfig(Strict):
-    """``min_finetune_epochs``: no trial is pruned before it has run that many fine-tune epochs,
-    so that none is judged on head-phase accuracy alone, before its unfreeze depth and
+    """``median`` compares a trial's best epoch so far with the others' at the same step: with
+    the head started from the probe (``training.head_init``), that best is the probe's score in
+    every trial, and it stops almost none; ``successive_halving`` compares the epoch's own
+    value. ``min_finetune_epochs``: no trial is pruned before it has run that many fine-tune
+    epochs, so that none is judged on head-phase accuracy alone, before its unfreeze depth and
     fine-tune rate have had any effect (0: the pruner may stop a trial at any epoch)."""
 
     kind: Literal["median", "successive_halving", "hyperband", "none"] = "successive_halving"
