@@ -418,7 +418,9 @@ def test_ctrl_c_while_decoding_says_how_to_resume(ws: Workspace) -> None:
     # The decoding has begun once its staging folder exists (the study exists by then); waiting
     # for study.db alone raced the study's creation on a loaded machine.
     datasets = ws.root / "c" / "datasets"
-    deadline = time.monotonic() + 60
+    # Generous: before the decoding, the weights are checked in a throwaway process that
+    # imports TensorFlow, which took over a minute on a loaded 2-core machine.
+    deadline = time.monotonic() + 300
     while not (datasets.is_dir() and any(datasets.glob(".building-*"))) and \
             time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.05)
