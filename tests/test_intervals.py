@@ -51,6 +51,16 @@ def test_a_perfect_score_lies_inside_its_interval() -> None:
     assert found.value == 1.0 == found.high and found.low < 0.95
 
 
+def test_a_perfect_or_null_accuracy_lies_inside_its_interval() -> None:
+    """Wilson's upper bound at p = 1 is 1 in exact arithmetic; in floats it lands a hair below
+    (0.9999999999999999) for many n, which put a perfect CV score outside its interval."""
+    for n in range(1, 400):
+        perfect = accuracy_estimate(np.diag([n, 0]))
+        null = accuracy_estimate(np.array([[0, n], [0, 0]]))
+        assert perfect.low <= perfect.value == 1.0 <= perfect.high, (n, perfect)
+        assert null.low <= null.value == 0.0 <= null.high, (n, null)
+
+
 def test_balanced_posterior_of_two_classes_narrows_and_centres() -> None:
     # Two classes of 50 at recall 0.9 and 0.7: the mean's posterior is centred near 0.8 and
     # narrower than either class's own interval.

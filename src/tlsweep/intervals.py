@@ -78,7 +78,10 @@ def accuracy_estimate(confusion: np.ndarray) -> Estimate:
     confusion = np.asarray(confusion, dtype=np.int64)
     n, correct = int(confusion.sum()), int(np.trace(confusion))
     low, high = wilson(correct, n)
-    return Estimate(correct / n if n else float("nan"), low, high, n, WILSON)
+    value = correct / n if n else float("nan")
+    if n:  # at p = 0 or 1 a bound is the value itself, which rounding can put a hair inside
+        low, high = min(low, value), max(high, value)
+    return Estimate(value, low, high, n, WILSON)
 
 
 def balanced_estimate(confusion: np.ndarray) -> Estimate:
