@@ -101,22 +101,26 @@ class FinalRun:
                          ("test", self.data.x_test)) if x is not None and len(x)}
             row = {"backbone": name, **self._probe(features)}
             if self.task.reevaluate:
-                x, _ = self.train_and_val()
-                row["cv_confusion"] = self._probe_cv(frozen_features(warm, x, preprocess))
+                row["cv_confusion"] = self._probe_cv(features)
             rows.append(row)
         return rows
 
-    def _probe_cv(self, features: np.ndarray) -> list[list[int]]:
+    def _train_and_val_features(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+        """Features and labels of train+val, in ``train_and_val``'s order (the folds' order)."""
+        return (np.concatenate([features["train"], features["val"]]),
+                np.concatenate([self.data.y_train, self.data.y_val]))
+
+    def _probe_cv(self, features: dict[str, np.ndarray]) -> list[list[int]]:
         """The probe cross-validated on the finalists' folds (pooled out-of-fold), so that
         fine-tuning's estimate has its baseline on the same images, test set or none."""
         from tlsweep.probe import fit_probe
 
-        _, y = self.train_and_val()
+        x, y = self._train_and_val_features(features)
         pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
         for train, held in self.folds(y):
-            fit = fit_probe(features[train], y[train], self.objective, self.config.seed)
-            pooled += np.asarray(_confusion(y[held], fit.predict(features[held]),
-                                            self.data.n_classes))
+            fit = fit_probe(x[train], y[train], self.objective, self.config.seed)
+            pooled += np.asarray(_confusion(y[held], fit.predict(x[held]), self.data.n_classes))
         return pooled.tolist()
 
     def _probe(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -126,9 +130,8 @@ class FinalRun:
                           self.config.seed)
         tested, trained_on = probe, "train"
         if self.task.reevaluate and self.task.deliver == "refit" and "test" in features:
-            tested = fit_probe(np.concatenate([features["train"], features["val"]]),
-                               np.concatenate([self.data.y_train, self.data.y_val]),
-                               self.objective, self.config.seed)
+            tested = fit_probe(*self._train_and_val_features(features), self.objective,
+                               self.config.seed)
             trained_on = "train+val"
         test = features.get("test")
         return {"c": probe.c, "cv_score": probe.cv_score,
