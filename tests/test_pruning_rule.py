@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tlsweep.protocol import EpochAnswer, EpochFinished
 from tlsweep.runner import Interrupts, TrialSession
 
 
@@ -38,11 +39,11 @@ def test_the_pruner_is_not_asked_before_the_first_prunable_step(
     session = TrialSession(study, trial, Quiet(), Interrupts(), tmp_path / "trial")
     session.first_prunable = first_prunable
     answers = []
-    for step in range(8):  # as a worker does: it stops at the first "prune"
-        answers.append(session.handle(("epoch", record(step, head_epochs=4))))
-        if answers[-1] == "prune":
+    for step in range(8):  # as a worker does: it stops at the first PRUNE
+        answers.append(session.handle(EpochFinished(record(step, head_epochs=4))))
+        if answers[-1] is EpochAnswer.PRUNE:
             break
-    assert answers == ["continue"] * expected + ["prune"]
+    assert answers == [EpochAnswer.CONTINUE] * expected + [EpochAnswer.PRUNE]
     assert trial.user_attrs["pruned_at"] == expected
 
 

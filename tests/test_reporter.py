@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tlsweep.protocol import EpochAnswer, EpochFinished, RunTrial
 from tlsweep.trial import AnswersLater, StopTrial
 from tlsweep.worker import PipeReporter
 
@@ -22,7 +23,7 @@ def reported(step: int) -> tuple[PipeReporter, Connection]:
     worker_end, orchestrator = Pipe()
     reporter = PipeReporter(worker_end, number=0, memory_limited=False)
     reporter.epoch_finished(record(step))
-    assert orchestrator.recv() == ("epoch", {"step": step})
+    assert orchestrator.recv() == EpochFinished({"step": step})
     return reporter, orchestrator
 
 
@@ -30,12 +31,12 @@ def test_an_epoch_is_answered_while_the_next_trains() -> None:
     reporter, orchestrator = reported(0)  # returned without an answer
     assert isinstance(reporter, AnswersLater)
     reporter.poll()  # nothing yet: training goes on
-    orchestrator.send("continue")
+    orchestrator.send(EpochAnswer.CONTINUE)
     reporter.poll()
     assert reporter.unanswered is None
     reporter.epoch_finished(record(1))
     orchestrator.recv()
-    orchestrator.send("prune")
+    orchestrator.send(EpochAnswer.PRUNE)
     with pytest.raises(StopTrial) as stopped:
         reporter.poll()  # a batch of epoch 2 learns epoch 1 was pruned
     assert (stopped.value.reason, stopped.value.step) == ("pruned", 1)
@@ -43,7 +44,7 @@ def test_an_epoch_is_answered_while_the_next_trains() -> None:
 
 def test_no_epoch_is_reported_before_the_last_is_answered() -> None:
     reporter, orchestrator = reported(3)
-    orchestrator.send("interrupt")
+    orchestrator.send(EpochAnswer.INTERRUPT)
     with pytest.raises(StopTrial) as stopped:
         reporter.epoch_finished(record(4))
     assert (stopped.value.reason, stopped.value.step) == ("interrupted", 3)
@@ -52,7 +53,7 @@ def test_no_epoch_is_reported_before_the_last_is_answered() -> None:
 
 def test_a_failed_trial_leaves_no_answer_for_the_next() -> None:
     reporter, orchestrator = reported(0)
-    orchestrator.send("continue")
+    orchestrator.send(EpochAnswer.CONTINUE)
     reporter.forget()  # the trial raised while its epoch 0 was unanswered
-    orchestrator.send(("trial", "next"))
-    assert reporter.conn.recv() == ("trial", "next")
+    orchestrator.send(RunTrial("next"))
+    assert reporter.conn.recv() == RunTrial("next")

@@ -24,6 +24,15 @@ from optuna.trial import TrialState
 
 from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
 from tlsweep.errors import SweepAborted, SystematicFailure
+from tlsweep.protocol import (
+    Ending,
+    EpochAnswer,
+    EpochFinished,
+    EpochStarted,
+    KeepModel,
+    Outcome,
+    TrialDone,
+)
 from tlsweep.space import suggest
 from tlsweep.storage import budget_lock
 from tlsweep.study import (
@@ -37,7 +46,7 @@ from tlsweep.study import (
 )
 from tlsweep.tflog import log_path
 from tlsweep.worker import TrialTask, WorkerSpec
-from tlsweep.workers import Outcome, WorkerSlot
+from tlsweep.workers import WorkerSlot
 
 INTERRUPTED = 130
 
@@ -142,28 +151,30 @@ class TrialSession:
             self.listener.epoch_finished(EpochRecord(**record))
         self.unsaved.clear()
 
-    def handle(self, message: tuple) -> str | None:
-        kind = message[0]
-        if kind == "epoch_started":
+    def handle(self, message: EpochStarted | EpochFinished | TrialDone
+               ) -> EpochAnswer | KeepModel | None:
+        if isinstance(message, EpochStarted):
             # The worker trains on: store the previous epoch's curve meanwhile, off the path
             # between an epoch and its answer (the checkpoint holds it already).
             self.save_curve()
-            self.listener.epoch_started(*message[1:])
+            self.listener.epoch_started(message.phase, message.step, message.total_steps)
             return None
-        if kind == "done":
+        if isinstance(message, TrialDone):
             self.save_curve()
-            return "keep" if self.among_best(message[1]["value"]) else "discard"
-        record = message[1]
+            return KeepModel(self.among_best(message.summary["value"]))
+        return self.answer(message.record)
+
+    def answer(self, record: dict[str, Any]) -> EpochAnswer:
         self.curve.append(record)
         self.unsaved.append(record)
         self._report(record)
         self.heartbeat()
         if self.interrupts.requested:
-            return "interrupt"
+            return EpochAnswer.INTERRUPT
         if record["step"] >= self.first_prunable and self.trial.should_prune():
             self.trial.set_user_attr("pruned_at", record["step"])
-            return "prune"
-        return "continue"
+            return EpochAnswer.PRUNE
+        return EpochAnswer.CONTINUE
 
 
 def checkpoint_root(plan: Plan) -> Path:
@@ -298,14 +309,14 @@ class SweepRunner:
     def finish(self, trial: optuna.Trial, outcome: Outcome, checkpoint_dir: Path,
                session: TrialSession) -> None:
         session.save_curve()
-        if outcome.kind == "done":
+        if outcome.ending is Ending.DONE:
             trial.set_user_attr("result", outcome.summary)
             trial.set_user_attr("worker_peak_rss_mb", outcome.peak_rss_mb)
             self.study.tell(trial, outcome.summary["value"])
-        elif outcome.kind == "pruned":
+        elif outcome.ending is Ending.PRUNED:
             trial.set_user_attr("result", outcome.summary)
             self.study.tell(trial, state=TrialState.PRUNED)
-        elif outcome.kind == "interrupted":
+        elif outcome.ending is Ending.INTERRUPTED:
             trial.set_user_attr("error", f"interrupted at step {outcome.step}; resumes from its "
                                          f"checkpoint")
             self.study.tell(trial, state=TrialState.FAIL)
@@ -316,7 +327,7 @@ class SweepRunner:
                 trial.set_user_attr("traceback", outcome.traceback[-4000:])
             self.study.tell(trial, state=TrialState.FAIL)
         frozen = self.study._storage.get_trial(trial._trial_id)
-        if outcome.kind != "interrupted":
+        if outcome.ending is not Ending.INTERRUPTED:
             TrialCheckpoints(checkpoint_dir).discard()
         self.untidy = True
         self.listener.trial_finished(frozen, self.study)
@@ -348,7 +359,7 @@ class SweepRunner:
         """Two trials in a row that fail before their first epoch with the same error are not
         two results but one cause: both are queued again (a retry keeps the trial's place in
         the budget) and the sweep stops with that error."""
-        if outcome.kind != "failed" or session.curve:
+        if outcome.ending is not Ending.FAILED or session.curve:
             self.setup_failures.clear()
             return
         self.setup_failures.append((frozen, outcome.error or "unknown"))
@@ -364,7 +375,7 @@ class SweepRunner:
             f"the cause, then continue with `tlsweep resume {self.study.study_name}`.")
 
     def count_failure(self, outcome: Outcome) -> None:
-        if outcome.kind != "failed":
+        if outcome.ending is not Ending.FAILED:
             self.failures.clear()
             return
         self.failures.append(outcome.error or "unknown")

@@ -2,7 +2,8 @@
 
 It never touches the study's storage. It reports each epoch over a pipe and waits for the
 orchestrator's answer (continue, prune or interrupt), so a worker that dies takes nothing with it:
-the orchestrator records the trial as failed with the reason and starts a fresh worker.
+the orchestrator records the trial as failed with the reason and starts a fresh worker. The
+messages are the types of ``protocol``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,23 @@ from typing import Any
 
 from tlsweep.backbones import Backbone
 from tlsweep.config import Sweep
+from tlsweep.protocol import (
+    STOPPING_ANSWERS,
+    Ending,
+    EpochAnswer,
+    EpochFinished,
+    EpochStarted,
+    KeepModel,
+    ModelSaved,
+    RunTrial,
+    StopWorker,
+    TrialDone,
+    TrialFailed,
+    TrialStopped,
+    WorkerIdle,
+    WorkerReady,
+    WorkerRetiring,
+)
 from tlsweep.space import TrialParams
 from tlsweep.tflog import redirect_to_log
 
@@ -104,12 +122,12 @@ class PipeReporter:
         self.unanswered: int | None = None  # the step reported and not yet answered
 
     def epoch_started(self, phase: str, step: int, total_steps: int) -> None:
-        self.conn.send(("epoch_started", phase, step, total_steps))
+        self.conn.send(EpochStarted(phase, step, total_steps))
 
     def epoch_finished(self, record: Any) -> None:
         self.settle()
         _failpoint(self.number, record.step, self.memory_limited)
-        self.conn.send(("epoch", record.as_dict()))
+        self.conn.send(EpochFinished(record.as_dict()))
         self.unanswered = record.step
 
     def poll(self) -> None:
@@ -127,12 +145,12 @@ class PipeReporter:
             self.conn.recv()
             self.unanswered = None
 
-    def _obey(self, answer: str) -> None:
+    def _obey(self, answer: EpochAnswer) -> None:
         from tlsweep.trial import StopTrial
 
         step, self.unanswered = self.unanswered, None
-        if answer in ("prune", "interrupt"):
-            raise StopTrial("pruned" if answer == "prune" else "interrupted", step)
+        if answer in STOPPING_ANSWERS:
+            raise StopTrial(STOPPING_ANSWERS[answer].value, step)
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -154,25 +172,27 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
         result = run_trial(task.params, spec.backbones[task.params.backbone], dataset,
                            task.settings, reporter, checkpoints, pool)
     except StopTrial as stop:
-        conn.send(("stopped", stop.reason, stop.step, _summary(stop.result)))
+        conn.send(TrialStopped(Ending(stop.reason), stop.step, _summary(stop.result)))
         return
     except MemoryError:
-        conn.send(("error", f"MemoryError: the trial passed the worker's memory limit "
-                            f"({spec.memory_limit_mb} MB above start-up)", traceback.format_exc()))
+        conn.send(TrialFailed(f"MemoryError: the trial passed the worker's memory limit "
+                              f"({spec.memory_limit_mb} MB above start-up)",
+                              traceback.format_exc()))
         raise SystemExit(3) from None  # the heap may be in pieces: start a fresh worker
     except Exception as exc:
         reporter.forget()
-        conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        conn.send(TrialFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         return
-    conn.send(("done", _summary(result), peak_rss_mb()))
-    if conn.recv() == "keep":
+    conn.send(TrialDone(_summary(result), peak_rss_mb()))
+    answer: KeepModel = conn.recv()
+    if answer.keep:
         # Written beside the trial's folder, then moved in: the orchestrator clears that
         # folder meanwhile, and a worker killed mid-write must not leave half a model.
         partial = task.checkpoint_dir.with_name(f".{task.checkpoint_dir.name}-{FINAL_MODEL}")
         task.checkpoint_dir.mkdir(parents=True, exist_ok=True)  # and so the partial's folder
         result.best_model().save(partial)  # the epoch the trial's value describes
         os.replace(partial, task.checkpoint_dir / FINAL_MODEL)
-    conn.send(("kept",))
+    conn.send(ModelSaved())
 
 
 def precision_policy(setting: str, gpu_capabilities: list[tuple[int, int]]) -> str:
@@ -239,18 +259,18 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         _limit_memory(spec.memory_limit_mb)
     devices = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                "intra_op_threads": threads or None, "precision": policy}
-    conn.send(("ready", os.getpid(), rss_mb(), devices,
-               {"data_s": data_s, "import_s": import_s}))
+    conn.send(WorkerReady(os.getpid(), rss_mb(), devices,
+                          {"data_s": data_s, "import_s": import_s}))
     pool = ModelPool(keep=config.execution.reuse_models)
     try:
         while True:
-            message = conn.recv()
-            if message[0] == "stop":
+            message: RunTrial | StopWorker = conn.recv()
+            if isinstance(message, StopWorker):
                 return
-            _run_one(conn, spec, dataset, message[1], pool)
+            _run_one(conn, spec, dataset, message.task, pool)
             if rss_mb() > spec.recycle_memory_mb:
-                conn.send(("recycle", rss_mb()))
+                conn.send(WorkerRetiring(rss_mb()))
                 return
-            conn.send(("idle", rss_mb()))
+            conn.send(WorkerIdle(rss_mb()))
     except (EOFError, BrokenPipeError):
         return  # the orchestrator is gone

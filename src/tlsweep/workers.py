@@ -17,12 +17,27 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tlsweep.atomic import write_text
 from tlsweep.errors import TlsweepError
+from tlsweep.protocol import (
+    Ending,
+    EpochAnswer,
+    EpochFinished,
+    EpochStarted,
+    KeepModel,
+    ModelSaved,
+    Outcome,
+    RunTrial,
+    StopWorker,
+    TrialDone,
+    TrialFailed,
+    TrialStopped,
+    WorkerIdle,
+    WorkerReady,
+)
 from tlsweep.tflog import see_log
 from tlsweep.worker import TrialTask, WorkerSpec, worker_main
 
@@ -50,20 +65,10 @@ class WorkerDied(Exception):
         self.reason = reason
 
 
-@dataclass
-class Outcome:
-    """How a trial ended in the worker: done, pruned, interrupted or failed."""
-
-    kind: str
-    step: int | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    traceback: str | None = None
-    peak_rss_mb: float | None = None
-
-
-# handle(message) is called for each message during a trial and returns the reply, if any.
-MessageHandler = Callable[[tuple], str | None]
+# handle(message) is called for each epoch message and for the trial's end, and returns the
+# reply: an EpochAnswer for a finished epoch, KeepModel for TrialDone, None otherwise.
+MessageHandler = Callable[[EpochStarted | EpochFinished | TrialDone],
+                          EpochAnswer | KeepModel | None]
 
 
 class Worker:
@@ -78,21 +83,22 @@ class Worker:
                                        name="tlsweep-worker")
         self.process.start()
         child.close()
-        self.ending: tuple[str, ...] = ()  # what the last trial still owes: "kept", "idle"
+        # What the last trial still owes: ModelSaved and its WorkerIdle, or the latter only.
+        self.ending: tuple[type, ...] = ()
         ready = self._receive(start_timeout, idle=None)
-        if ready[0] != "ready":
-            raise self.died(f"worker sent {ready[0]!r} instead of starting")
-        self.pid: int = ready[1]
-        self.devices: dict[str, Any] = ready[3]
+        if not isinstance(ready, WorkerReady):
+            raise self.died(f"worker sent {type(ready).__name__} instead of starting")
+        self.pid: int = ready.pid
+        self.devices: dict[str, Any] = ready.devices
         # Spawn to ready: process start, imports and data; reported with its first trial.
         self.startup: dict[str, float] | None = {
-            **ready[4], "total_s": time.perf_counter() - began}
+            **ready.startup, "total_s": time.perf_counter() - began}
 
     @property
     def alive(self) -> bool:
         return self.process.is_alive()
 
-    def _receive(self, timeout: float | None, idle: Callable[[], None] | None) -> tuple:
+    def _receive(self, timeout: float | None, idle: Callable[[], None] | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -121,24 +127,24 @@ class Worker:
             started: Callable[[], None] | None = None) -> Outcome:
         """Run one trial; raises WorkerDied if the process dies before it ends. ``started``
         runs once the task is sent, while the worker begins."""
-        self.conn.send(("trial", task))
+        self.conn.send(RunTrial(task))
         if started is not None:
             started()
         while True:
             message = self._receive(None, idle)
-            kind = message[0]
-            if kind == "done":
-                reply = handle(message)
-                self.conn.send(reply or "discard")
+            if isinstance(message, TrialDone):
+                self.conn.send(handle(message) or KeepModel(False))
                 # The worker saves the model (if kept) while the orchestrator records the
                 # trial and samples the next one; ``after_trial`` waits for it.
-                self.ending = ("kept", "idle")
-                return Outcome("done", summary=message[1], peak_rss_mb=message[2])
-            if kind in ("stopped", "error"):
-                self.ending = ("idle",)
-                if kind == "stopped":
-                    return Outcome(message[1], step=message[2], summary=message[3])
-                return Outcome("failed", error=message[1], traceback=message[2])
+                self.ending = (ModelSaved, WorkerIdle)
+                return Outcome(Ending.DONE, summary=message.summary,
+                               peak_rss_mb=message.peak_rss_mb)
+            if isinstance(message, TrialStopped):
+                self.ending = (WorkerIdle,)
+                return Outcome(message.ending, step=message.step, summary=message.summary)
+            if isinstance(message, TrialFailed):
+                self.ending = (WorkerIdle,)
+                return Outcome(Ending.FAILED, error=message.error, traceback=message.traceback)
             reply = handle(message)
             if reply is not None:
                 self.conn.send(reply)
@@ -148,16 +154,16 @@ class Worker:
         worker's state. False once the worker has retired itself, or died meanwhile."""
         ending, self.ending = self.ending, ()
         try:
-            if "kept" in ending:
+            if ModelSaved in ending:
                 self._receive(None, None)
             message = self._receive(30.0, None)
         except WorkerDied:
             return False
-        return message[0] == "idle"
+        return isinstance(message, WorkerIdle)
 
     def stop(self) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
-            self.conn.send(("stop",))
+            self.conn.send(StopWorker())
         self.process.join(10)
         if self.process.is_alive():
             self.kill()
@@ -198,7 +204,7 @@ class WorkerSlot:
             return worker.run(task, handle, idle, started)
         except WorkerDied as died:
             self.worker = None
-            return Outcome("failed", error=died.reason)
+            return Outcome(Ending.FAILED, error=died.reason)
 
     def close(self) -> None:
         if self.worker is not None:
