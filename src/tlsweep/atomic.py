@@ -10,11 +10,15 @@ from pathlib import Path
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; once the block ends without error it is
-    renamed onto ``path`` (a rename within one file system is atomic), else removed."""
+def replacing(path: Path, suffix: str = ".tmp", staging: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder (or in ``staging``, a folder on the same
+    file system); once the block ends without error it is renamed onto ``path`` (a rename
+    within one file system is atomic), else removed. ``suffix``: what a writer that goes by
+    the file's name needs (Keras saves only to ``.keras``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    folder = staging or path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=suffix)
     os.close(handle)
     try:
         yield Path(temporary)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tlsweep import environment
 from tlsweep.config import BackboneChoice
 from tlsweep.errors import ConfigError
 
@@ -66,7 +67,7 @@ def keras_cache_dir() -> Path:
 
 
 def _network_reachable(host: str = "storage.googleapis.com", port: int = 443) -> bool:
-    if os.environ.get("TLSWEEP_OFFLINE", "") not in ("", "0"):
+    if os.environ.get(environment.OFFLINE, "") not in ("", "0"):
         return False
     try:
         socket.create_connection((host, port), timeout=3).close()

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tlsweep.atomic import write_text
+
 LATEST = "latest.json"
 FINAL_MODEL = "model.keras"
 # Every variable in order, as a run of .npy records: the layout (dtype and shape of each), then one
@@ -116,10 +118,7 @@ class TrialCheckpoints:
             shutil.rmtree(previous, ignore_errors=True)
 
     def _publish(self, data: dict[str, Any]) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".json.tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out)
-        os.replace(temporary, self.directory / LATEST)
+        write_text(self.directory / LATEST, json.dumps(data))
 
     def restore(self, model: Any, with_optimizer: bool, trained: Any = None) -> None:
         """Load the weights into ``model``, and the optimiser state into ``trained``'s

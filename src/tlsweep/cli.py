@@ -16,13 +16,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tlsweep import environment
 from tlsweep.errors import ConfigError, TlsweepError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find the transfer-learning setup that works for an image dataset.")
 # A pipe gets wide lines rather than an 80-column wrap of the leaderboard. Workers started by
 # `run --workers` share their parent's terminal: they print lines, never a live view of their own.
-_plain = os.environ.get("TLSWEEP_PLAIN_OUTPUT") == "1" or not sys.stdout.isatty()
+_plain = os.environ.get(environment.PLAIN_OUTPUT) == "1" or not sys.stdout.isatty()
 console = Console(width=240 if _plain else None, force_terminal=False if _plain else None)
 errors = Console(stderr=True)
 
@@ -55,7 +56,7 @@ def _workers_and_gpus(workers: int, gpus: str | None) -> tuple[int, list[str] | 
 
 
 Storage = Annotated[str | None, typer.Option(
-    "--storage", envvar="TLSWEEP_STORAGE", show_envvar=False,
+    "--storage", envvar=environment.STORAGE, show_envvar=False,
     help="Optuna storage URL (postgresql://...); default: a file in the results folder.")]
 Workers = Annotated[int, typer.Option(
     "--workers", min=1, help="Worker processes on this machine.")]
@@ -97,7 +98,7 @@ def resume(
 def worker(
     sweep: Annotated[Path, typer.Argument(help="The sweep file (YAML).")],
     storage: Annotated[str, typer.Option(
-        "--storage", envvar="TLSWEEP_STORAGE", show_envvar=False,
+        "--storage", envvar=environment.STORAGE, show_envvar=False,
         help="The shared storage URL, e.g. postgresql://user:pass@host/db.")],
     timeout: Annotated[str | None, typer.Option(help="Override budget.timeout, e.g. 2h.")] = None,
     results_dir: ResultsDir = None,

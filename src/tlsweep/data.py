@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tlsweep import environment
 from tlsweep.config import DataConfig
 from tlsweep.duplicates import DuplicateReport, find_duplicates
 from tlsweep.errors import DataError
+from tlsweep.process import process_alive
 
 CACHE_FORMAT = 3  # 2: the decoded images' paths are kept (duplicate reports); 3: relative
 # GIFs in image folders are almost always web placeholders ("image not found"), not samples.
@@ -27,7 +29,7 @@ SKIPPED_FORMATS = {"GIF": "GIF (usually a web placeholder); convert it to PNG or
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("TLSWEEP_CACHE", Path.home() / ".cache" / "tlsweep"))
+    return Path(os.environ.get(environment.CACHE, Path.home() / ".cache" / "tlsweep"))
 
 
 @dataclass(frozen=True)
@@ -166,13 +168,8 @@ def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, n
 def _remove_abandoned_builds(folder: Path) -> None:
     """Staging folders of builds whose process died (killed mid-decode, say)."""
     for staging in folder.glob(".building-*"):
-        pid = int(staging.name.split("-")[1])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not process_alive(int(staging.name.split("-")[1])):
             shutil.rmtree(staging, ignore_errors=True)
-        except PermissionError:
-            continue
 
 
 def _build_cache(target: Path, root: Path, files: list[tuple[Path, int]], size: int,

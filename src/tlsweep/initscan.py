@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from tlsweep import backbones as bb
+from tlsweep import environment
 from tlsweep.data import Skipped, decode_or_skip, scan_classes
 from tlsweep.errors import ConfigError, DataError
 
@@ -126,7 +127,7 @@ def machine() -> tuple[int, bool]:
     """(CPU cores this process may use, whether TensorFlow here can use an NVIDIA GPU)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
         os.cpu_count() or 1
-    threads = os.environ.get("TLSWEEP_THREADS", "0")
+    threads = os.environ.get(environment.THREADS, "0")
     cores = min(cores, int(threads)) if threads.isdigit() and int(threads) > 0 else cores
     try:
         metadata.distribution("tensorflow-cpu")

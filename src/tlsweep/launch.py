@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 from rich.console import Console
 
+from tlsweep import environment
 from tlsweep.config import BudgetConfig, Sweep, load_sweep, parse_duration
 from tlsweep.errors import ConfigError, TlsweepError
 from tlsweep.paths import results_root
@@ -43,9 +44,6 @@ from tlsweep.study import (
 )
 from tlsweep.tflog import log_path, stderr_to_log
 from tlsweep.workers import Lease
-
-STORAGE_ENV = "TLSWEEP_STORAGE"  # how a parent hands a storage URL to its workers: never argv
-THREADS_ENV = "TLSWEEP_THREADS"
 
 
 def with_overrides(sweep: Sweep, trials: int | None, timeout: str | None) -> Sweep:
@@ -281,8 +279,8 @@ class Launcher:
             command += ["--timeout", timeout]
 
         def start(index: int) -> subprocess.Popen:
-            env = {**os.environ, STORAGE_ENV: url, THREADS_ENV: str(threads),
-                   "TLSWEEP_PLAIN_OUTPUT": "1"}
+            env = {**os.environ, environment.STORAGE: url, environment.THREADS: str(threads),
+                   environment.PLAIN_OUTPUT: "1"}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             # Own session: a Ctrl-C reaches the parent only, which passes on one SIGINT.

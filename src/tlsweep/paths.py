@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tlsweep import environment
+
 STORAGE_FILE = "study.db"
 
 
 def results_root() -> Path:
-    return Path(os.environ.get("TLSWEEP_RESULTS", "results"))
+    return Path(os.environ.get(environment.RESULTS, "results"))
 
 
 def study_dir(study: str, root: Path | None = None) -> Path:

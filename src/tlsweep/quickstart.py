@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tlsweep.atomic import replacing
 from tlsweep.data import cache_root
 from tlsweep.tflog import log_path, stderr_to_log
 
@@ -85,13 +86,12 @@ def prepare() -> Path:
     if not (root / DATA_DIR).is_dir():
         _write_transfer_folder(root / DATA_DIR, images[labels >= 5], labels[labels >= 5])
     if not (root / BACKBONE_FILE).is_file():
-        partial = root / f".{BACKBONE_FILE}.partial.keras"
         # TensorFlow's start-up lines go to a log beside the backbone they describe: the study's
         # folder does not exist yet (nothing of it is made before its checks), and the cache
         # keeps the log as long as the backbone, built once for every quickstart.
-        with stderr_to_log(log_path(root), "quickstart pretraining"):
+        with stderr_to_log(log_path(root), "quickstart pretraining"), \
+                replacing(root / BACKBONE_FILE, suffix=".keras") as partial:
             _pretrain_backbone(partial, images[labels < 5], labels[labels < 5])
-        partial.rename(root / BACKBONE_FILE)
     assets = resources.files("tlsweep") / "assets"
     for name in ("quickstart.yaml", "quickstart_space.yaml"):
         (root / name).write_text(assets.joinpath(name).read_text(encoding="utf-8"))

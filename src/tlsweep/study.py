@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 import optuna
 from optuna.trial import TrialState
 
-from tlsweep import __version__
+from tlsweep import __version__, environment
 from tlsweep.backbones import Backbone, resolve
 from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, changed_keys, load_sweep
 from tlsweep.data import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
 from tlsweep.paths import study_dir
+from tlsweep.process import process_alive
 from tlsweep.space import TrialParams
 from tlsweep.storage import budget_lock, existing_local_url, local_path, mask, open_storage
 
@@ -89,15 +90,15 @@ def writable_folder(path: Path, what: str) -> None:
 
 def check_environment() -> None:
     """The environment variables a run reads later, in a worker, checked here first."""
-    threads = os.environ.get("TLSWEEP_THREADS", "0")
+    threads = os.environ.get(environment.THREADS, "0")
     if not threads.isdigit():
-        raise ConfigError(f"TLSWEEP_THREADS: {threads!r} is not a number of CPU threads; set a "
-                          f"whole number such as 2, or unset it.")
-    from tlsweep.worker import FAILPOINT, FAILPOINT_ENV
+        raise ConfigError(f"{environment.THREADS}: {threads!r} is not a number of CPU threads; "
+                          f"set a whole number such as 2, or unset it.")
+    from tlsweep.worker import FAILPOINT
 
-    failpoint = os.environ.get(FAILPOINT_ENV, "")
+    failpoint = os.environ.get(environment.FAILPOINT, "")
     if failpoint and not FAILPOINT.fullmatch(failpoint):
-        raise ConfigError(f"{FAILPOINT_ENV}: {failpoint!r} is not a failpoint; write e.g. "
+        raise ConfigError(f"{environment.FAILPOINT}: {failpoint!r} is not a failpoint; write e.g. "
                           f"trial=3,step=4:sigkill (actions: raise, sigkill, segfault, oom), "
                           f"or unset it.")
 
@@ -110,7 +111,7 @@ def check(sweep: Sweep, root: Path | None = None) -> Plan:
     config = sweep.config
     check_environment()
     writable_folder(root or study_dir(config.study).parent, "--results-dir (or TLSWEEP_RESULTS)")
-    writable_folder(cache_root(), "TLSWEEP_CACHE (decoded images and features)")
+    writable_folder(cache_root(), f"{environment.CACHE} (decoded images and features)")
     if config.execution.checkpoint_dir is not None:
         writable_folder(config.execution.checkpoint_dir, f"{sweep.path}: execution.checkpoint_dir")
     where = f"{config.search_space}: backbone.choices"
@@ -248,7 +249,7 @@ def join_study(plan: Plan, url: str) -> optuna.Study:
 
 def locate(directory: Path, url: str | None) -> str:
     """The storage of a study: the one given, else the local file in its results folder."""
-    found = url or existing_local_url(directory) or os.environ.get("TLSWEEP_STORAGE")
+    found = url or existing_local_url(directory) or os.environ.get(environment.STORAGE)
     if found is None:
         raise ConfigError(f"{directory}: no study storage here (study.db or journal.log). Start "
                           f"the study with `tlsweep run SWEEP.yaml`, or pass --storage URL.")
@@ -334,13 +335,7 @@ def _owner_dead(trial: optuna.trial.FrozenTrial) -> bool:
         return True  # ask and owner are set under the budget lock: no owner, no process
     if owner.get("host") != socket.gethostname():
         return False  # another machine's: Optuna's heartbeat watches it
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not process_alive(int(owner["pid"]))
 
 
 def recover_stale(study: optuna.Study) -> list[int]:

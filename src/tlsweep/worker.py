@@ -21,6 +21,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from tlsweep import environment
+from tlsweep.atomic import replacing
 from tlsweep.backbones import Backbone
 from tlsweep.config import Sweep
 from tlsweep.protocol import (
@@ -46,7 +48,6 @@ from tlsweep.tflog import redirect_to_log
 # A failpoint for tests and drills: TLSWEEP_FAILPOINT="trial=3,step=4:sigkill" makes the worker
 # fail that way after that epoch's checkpoint (trial=* for every trial). Actions: raise, sigkill,
 # segfault, oom (needs execution.memory_limit_mb).
-FAILPOINT_ENV = "TLSWEEP_FAILPOINT"
 FAILPOINT = re.compile(r"trial=(?P<trial>\*|\d+),step=(?P<step>\d+):"
                        r"(?P<action>raise|sigkill|segfault|oom)")
 
@@ -92,7 +93,7 @@ def _limit_memory(extra_mb: int) -> None:
 
 
 def _failpoint(number: int, step: int, memory_limited: bool) -> None:
-    found = FAILPOINT.fullmatch(os.environ.get(FAILPOINT_ENV, ""))  # checked before the run
+    found = FAILPOINT.fullmatch(os.environ.get(environment.FAILPOINT, ""))  # checked before the run
     if found is None or found["trial"] not in ("*", str(number)) or int(found["step"]) != step:
         return
     action = found["action"]
@@ -188,10 +189,9 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
     if answer.keep:
         # Written beside the trial's folder, then moved in: the orchestrator clears that
         # folder meanwhile, and a worker killed mid-write must not leave half a model.
-        partial = task.checkpoint_dir.with_name(f".{task.checkpoint_dir.name}-{FINAL_MODEL}")
-        task.checkpoint_dir.mkdir(parents=True, exist_ok=True)  # and so the partial's folder
-        result.best_model().save(partial)  # the epoch the trial's value describes
-        os.replace(partial, task.checkpoint_dir / FINAL_MODEL)
+        with replacing(task.checkpoint_dir / FINAL_MODEL, suffix=".keras",
+                       staging=task.checkpoint_dir.parent) as partial:
+            result.best_model().save(partial)  # the epoch the trial's value describes
     conn.send(ModelSaved())
 
 
@@ -222,7 +222,7 @@ def _gpu_capabilities() -> list[tuple[int, int]]:
 def setup_tensorflow(config: Any) -> tuple[str, int]:
     """Import TensorFlow once, with this process's threads, graph options and precision policy:
     (the policy, the intra-op threads or 0 for TensorFlow's default)."""
-    threads = int(os.environ.get("TLSWEEP_THREADS", "0"))
+    threads = int(os.environ.get(environment.THREADS, "0"))
     if threads:  # this worker's share of the cores, when several share the machine
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")

@@ -22,6 +22,7 @@ from typing import Any
 
 from tlsweep.atomic import write_text
 from tlsweep.errors import TlsweepError
+from tlsweep.process import process_alive
 from tlsweep.protocol import (
     Ending,
     EpochAnswer,
@@ -226,16 +227,6 @@ class StudyBusy(TlsweepError):
     """Another live process is running this study."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Lease:
     """A study's lease file: who runs it. A lease whose process is gone is stale."""
 
@@ -248,7 +239,7 @@ class Lease:
         except (OSError, ValueError):
             return None
         same_host = data.get("host") == socket.gethostname()
-        if same_host and not _pid_alive(int(data.get("pid", -1))):
+        if same_host and not process_alive(int(data.get("pid", -1))):
             return None
         return data
 
