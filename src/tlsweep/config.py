@@ -80,6 +80,7 @@ class FloatRange(Strict):
 
 
 def _by_shape(value: Any) -> str:
+    """A mapping is a searched range or choice; anything else is a fixed value."""
     return _RANGE if isinstance(value, dict) else _FIXED
 
 
@@ -125,13 +126,9 @@ class BackboneChoices(Strict):
     choices: dict[str, BackboneChoice] = Field(min_length=1)
 
 
-def _backbone_shape(value: Any) -> str:
-    return _RANGE if isinstance(value, dict) else _FIXED
-
-
 BackboneParam = Annotated[
     Annotated[str, Tag(_FIXED)] | Annotated[BackboneChoices, Tag(_RANGE)],
-    Discriminator(_backbone_shape),
+    Discriminator(_by_shape),
 ]
 
 
@@ -263,6 +260,11 @@ class TrainingConfig(Strict):
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     augment_head: bool = False
     head_init: Literal["probe", "random"] = "probe"
+
+    @property
+    def total_epochs(self) -> int:
+        """A full trial's steps: both phases' epochs."""
+        return self.head_epochs + self.finetune_epochs
 
 
 class PrunerConfig(Strict):

@@ -165,7 +165,7 @@ def attach_search(study: optuna.Study, sweep: Sweep) -> None:
     sampler's seed moves on by the trials already run, so a seeded sampler does not propose
     the first trials' parameters again."""
     config = sweep.config
-    max_steps = config.training.head_epochs + config.training.finetune_epochs
+    max_steps = config.training.total_epochs
     study.sampler = make_sampler(config.sampler, config.seed + len(study.trials))
     study.pruner = make_pruner(config.pruner, max_steps)
 

@@ -184,7 +184,7 @@ def _tuner(plan: Plan, hypermodel: Any, recorder: TrialRecorder, listener: Liste
     objective = kt.Objective(config.objective, direction="max")
     options: dict[str, Any] = {}
     if tuner_config.kind == "hyperband":
-        options = {"max_epochs": config.training.head_epochs + config.training.finetune_epochs,
+        options = {"max_epochs": config.training.total_epochs,
                    "factor": tuner_config.factor,
                    "hyperband_iterations": tuner_config.hyperband_iterations}
     tuner = RecordingTuner(
@@ -205,10 +205,8 @@ def run_keras_tuner(plan: Plan, study: optuna.Study, listener: Listener,
     hypermodel = _hypermodel_class()(plan, listener, first_number=len(study.trials))
     tuner = _tuner(plan, hypermodel, recorder, listener, resuming)
     hypermodel.searching = True
-    total_steps = plan.sweep.config.training.head_epochs + plan.sweep.config.training.\
-        finetune_epochs
     try:
-        tuner.search(epochs=total_steps, verbose=0)
+        tuner.search(epochs=plan.sweep.config.training.total_epochs, verbose=0)
     except KeyboardInterrupt:
         return INTERRUPTED
     except RuntimeError as exc:  # keras-tuner gives up after too many failed trials
