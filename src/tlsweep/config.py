@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -28,8 +28,7 @@ from pydantic import (
 
 from tlsweep.errors import ConfigError
 
-CLASS_WEIGHTING_MODES = ("none", "balanced", "sqrt")
-OBJECTIVES = ("val_accuracy", "val_balanced_accuracy")
+Weighting = Literal["none", "balanced", "sqrt"]
 _FIXED, _RANGE = "fixed value", "range or choice"
 
 
@@ -91,11 +90,11 @@ FloatParam = Annotated[
 
 
 class WeightingChoices(Strict):
-    choices: list[Literal["none", "balanced", "sqrt"]] = Field(min_length=1)
+    choices: list[Weighting] = Field(min_length=1)
 
 
 WeightingParam = Annotated[
-    Annotated[Literal["none", "balanced", "sqrt"], Tag(_FIXED)]
+    Annotated[Weighting, Tag(_FIXED)]
     | Annotated[WeightingChoices, Tag(_RANGE)],
     Discriminator(_by_shape),
 ]
@@ -165,7 +164,7 @@ class SearchSpace(Strict):
     augmentation_strength: Annotated[
         FloatParam, _within(0.0, 1.0, "augmentation_strength")
     ] = FloatRange(low=0.0, high=1.0)
-    class_weighting: WeightingParam = WeightingChoices(choices=["none", "balanced", "sqrt"])
+    class_weighting: WeightingParam = WeightingChoices(choices=list(get_args(Weighting)))
 
     def backbone_choices(self) -> dict[str, BackboneChoice]:
         if isinstance(self.backbone, str):
