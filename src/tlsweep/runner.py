@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
 from tlsweep.errors import SweepAborted, SystematicFailure
+from tlsweep.optuna_internals import current, record_heartbeat, storage
 from tlsweep.protocol import (
     Ending,
     EpochAnswer,
@@ -115,7 +116,7 @@ class TrialSession:
     def start(self) -> None:
         """Store the curve so far (a resumed trial's, from its checkpoint) and report it."""
         trial = self.trial
-        self.reported = set(trial.storage.get_trial(trial._trial_id).intermediate_values)
+        self.reported = set(current(self.study, trial).intermediate_values)
         trial.set_user_attr("curve", self.curve)
         if self.state is not None:
             trial.set_user_attr("resumed_from_step", self.state.step)
@@ -135,9 +136,8 @@ class TrialSession:
                                       or value > values[self.keep_top - 1])
 
     def heartbeat(self) -> None:
-        storage = self.study._storage
-        if time.monotonic() - self.beat > self.beat_every and hasattr(storage, "record_heartbeat"):
-            storage.record_heartbeat(self.trial._trial_id)
+        if time.monotonic() - self.beat > self.beat_every:
+            record_heartbeat(self.study, self.trial)
             self.beat = time.monotonic()
 
     def save_curve(self) -> None:
@@ -251,15 +251,14 @@ class SweepRunner:
         so that however many workers share the study it ends with exactly the budget. With the
         budget spent, wait while other workers' trials run: one may die and be re-queued."""
         while not self.interrupts.requested:
-            with budget_lock(self.study._storage, self.study.study_name, self.url,
+            with budget_lock(storage(self.study), self.study.study_name, self.url,
                              self.plan.directory):
                 recover_stale(self.study)
                 waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                 if waiting or self.budget_left():
                     trial = self.study.ask()
                     trial.set_user_attr("owner", self.owner)
-                    if hasattr(self.study._storage, "record_heartbeat"):
-                        self.study._storage.record_heartbeat(trial._trial_id)
+                    record_heartbeat(self.study, trial)
                     return trial
                 running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if not running:
@@ -274,7 +273,7 @@ class SweepRunner:
 
     def run_one(self, trial: optuna.Trial) -> None:
         params = suggest(trial, self.plan.sweep.space)
-        frozen = self.study._storage.get_trial(trial._trial_id)
+        frozen = current(self.study, trial)
         checkpoint_dir = self.trials_dir / str(lineage_root(frozen))
         session = TrialSession(self.study, trial, self.listener, self.interrupts, checkpoint_dir)
         session.keep_top = self.keep_count
@@ -320,13 +319,13 @@ class SweepRunner:
             trial.set_user_attr("error", f"interrupted at step {outcome.step}; resumes from its "
                                          f"checkpoint")
             self.study.tell(trial, state=TrialState.FAIL)
-            requeue(self.study, self.study._storage.get_trial(trial._trial_id))
+            requeue(self.study, current(self.study, trial))
         else:
             trial.set_user_attr("error", outcome.error)
             if outcome.traceback:
                 trial.set_user_attr("traceback", outcome.traceback[-4000:])
             self.study.tell(trial, state=TrialState.FAIL)
-        frozen = self.study._storage.get_trial(trial._trial_id)
+        frozen = current(self.study, trial)
         if outcome.ending is not Ending.INTERRUPTED:
             TrialCheckpoints(checkpoint_dir).discard()
         self.untidy = True
@@ -366,7 +365,7 @@ class SweepRunner:
         if len(self.setup_failures) < 2 or len({e for _, e in self.setup_failures[-2:]}) > 1:
             return
         for failed, _ in self.setup_failures[-2:]:
-            requeue(self.study, self.study._storage.get_trial(failed._trial_id))
+            requeue(self.study, current(self.study, failed))
         self.tidy()
         raise SystematicFailure(
             f"{self.plan.sweep.path}: trials {self.setup_failures[-2][0].number} and "

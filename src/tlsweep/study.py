@@ -22,6 +22,7 @@ from tlsweep.backbones import Backbone, resolve
 from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, changed_keys, load_sweep
 from tlsweep.data import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
+from tlsweep.optuna_internals import stale_trial_ids, storage, trial_id
 from tlsweep.paths import study_dir
 from tlsweep.process import process_alive
 from tlsweep.space import TrialParams
@@ -174,8 +175,8 @@ def discard_new_study(study: optuna.Study, url: str) -> None:
     """Undo a study created moments ago whose data then failed to load: nothing is left."""
     if study.trials:
         return
-    optuna.delete_study(study_name=study.study_name, storage=study._storage)
-    if url.startswith("sqlite:") and not optuna.get_all_study_names(study._storage):
+    optuna.delete_study(study_name=study.study_name, storage=storage(study))
+    if url.startswith("sqlite:") and not optuna.get_all_study_names(storage(study)):
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
 
 
@@ -309,24 +310,15 @@ def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 def _fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> bool:
     """Record why, fail the trial and queue its retry; False if another worker got there first
     (the storage refuses a second state change)."""
-    storage = study._storage
+    stored = storage(study)
     try:
-        storage.set_trial_user_attr(trial_id, "error", reason)
-        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+        stored.set_trial_user_attr(trial_id, "error", reason)
+        if not stored.set_trial_state_values(trial_id, state=TrialState.FAIL):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    requeue(study, storage.get_trial(trial_id))
+    requeue(study, stored.get_trial(trial_id))
     return True
-
-
-def _stale_by_heartbeat(study: optuna.Study) -> list[int]:
-    """Trial ids whose heartbeat is older than the grace period (Optuna's own query), on
-    storages that keep heartbeats."""
-    backend = getattr(study._storage, "_backend", study._storage)
-    if getattr(backend, "heartbeat_interval", None) is None:
-        return []
-    return list(backend._get_stale_trial_ids(study._study_id))
 
 
 def _owner_dead(trial: optuna.trial.FrozenTrial) -> bool:
@@ -345,16 +337,16 @@ def recover_stale(study: optuna.Study) -> list[int]:
     machine and its process is gone (our lease, for every storage). Call it under the budget
     lock."""
     recovered = []
-    silent = set(_stale_by_heartbeat(study))
+    silent = set(stale_trial_ids(study))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial._trial_id in silent:
+        if trial_id(trial) in silent:
             reason = "its worker stopped sending heartbeats; re-queued to resume from its " \
                      "checkpoint"
         elif _owner_dead(trial):
             reason = "its process died; re-queued to resume from its checkpoint"
         else:
             continue
-        if _fail_and_requeue(study, trial._trial_id, reason):
+        if _fail_and_requeue(study, trial_id(trial), reason):
             recovered.append(trial.number)
     return recovered
 
