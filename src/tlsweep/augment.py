@@ -5,8 +5,8 @@ The recipe is the one Keras' random layers give at ``strength`` s: horizontal fl
 1 +- 0.2 s; bilinear, reflecting at the borders. Two reasons not to chain those layers:
 
 - speed: the flip, rotation, zoom and translation become one projective transform (one pass and
-  one interpolation instead of four), traced once per worker and shared by every trial; chained
-  layers cost 3.6 ms a batch of 32 small images and a 0.2 s trace per trial (benchmarks/overhead);
+  one interpolation instead of four), traced once per worker and shared by every trial, where
+  chained layers cost time every batch and a trace every trial (RESULTS.md, "From the code");
 - reproducibility: every draw comes from a stateless generator keyed by (trial seed, epoch,
   batch), not by a generator's state, so a batch is the same on a warm worker or a cold one,
   and after a resume.

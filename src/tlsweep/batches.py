@@ -19,7 +19,7 @@ class TrainingBatches:
 
     The batches are made inside the train step (``steps.BatchesInStep``), not by a tf.data
     pipeline: each ``fit`` made a pipeline iterator, instantiating its functions and waiting for
-    its first batch, 30-70 ms a fit with augmentation on the quickstart. Keras
+    its first batch, a cost as large as a small epoch (RESULTS.md, "From the code"). Keras
     iterates a dummy dataset instead (``steps``), and the step reads the trial's seed,
     strength, first epoch and class weights from variables, so one traced train function serves
     every trial of a worker. Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of
@@ -69,8 +69,8 @@ class TrainingBatches:
         import tensorflow as tf
 
         if self._steps is None:
-            # Without the autotuner: its thread makes about one fit in three wait 0.2-1 s at
-            # its end while it stops (measured), and there is nothing here to tune.
+            # Without the autotuner: its thread makes some fits wait at their end while it
+            # stops (RESULTS.md, "From the code"), and there is nothing here to tune.
             options = tf.data.Options()
             options.autotune.enabled = False
             self._steps = (tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()

@@ -23,7 +23,7 @@ LATEST = "latest.json"
 FINAL_MODEL = "model.keras"
 # Every variable in order, as a run of .npy records: the layout (dtype and shape of each), then one
 # flat array per dtype. Per-epoch checkpoints were .npz files until 2026-11-26 (read still): a zip
-# entry per variable made a checkpoint of the quickstart's model 4.4 ms against 3.1 ms now.
+# entry per variable made each checkpoint slower (RESULTS.md, "Per-trial overhead").
 WEIGHTS, OPTIMIZER = "weights.arrays", "optimizer.arrays"
 # The best epoch's weights, which the trial's value describes and its kept model holds: a link to
 # that epoch's own weights file, carried from folder to folder.

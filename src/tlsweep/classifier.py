@@ -68,7 +68,8 @@ def unfreeze_top(base: Any, depth: float, pretrained: bool) -> int:
 def compile_for(model: Any, learning_rate: float, jit_compile: bool = False) -> None:
     import keras
 
-    # XLA stays off by default: we measured it 2-3x slower on CPU (execution.jit_compile).
+    # XLA stays off by default: slower on CPU (execution.jit_compile; RESULTS.md, "Mixed
+    # precision and XLA").
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=jit_compile)
@@ -77,7 +78,7 @@ def compile_for(model: Any, learning_rate: float, jit_compile: bool = False) -> 
 def build_training_state(model: Any, example: tuple[np.ndarray, ...]) -> None:
     """Create a compiled model's optimiser and metric variables before its first step, from an
     example batch. tf.function traces a step twice when its first trace creates variables: one
-    trace less saves 0.2-0.3 s per training model on the quickstart (more on larger models).
+    trace less per training model (RESULTS.md, "From the code").
     ``_symbolic_build`` is the build Keras itself runs before ``fit`` under a distribution
     strategy; without it (another Keras), the first step builds as before."""
     build = getattr(model, "_symbolic_build", None)
@@ -87,7 +88,7 @@ def build_training_state(model: Any, example: tuple[np.ndarray, ...]) -> None:
 
 def predict(model: Any, inputs: np.ndarray, chunk: int = 256) -> np.ndarray:
     """Class probabilities in inference mode. ``Model.predict`` sets up a data pipeline on
-    every call (about 0.1 s, as much as a small model's epoch); a traced forward pass kept on
+    every call (as long as a small model's epoch, RESULTS.md); a traced forward pass kept on
     the model is reused from epoch to epoch, and across trials by a warm worker."""
     import tensorflow as tf
 

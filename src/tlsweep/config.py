@@ -333,9 +333,9 @@ class ExecutionConfig(Strict):
     # train phase 1 without augmentation on cached backbone features.
     reuse_models: bool = True
     cache_frozen_features: bool = True
-    # auto: mixed_float16 on a GPU with compute capability 7.0 or more, float32 elsewhere.
+    # auto: mixed_float16 on GPUs of compute capability 7.x, else float32 (precision_policy).
     mixed_precision: Literal["auto", "on", "off"] = "auto"
-    jit_compile: bool = False  # XLA: measured 2-3x slower on CPU
+    jit_compile: bool = False  # XLA: slower on CPU (benchmarks/RESULTS.md)
     # Skip Grappler's graph rewrites: faster tracing, possibly slower steps (benchmarks/).
     reduced_graph_optimization: bool = False
     # Checkpoints of every worker; with a shared database it must be a folder that every

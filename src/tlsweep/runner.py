@@ -286,8 +286,8 @@ class SweepRunner:
         began, started_unix = time.perf_counter(), time.time()
 
         def record_start() -> None:
-            """Runs once the worker has its task: these writes (about 2.5 ms each on SQLite)
-            overlap its first epoch instead of delaying it."""
+            """Runs once the worker has its task: these storage writes overlap its first
+            epoch instead of delaying it."""
             for key, value in {"params": params.as_dict(), "error": None, "pruned_at": None,
                                "worker": f"{socket.gethostname()}:{worker.pid}",
                                "worker_devices": worker.devices,

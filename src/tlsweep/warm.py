@@ -194,7 +194,7 @@ class ModelPool:
         if not self.models:
             keras.backend.clear_session()
         # Only when building: TensorFlow's set_seed also empties its kernel cache, and the
-        # next step of every model then pays about 0.1 s to make its kernels again. A reused
+        # next step of every model then pays to make its kernels again. A reused
         # model needs no global seed: its reset draws from the trial's seed explicitly.
         keras.utils.set_random_seed(seed)
         models = WarmModels(structure)

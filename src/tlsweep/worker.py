@@ -114,9 +114,10 @@ def _failpoint(number: int, step: int, memory_limited: bool) -> None:
 class PipeReporter:
     """Sends each epoch to the orchestrator and obeys its answer (``trial.AnswersLater``).
 
-    The worker trains on while the orchestrator stores the epoch and asks the pruner (about
-    6 ms on SQLite, against the 0.1 s epochs of the quickstart); it stops at the next batch
-    when the answer is to stop, and never finishes an epoch before it has the last one's."""
+    The worker trains on while the orchestrator stores the epoch and asks the pruner (a
+    storage round trip, a sizeable part of a small epoch: RESULTS.md, "From the code"); it
+    stops at the next batch when the answer is to stop, and never finishes an epoch before it
+    has the last one's."""
 
     def __init__(self, conn: Connection, number: int, memory_limited: bool) -> None:
         self.conn, self.number, self.memory_limited = conn, number, memory_limited
@@ -198,9 +199,10 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
 def precision_policy(setting: str, gpu_capabilities: list[tuple[int, int]]) -> str:
     """``auto``: mixed_float16 where every visible GPU has tensor cores that float32 does not
     use already: compute capability 7.x (Volta, Turing). From 8.0 (Ampere, Hopper) float32
-    convolutions and matrix products run on tensor cores as TF32 by default, and we measured
-    mixed_float16 at 0.95-1.02x of float32 fine-tuning MobileNetV2 on an H100 (benchmarks/
-    RESULTS.md). float32 on CPU, where float16 is emulated and slower. ``on``/``off`` force it."""
+    convolutions and matrix products run on tensor cores as TF32 by default, and mixed_float16
+    gained nothing over float32 fine-tuning MobileNetV2 on an H100 (benchmarks/RESULTS.md,
+    "Mixed precision and XLA"). float32 on CPU, where float16 is emulated and slower.
+    ``on``/``off`` force it."""
     if setting == "on":
         return "mixed_float16"
     if setting == "off" or not gpu_capabilities:

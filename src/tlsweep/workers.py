@@ -1,8 +1,8 @@
 """Worker subprocesses seen from the orchestrator: start, feed, watch, replace.
 
 Trials run in a spawned worker process, so a Python exception, a segfault, a SIGKILL or an
-out-of-memory death inside a trial costs that trial only. Keras leaks memory across models (about
-200 MB a trial, measured), so a worker is also replaced once its resident memory passes a limit.
+out-of-memory death inside a trial costs that trial only. Keras leaks memory across models
+(RESULTS.md, "Memory"), so a worker is also replaced once its resident memory passes a limit.
 Also here: the study lease, which tells a live run from a dead one where the storage keeps no
 heartbeat.
 """
