@@ -23,6 +23,7 @@ from rich.console import Console
 from tlsweep import environment
 from tlsweep.config import BudgetConfig, Sweep, load_sweep, parse_duration
 from tlsweep.errors import ConfigError, TlsweepError
+from tlsweep.lease import Lease
 from tlsweep.paths import results_root
 from tlsweep.results import write_results
 from tlsweep.runner import INTERRUPTED, SweepRunner, checkpoint_root
@@ -43,7 +44,6 @@ from tlsweep.study import (
     refuse_existing,
 )
 from tlsweep.tflog import log_path, stderr_to_log
-from tlsweep.workers import Lease
 
 
 def with_overrides(sweep: Sweep, trials: int | None, timeout: str | None) -> Sweep:

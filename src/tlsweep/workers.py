@@ -3,26 +3,17 @@
 Trials run in a spawned worker process, so a Python exception, a segfault, a SIGKILL or an
 out-of-memory death inside a trial costs that trial only. Keras leaks memory across models
 (RESULTS.md, "Memory"), so a worker is also replaced once its resident memory passes a limit.
-Also here: the study lease, which tells a live run from a dead one where the storage keeps no
-heartbeat.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing
-import os
 import signal
-import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from tlsweep.atomic import write_text
-from tlsweep.errors import TlsweepError
-from tlsweep.process import process_alive
 from tlsweep.protocol import (
     Ending,
     EpochAnswer,
@@ -217,41 +208,3 @@ class WorkerSlot:
     def kill(self) -> None:
         if self.worker is not None:
             self.worker.kill()
-
-
-# ----------------------------------------------------------------------------- the lease
-LEASE_FILE = "lease.json"
-
-
-class StudyBusy(TlsweepError):
-    """Another live process is running this study."""
-
-
-class Lease:
-    """A study's lease file: who runs it. A lease whose process is gone is stale."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / LEASE_FILE
-
-    def holder(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-        same_host = data.get("host") == socket.gethostname()
-        if same_host and not process_alive(int(data.get("pid", -1))):
-            return None
-        return data
-
-    def acquire(self, study: str) -> None:
-        holder = self.holder()
-        if holder is not None and holder.get("pid") != os.getpid():
-            raise StudyBusy(f"{self.path}: study {study!r} is being run by process "
-                            f"{holder['pid']} on {holder['host']}. Wait for it, or stop it first.")
-        write_text(self.path, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                          "since": time.time()}))
-
-    def release(self) -> None:
-        holder = self.holder()
-        if holder is not None and holder.get("pid") == os.getpid():
-            self.path.unlink(missing_ok=True)
