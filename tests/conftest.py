@@ -26,6 +26,18 @@ def needs_shared() -> Path:
     return found
 
 
+def postgres_url_or_skip() -> str:
+    """The test server's URL; without one a skip with its reason, or a failure where CI
+    requires the server (.ci/postgres.sh starts it and sets both variables)."""
+    url = os.environ.get("TLSWEEP_TEST_POSTGRES_URL")
+    if not url:
+        reason = "no PostgreSQL server: set TLSWEEP_TEST_POSTGRES_URL (.ci/postgres.sh does)"
+        if os.environ.get("TLSWEEP_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here: {reason}")
+        pytest.skip(reason)
+    return url
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own results, dataset cache and Keras home."""

@@ -14,7 +14,14 @@ import optuna
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
+from tests.conftest import (
+    postgres_url_or_skip,
+    run_cli,
+    tiny_space,
+    tiny_sweep,
+    write_class_images,
+    write_yaml,
+)
 from tlsweep.storage import journal_url, mask, open_storage
 from tlsweep.study import finished_count
 
@@ -31,13 +38,7 @@ def test_mask_hides_passwords_everywhere() -> None:
 
 @pytest.fixture
 def postgres_url() -> str:
-    url = os.environ.get("TLSWEEP_TEST_POSTGRES_URL")
-    if not url:
-        reason = "no PostgreSQL server: set TLSWEEP_TEST_POSTGRES_URL (.ci/postgres.sh does)"
-        if os.environ.get("TLSWEEP_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required here: {reason}")
-        pytest.skip(reason)
-    return url
+    return postgres_url_or_skip()
 
 
 def shared_sweep(tmp_path: Path, backbone: Path, study: str, trials: int,

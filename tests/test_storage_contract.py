@@ -17,22 +17,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.conftest import postgres_url_or_skip
 from tlsweep.optuna_internals import record_heartbeat
 from tlsweep.paths import sqlite_url
 from tlsweep.storage import budget_lock, journal_url, mask, open_storage
 from tlsweep.study import lineage_root, planned_count, recover_stale, requeue
 
 BACKENDS = ("sqlite", "journal", "postgresql")
-
-
-def _postgres_url() -> str:
-    url = os.environ.get("TLSWEEP_TEST_POSTGRES_URL")
-    if not url:
-        reason = "no PostgreSQL server: set TLSWEEP_TEST_POSTGRES_URL (.ci/postgres.sh does)"
-        if os.environ.get("TLSWEEP_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required here: {reason}")
-        pytest.skip(reason)
-    return url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -42,7 +33,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     elif request.param == "journal":
         yield journal_url(tmp_path)
     else:
-        yield _postgres_url()  # a study name per test keeps the tests apart in one database
+        yield postgres_url_or_skip()  # a study name per test keeps the tests apart in one database
 
 
 @pytest.fixture

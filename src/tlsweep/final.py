@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tlsweep.finalize import DELIVERED, FinalDone, FinalFailed, Finalist, FinalTask, Progress
+from tlsweep.finalize import DELIVERED, Finalist, FinalTask
+from tlsweep.protocol import FinalDone, FinalFailed, Progress
 from tlsweep.tflog import redirect_to_log
 
 CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} images; copies kept "

@@ -27,6 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from tlsweep.checkpoint import FINAL_MODEL
+from tlsweep.protocol import FinalDone, FinalFailed, Progress
 from tlsweep.space import TrialParams
 from tlsweep.tflog import see_log
 from tlsweep.worker import WorkerSpec
@@ -53,23 +54,6 @@ class FinalTask:
     folds: int
     deliver: str
     out_dir: Path
-
-
-# Messages from the final stage's process: typed, never tuples read by position.
-@dataclass(frozen=True)
-class Progress:
-    text: str
-
-
-@dataclass(frozen=True)
-class FinalDone:
-    report: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class FinalFailed:
-    error: str
-    traceback: str = ""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The messages between the orchestrator and a trial worker, one type each, read by name.
+"""The messages between the orchestrator and its subprocesses, one type each, read by name:
+a trial worker's, then the finalists' stage's (``final``).
 
 A trial's conversation over the worker's pipe:
 
@@ -10,8 +11,9 @@ A trial's conversation over the worker's pipe:
     worker:        WorkerIdle, or WorkerRetiring (its memory passed the recycle limit)
     orchestrator:  RunTrial again, or StopWorker
 
-The epoch's answer is read while the next epoch trains (``worker.PipeReporter``). Nothing here
-imports TensorFlow: both ends use this module.
+The epoch's answer is read while the next epoch trains (``worker.PipeReporter``). The
+finalists' stage sends Progress lines, then FinalDone or FinalFailed. Nothing here imports
+TensorFlow: both ends use this module.
 """
 
 from __future__ import annotations
@@ -108,6 +110,23 @@ class Ending(Enum):
     PRUNED = "pruned"
     INTERRUPTED = "interrupted"
     FAILED = "failed"
+
+
+# ------------------------------------------------------------------------ the finalists' stage
+@dataclass(frozen=True)
+class Progress:
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalDone:
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FinalFailed:
+    error: str
+    traceback: str = ""
 
 
 STOPPING_ANSWERS = {EpochAnswer.PRUNE: Ending.PRUNED, EpochAnswer.INTERRUPT: Ending.INTERRUPTED}

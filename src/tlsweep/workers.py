@@ -14,22 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tlsweep.protocol import (
-    Ending,
-    EpochAnswer,
-    EpochFinished,
-    EpochStarted,
-    KeepModel,
-    ModelSaved,
-    Outcome,
-    RunTrial,
-    StopWorker,
-    TrialDone,
-    TrialFailed,
-    TrialStopped,
-    WorkerIdle,
-    WorkerReady,
-)
+from tlsweep import protocol
 from tlsweep.tflog import see_log
 from tlsweep.worker import TrialTask, WorkerSpec, worker_main
 
@@ -59,8 +44,8 @@ class WorkerDied(Exception):
 
 # handle(message) is called for each epoch message and for the trial's end, and returns the
 # reply: an EpochAnswer for a finished epoch, KeepModel for TrialDone, None otherwise.
-MessageHandler = Callable[[EpochStarted | EpochFinished | TrialDone],
-                          EpochAnswer | KeepModel | None]
+MessageHandler = Callable[[protocol.EpochStarted | protocol.EpochFinished | protocol.TrialDone],
+                          protocol.EpochAnswer | protocol.KeepModel | None]
 
 
 class Worker:
@@ -78,7 +63,7 @@ class Worker:
         # What the last trial still owes: ModelSaved and its WorkerIdle, or the latter only.
         self.ending: tuple[type, ...] = ()
         ready = self._receive(start_timeout, idle=None)
-        if not isinstance(ready, WorkerReady):
+        if not isinstance(ready, protocol.WorkerReady):
             raise self.died(f"worker sent {type(ready).__name__} instead of starting")
         self.pid: int = ready.pid
         self.devices: dict[str, Any] = ready.devices
@@ -116,27 +101,28 @@ class Worker:
 
     def run(self, task: TrialTask, handle: MessageHandler,
             idle: Callable[[], None] | None = None,
-            started: Callable[[], None] | None = None) -> Outcome:
+            started: Callable[[], None] | None = None) -> protocol.Outcome:
         """Run one trial; raises WorkerDied if the process dies before it ends. ``started``
         runs once the task is sent, while the worker begins."""
-        self.conn.send(RunTrial(task))
+        self.conn.send(protocol.RunTrial(task))
         if started is not None:
             started()
         while True:
             message = self._receive(None, idle)
-            if isinstance(message, TrialDone):
-                self.conn.send(handle(message) or KeepModel(False))
+            if isinstance(message, protocol.TrialDone):
+                self.conn.send(handle(message) or protocol.KeepModel(False))
                 # The worker saves the model (if kept) while the orchestrator records the
                 # trial and samples the next one; ``after_trial`` waits for it.
-                self.ending = (ModelSaved, WorkerIdle)
-                return Outcome(Ending.DONE, summary=message.summary,
+                self.ending = (protocol.ModelSaved, protocol.WorkerIdle)
+                return protocol.Outcome(protocol.Ending.DONE, summary=message.summary,
                                peak_rss_mb=message.peak_rss_mb)
-            if isinstance(message, TrialStopped):
-                self.ending = (WorkerIdle,)
-                return Outcome(message.ending, step=message.step, summary=message.summary)
-            if isinstance(message, TrialFailed):
-                self.ending = (WorkerIdle,)
-                return Outcome(Ending.FAILED, error=message.error, traceback=message.traceback)
+            if isinstance(message, protocol.TrialStopped):
+                self.ending = (protocol.WorkerIdle,)
+                return protocol.Outcome(message.ending, step=message.step, summary=message.summary)
+            if isinstance(message, protocol.TrialFailed):
+                self.ending = (protocol.WorkerIdle,)
+                return protocol.Outcome(protocol.Ending.FAILED, error=message.error,
+                                        traceback=message.traceback)
             reply = handle(message)
             if reply is not None:
                 self.conn.send(reply)
@@ -146,16 +132,16 @@ class Worker:
         worker's state. False once the worker has retired itself, or died meanwhile."""
         ending, self.ending = self.ending, ()
         try:
-            if ModelSaved in ending:
+            if protocol.ModelSaved in ending:
                 self._receive(None, None)
             message = self._receive(30.0, None)
         except WorkerDied:
             return False
-        return isinstance(message, WorkerIdle)
+        return isinstance(message, protocol.WorkerIdle)
 
     def stop(self) -> None:
         with contextlib.suppress(BrokenPipeError, OSError):
-            self.conn.send(StopWorker())
+            self.conn.send(protocol.StopWorker())
         self.process.join(10)
         if self.process.is_alive():
             self.kill()
@@ -190,13 +176,13 @@ class WorkerSlot:
 
     def run(self, task: TrialTask, handle: MessageHandler,
             idle: Callable[[], None] | None = None,
-            started: Callable[[], None] | None = None) -> Outcome:
+            started: Callable[[], None] | None = None) -> protocol.Outcome:
         worker = self.get()
         try:
             return worker.run(task, handle, idle, started)
         except WorkerDied as died:
             self.worker = None
-            return Outcome(Ending.FAILED, error=died.reason)
+            return protocol.Outcome(protocol.Ending.FAILED, error=died.reason)
 
     def close(self) -> None:
         if self.worker is not None:
