@@ -93,10 +93,10 @@ def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
     """The probe fitted on train alone and on train+val (the refit's images), on test."""
     from tlsweep.backbones import preprocessor
     from tlsweep.config import load_sweep
+    from tlsweep.epochs import confusion_matrix
     from tlsweep.intervals import balanced_estimate
     from tlsweep.probe import fit_probe
     from tlsweep.study import prepare
-    from tlsweep.trial import confusion_matrix
     from tlsweep.warm import ModelPool, Structure, frozen_features
     from tlsweep.worker import setup_tensorflow
 

@@ -108,9 +108,9 @@ sampler: {{kind: tpe}}
 
 def _test_score(model, dataset, backbone) -> float:
     from tlsweep.backbones import preprocessor
+    from tlsweep.epochs import confusion_matrix
     from tlsweep.final import predict_images
     from tlsweep.intervals import balanced_estimate
-    from tlsweep.trial import confusion_matrix
 
     predicted = predict_images(model, dataset.x_test, preprocessor(backbone))
     return balanced_estimate(confusion_matrix(dataset.y_test, predicted,

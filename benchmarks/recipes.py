@@ -28,13 +28,14 @@ from tlsweep.backbones import preprocessor
 from tlsweep.batches import eval_inputs
 from tlsweep.classifier import unfrozen_count
 from tlsweep.config import load_sweep
+from tlsweep.epochs import confusion_matrix
 from tlsweep.final import predict_images
 from tlsweep.intervals import balanced_estimate
 from tlsweep.probe import fit_probe
 from tlsweep.runner import trial_settings
 from tlsweep.space import TrialParams
 from tlsweep.study import prepare
-from tlsweep.trial import TwoPhaseTrial, confusion_matrix
+from tlsweep.trial import TwoPhaseTrial
 from tlsweep.warm import ModelPool, Structure, frozen_features
 from tlsweep.worker import setup_tensorflow
 

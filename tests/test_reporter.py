@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tlsweep.epochs import AnswersLater, StopTrial
 from tlsweep.protocol import EpochAnswer, EpochFinished, RunTrial
-from tlsweep.trial import AnswersLater, StopTrial
 from tlsweep.worker import PipeReporter
 
 

@@ -12,10 +12,11 @@ from tests.conftest import needs_shared, tiny_space, tiny_sweep, write_class_ima
 from tlsweep.backbones import Backbone, block_starts, preprocessor
 from tlsweep.classifier import backbone_layers, build_classifier, compile_for, unfreeze_top
 from tlsweep.config import load_sweep
+from tlsweep.epochs import EpochRecord
 from tlsweep.paths import sqlite_url
 from tlsweep.space import TrialParams
 from tlsweep.study import prepare
-from tlsweep.trial import EpochRecord, TrialSettings, run_trial
+from tlsweep.trial import TrialSettings, run_trial
 
 pytestmark = pytest.mark.slow
 

@@ -36,7 +36,7 @@ class _Silent:
 
 
 def _confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
-    from tlsweep.trial import confusion_matrix
+    from tlsweep.epochs import confusion_matrix
 
     return confusion_matrix(np.asarray(labels), np.asarray(predicted), n_classes).tolist()
 

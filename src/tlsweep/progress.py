@@ -16,8 +16,8 @@ from rich.text import Text
 if TYPE_CHECKING:
     import optuna
 
+    from tlsweep.epochs import EpochRecord
     from tlsweep.space import TrialParams
-    from tlsweep.trial import EpochRecord
 
 
 def format_seconds(seconds: float | None) -> str:

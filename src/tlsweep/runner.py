@@ -145,7 +145,7 @@ class TrialSession:
         if not self.unsaved:
             return
         self.trial.set_user_attr("curve", self.curve)
-        from tlsweep.trial import EpochRecord
+        from tlsweep.epochs import EpochRecord
 
         for record in self.unsaved:
             self.listener.epoch_finished(EpochRecord(**record))

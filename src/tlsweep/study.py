@@ -29,7 +29,7 @@ from tlsweep.space import TrialParams
 from tlsweep.storage import budget_lock, existing_local_url, local_path, mask, open_storage
 
 if TYPE_CHECKING:
-    from tlsweep.trial import EpochRecord
+    from tlsweep.epochs import EpochRecord
 
 # We record heartbeats ourselves (the worker runs the trial, not Study.optimize), and the retry
 # and stale-trial helpers we rely on are stable in practice despite their "experimental" tag.

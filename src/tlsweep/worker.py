@@ -148,7 +148,7 @@ class PipeReporter:
             self.unanswered = None
 
     def _obey(self, answer: EpochAnswer) -> None:
-        from tlsweep.trial import StopTrial
+        from tlsweep.epochs import StopTrial
 
         step, self.unanswered = self.unanswered, None
         if answer in STOPPING_ANSWERS:
@@ -166,7 +166,8 @@ def _summary(result: Any) -> dict[str, Any]:
 def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
              pool: Any) -> None:
     from tlsweep.checkpoint import FINAL_MODEL, TrialCheckpoints
-    from tlsweep.trial import StopTrial, run_trial
+    from tlsweep.epochs import StopTrial
+    from tlsweep.trial import run_trial
 
     checkpoints = TrialCheckpoints(task.checkpoint_dir)
     reporter = PipeReporter(conn, task.number, spec.memory_limit_mb is not None)
