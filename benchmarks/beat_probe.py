@@ -71,7 +71,7 @@ def write_sweep(root: Path, arm: str, name: str, data: Path, size: int, seed: in
 
 def phase_one(results: Path, study_name: str, head_epochs: int) -> dict[str, float]:
     """Phase 1's seconds, the share of trials on cached features, the share pruned in it."""
-    from tlsweep.study import load_study
+    from tlsweep.store import load_study
 
     study = load_study(results / study_name, study_name)
     seconds, cached, pruned_early, n = 0.0, 0, 0, 0
@@ -91,14 +91,14 @@ def phase_one(results: Path, study_name: str, head_epochs: int) -> dict[str, flo
 
 def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
     """The probe fitted on train alone and on train+val (the refit's images), on test."""
-    from tlsweep.backbones import preprocessor
     from tlsweep.config import load_sweep
-    from tlsweep.epochs import confusion_matrix
-    from tlsweep.intervals import balanced_estimate
-    from tlsweep.probe import fit_probe
-    from tlsweep.study import prepare
-    from tlsweep.warm import ModelPool, Structure, frozen_features
-    from tlsweep.worker import setup_tensorflow
+    from tlsweep.measures._intervals import balanced_estimate
+    from tlsweep.sweep._study import prepare
+    from tlsweep.training._epochs import confusion_matrix
+    from tlsweep.training._probe import fit_probe
+    from tlsweep.training._warm import ModelPool, Structure, frozen_features
+    from tlsweep.training._worker import setup_tensorflow
+    from tlsweep.training.backbones import preprocessor
 
     plan = prepare(load_sweep(sweep), results)
     config, data = plan.sweep.config, plan.dataset

@@ -36,12 +36,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "src"))
-    from tlsweep.backbones import Backbone
-    from tlsweep.config import DataConfig
-    from tlsweep.data import cache_root, load_dataset
-    from tlsweep.space import TrialParams
-    from tlsweep.trial import TrialSettings, run_trial
-    from tlsweep.warm import ModelPool
+    from tlsweep.config import DataConfig, TrialParams
+    from tlsweep.datasets import cache_root, load_dataset
+    from tlsweep.training import TrialSettings
+    from tlsweep.training._trial import run_trial
+    from tlsweep.training._warm import ModelPool
+    from tlsweep.training.backbones import Backbone
 
     weights = SHARED / "weights" / "mobilenet_v2_1.0_notop.weights.h5"
     data = SHARED / "data" / "flowers"

@@ -27,7 +27,7 @@ def _chosen(report: dict) -> tuple[float, float, float, float]:
     """(estimate, low, high, test) of the delivered model, balanced accuracy."""
     import numpy as np
 
-    from tlsweep.intervals import balanced_estimate
+    from tlsweep.measures._intervals import balanced_estimate
 
     finalist = next(f for f in report["finalists"] if f["trial"] == report["chosen"])
     estimate = balanced_estimate(np.asarray(finalist["cv_confusion"]))
@@ -37,8 +37,9 @@ def _chosen(report: dict) -> tuple[float, float, float, float]:
 
 def replay(source: Path, folds: int, scratch: Path) -> dict:
     from tlsweep.config import load_sweep
-    from tlsweep.finalize import FinalStage
-    from tlsweep.study import load_study, prepare
+    from tlsweep.store import load_study
+    from tlsweep.sweep import FinalStage
+    from tlsweep.sweep._study import prepare
 
     copy = scratch / source.name
     shutil.rmtree(copy, ignore_errors=True)

@@ -107,10 +107,10 @@ sampler: {{kind: tpe}}
 
 
 def _test_score(model, dataset, backbone) -> float:
-    from tlsweep.backbones import preprocessor
-    from tlsweep.epochs import confusion_matrix
-    from tlsweep.final import predict_images
-    from tlsweep.intervals import balanced_estimate
+    from tlsweep.measures._intervals import balanced_estimate
+    from tlsweep.training._epochs import confusion_matrix
+    from tlsweep.training._final import predict_images
+    from tlsweep.training.backbones import preprocessor
 
     predicted = predict_images(model, dataset.x_test, preprocessor(backbone))
     return balanced_estimate(confusion_matrix(dataset.y_test, predicted,
@@ -119,9 +119,9 @@ def _test_score(model, dataset, backbone) -> float:
 
 def before_this_work(study, plan, number: int) -> dict:
     """The rank-1 trial retrained with its own seed: the model kept before was its last epoch."""
-    from tlsweep.runner import trial_settings
-    from tlsweep.space import TrialParams
-    from tlsweep.trial import run_trial
+    from tlsweep.config import TrialParams
+    from tlsweep.sweep import trial_settings
+    from tlsweep.training._trial import run_trial
 
     frozen = next(t for t in study.trials if t.number == number)
     params = TrialParams(**frozen.user_attrs["params"])
@@ -144,7 +144,8 @@ def measure(sweep: Path, results: Path) -> dict:
     import keras
 
     from tlsweep.config import load_sweep
-    from tlsweep.study import load_study, prepare
+    from tlsweep.store import load_study
+    from tlsweep.sweep._study import prepare
 
     plan = prepare(load_sweep(sweep), results)
     study = load_study(plan.directory, plan.sweep.config.study)

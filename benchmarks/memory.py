@@ -20,8 +20,8 @@ from pathlib import Path
 
 import optuna
 
-from tlsweep import quickstart
-from tlsweep.paths import sqlite_url
+from tlsweep.cli import _quickstart as quickstart
+from tlsweep.store._paths import sqlite_url
 
 
 def rss_mb(pid: int) -> float | None:

@@ -153,7 +153,7 @@ def main() -> None:
                         help="git commit of the code before the overhead work")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
-    from tlsweep.quickstart import prepare
+    from tlsweep.cli._quickstart import prepare
 
     quickstart = prepare()
     work = Path(tempfile.mkdtemp(prefix="tlsweep-overhead-"))

@@ -24,20 +24,19 @@ from typing import Any
 import numpy as np
 from honest import REPO, WEIGHTS, flowers_small
 
-from tlsweep.backbones import preprocessor
-from tlsweep.batches import eval_inputs
-from tlsweep.classifier import unfrozen_count
-from tlsweep.config import load_sweep
-from tlsweep.epochs import confusion_matrix
-from tlsweep.final import predict_images
-from tlsweep.intervals import balanced_estimate
-from tlsweep.probe import fit_probe
-from tlsweep.runner import trial_settings
-from tlsweep.space import TrialParams
-from tlsweep.study import prepare
-from tlsweep.trial import TwoPhaseTrial
-from tlsweep.warm import ModelPool, Structure, frozen_features
-from tlsweep.worker import setup_tensorflow
+from tlsweep.config import TrialParams, load_sweep
+from tlsweep.measures._intervals import balanced_estimate
+from tlsweep.sweep import trial_settings
+from tlsweep.sweep._study import prepare
+from tlsweep.training import TwoPhaseTrial
+from tlsweep.training._batches import eval_inputs
+from tlsweep.training._classifier import unfrozen_count
+from tlsweep.training._epochs import confusion_matrix
+from tlsweep.training._final import predict_images
+from tlsweep.training._probe import fit_probe
+from tlsweep.training._warm import ModelPool, Structure, frozen_features
+from tlsweep.training._worker import setup_tensorflow
+from tlsweep.training.backbones import preprocessor
 
 
 @dataclasses.dataclass(frozen=True)

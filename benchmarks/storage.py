@@ -21,8 +21,9 @@ from pathlib import Path
 
 import optuna
 
-import tlsweep.study  # noqa: F401 - its warning filters quiet the heartbeat notices
-from tlsweep.storage import JOURNAL_SCHEME, open_storage
+import tlsweep.sweep._study  # noqa: F401 - its warning filters quiet the heartbeat notices
+from tlsweep.store import open_storage
+from tlsweep.store._storage import JOURNAL_SCHEME
 
 EPOCHS = 8
 

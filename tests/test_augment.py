@@ -14,7 +14,7 @@ def transform(images: np.ndarray, flip: float = 0.0, angle: float = 0.0, zoom: f
               shift_x: float = 0.0, shift_y: float = 0.0) -> np.ndarray:
     import tensorflow as tf
 
-    from tlsweep.augment import projective_transforms
+    from tlsweep.training._augment import projective_transforms
 
     n, height, width = images.shape[:3]
     rows = projective_transforms(*(tf.fill([n], float(v)) for v in (flip, angle, zoom, shift_x,
@@ -50,7 +50,7 @@ def test_each_movement_is_the_one_it_names(images: np.ndarray) -> None:
 def test_draws_are_keyed_by_seed_and_stay_in_range(images: np.ndarray) -> None:
     import tensorflow as tf
 
-    from tlsweep.augment import augment
+    from tlsweep.training._augment import augment
 
     def run(strength: float, seed: tuple[int, int]) -> np.ndarray:
         return augment(tf.constant(images), tf.constant(strength),
@@ -68,7 +68,7 @@ def test_draws_are_keyed_by_seed_and_stay_in_range(images: np.ndarray) -> None:
 
 def test_an_epoch_is_the_same_batches_however_it_is_reached() -> None:
     """Resuming at epoch 3 sees what an uninterrupted run saw at epoch 3; epochs differ."""
-    from tlsweep.batches import TrainingBatches
+    from tlsweep.training._batches import TrainingBatches
 
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (21, 8, 8, 3)).astype(np.uint8)
@@ -96,7 +96,7 @@ def test_an_epoch_is_the_same_batches_however_it_is_reached() -> None:
 
 
 def test_batches_carry_the_trial_class_weights() -> None:
-    from tlsweep.batches import TrainingBatches
+    from tlsweep.training._batches import TrainingBatches
 
     y = np.array([0, 1, 2, 0, 1, 2], dtype=np.int32)
     batches = TrainingBatches(np.zeros((6, 4, 4, 3), np.uint8), y, 6, lambda images: images)

@@ -5,9 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlsweep.backbones import REGISTRY, block_of, block_starts, build, preprocessor, resolve
 from tlsweep.config import BackboneChoice
 from tlsweep.errors import ConfigError
+from tlsweep.training.backbones import (
+    REGISTRY,
+    block_of,
+    block_starts,
+    build,
+    preprocessor,
+    resolve,
+)
 
 WHERE = "space.yaml: backbone.choices.X"
 REQUIRED = {"MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "EfficientNetB0",

@@ -25,7 +25,7 @@ from tests.conftest import (
     write_yaml,
 )
 from tests.test_results import make_study
-from tlsweep.results import write_results
+from tlsweep.store import write_results
 
 NO_TF_SPACE = "{choices: {MobileNetV2: {weights: none}}}"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlsweep.checkpoint import (
+from tlsweep.training import TrialCheckpoints
+from tlsweep.training._checkpoint import (
     OPTIMIZER,
     WEIGHTS,
     CheckpointState,
-    TrialCheckpoints,
     _load_arrays,
     _save_arrays,
 )

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tests.test_results import make_study
-from tlsweep.paths import sqlite_url
-from tlsweep.results import write_results
+from tlsweep.store import write_results
+from tlsweep.store._paths import sqlite_url
 
 
 def existing_study(results: Path, name: str = "tiny") -> Path:
@@ -123,5 +123,5 @@ def test_leaderboard_never_imports_tensorflow(workspace: dict[str, Path]) -> Non
     assert done.returncode == 0
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "tlsweep.report" in imported
+    assert "tlsweep.inspection._report" in imported
     assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}

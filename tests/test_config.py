@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiny_space, tiny_sweep, write_yaml
-from tlsweep.config import FloatRange, load_sweep, parse_duration
+from tlsweep.config import load_sweep, parse_duration
+from tlsweep.config._schema import FloatRange
 from tlsweep.errors import ConfigError
 
 

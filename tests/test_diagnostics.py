@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tests.test_results import curve, params
-from tlsweep.paths import sqlite_url
-from tlsweep.results import write_results
+from tlsweep.store import write_results
+from tlsweep.store._paths import sqlite_url
 
 
 def stored_study(results: Path, curves: list[list[dict]]) -> Path:

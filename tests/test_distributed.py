@@ -22,8 +22,8 @@ from tests.conftest import (
     write_class_images,
     write_yaml,
 )
-from tlsweep.storage import journal_url, mask, open_storage
-from tlsweep.study import finished_count
+from tlsweep.store import finished_count, mask, open_storage
+from tlsweep.store._storage import journal_url
 
 H, F = 2, 4
 COMPLETE = optuna.trial.TrialState.COMPLETE

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlsweep.duplicates import (
+from tlsweep.datasets import find_duplicates
+from tlsweep.datasets._duplicates import (
     HASH_DISTANCE,
     POLICIES,
     DuplicateGroup,
     Entry,
     file_digest,
-    find_duplicates,
     perceptual_hashes,
 )
 

@@ -38,9 +38,9 @@ def test_a_reloaded_kept_model_scores_exactly_its_value(tmp_path: Path,
                                                         tiny_backbone: Path) -> None:
     import keras
 
-    from tlsweep.classifier import predict
     from tlsweep.config import load_sweep
-    from tlsweep.data import load_dataset
+    from tlsweep.datasets import load_dataset
+    from tlsweep.training._classifier import predict
 
     data = write_class_images(tmp_path / "data", {"a": 20, "b": 20})
     sweep = sweep_file(tmp_path, tiny_backbone, f"{{dir: {data}, val_split: 0.3, image_size: 16}}",

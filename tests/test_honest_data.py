@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tlsweep.config import DataConfig
-from tlsweep.data import load_dataset
+from tlsweep.datasets import load_dataset
 
 SOURCE = Path("sweep.yaml")
 
@@ -122,7 +122,8 @@ def test_a_link_back_up_the_tree_is_no_class(tmp_path: Path) -> None:
 
 
 def test_a_damaged_checkpoint_pointer_starts_the_trial_again(tmp_path: Path) -> None:
-    from tlsweep.checkpoint import LATEST, TrialCheckpoints
+    from tlsweep.training import TrialCheckpoints
+    from tlsweep.training._checkpoint import LATEST
 
     (tmp_path / LATEST).write_text("{not json")
     assert TrialCheckpoints(tmp_path).latest() is None

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import tiny_space, write_yaml
-from tlsweep.config import load_space
-from tlsweep.importance import COLUMNS, EVALUATORS, edge, importance_frame, write_importance
-from tlsweep.space import suggest
+from tlsweep.config import suggest
+from tlsweep.config._schema import load_space
+from tlsweep.inspection import EVALUATORS, write_importance
+from tlsweep.inspection._importance import COLUMNS, edge, importance_frame
 
 
 def study_of(objective, tmp_path: Path, trials: int = 60) -> optuna.Study:
@@ -93,7 +94,7 @@ def test_pruned_trials_count_at_a_step_they_all_reached(tmp_path: Path) -> None:
 
 
 def test_a_ranking_from_few_trials_carries_its_warning(tmp_path: Path) -> None:
-    from tlsweep.importance import few_trials_warning
+    from tlsweep.inspection import few_trials_warning
 
     few = importance_frame(study_of(lambda p: p.head_lr, tmp_path, trials=6), ("ped-anova",))
     assert "Only 6 trials count" in few_trials_warning(few)

@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from tests.conftest import needs_shared, run_cli, write_class_images
-from tlsweep import initscan, scaffold
-from tlsweep.config import WeightingChoices, load_sweep
-from tlsweep.data import scan_classes, stratified_splits
+from tlsweep.cli import _initscan as initscan
+from tlsweep.cli import _scaffold as scaffold
+from tlsweep.config import load_sweep
+from tlsweep.config._schema import WeightingChoices
+from tlsweep.datasets import scan_classes, stratified_splits
 
 
 @pytest.fixture
@@ -274,7 +276,7 @@ def test_shared_data_passes_the_runs_checks(tmp_path: Path, folder: str) -> None
     done = init(str(shared / "data" / folder), "--weights", f"MobileNetV2={weights}",
                 "--out", str(out))
     assert done.returncode == 0, done.stderr
-    from tlsweep.study import check
+    from tlsweep.sweep import check
 
     plan = check(load_sweep(out), tmp_path / "results")  # loads the weights in a subprocess
     assert set(plan.backbones) == {"MobileNetV2"}

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli
-from tlsweep.importance import COLUMNS
-from tlsweep.paths import sqlite_url
+from tlsweep.inspection._importance import COLUMNS
+from tlsweep.store._paths import sqlite_url
 
 pytestmark = pytest.mark.slow
 

@@ -6,15 +6,12 @@ import numpy as np
 import pytest
 from scipy.stats import beta, binomtest
 
-from tlsweep.intervals import (
-    BRODERSEN,
-    WILSON,
+from tlsweep.measures import BRODERSEN, WILSON, estimate, wilson
+from tlsweep.measures._intervals import (
     accuracy_estimate,
     balanced_estimate,
     balanced_posterior,
-    estimate,
     tied_with,
-    wilson,
 )
 
 

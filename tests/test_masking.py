@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from tlsweep.storage import mask
+from tlsweep.store import mask
 
 AWKWARD = "@:/%?&=#+!$*"
 SCHEMES = ["postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgres",

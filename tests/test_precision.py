@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tlsweep.worker import precision_policy
+from tlsweep.training._worker import precision_policy
 
 
 @pytest.mark.parametrize("setting, gpus, expected", [

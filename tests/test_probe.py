@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlsweep.probe import fit_probe, head_weights
+from tlsweep.training._probe import fit_probe, head_weights
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -61,12 +61,12 @@ def test_a_trial_starts_from_the_studys_probe(tmp_path: Path, tiny_backbone: Pat
     """Before any epoch, the classifier's probabilities are the probe's on the same frozen
     features (float32 against float64: 1e-4); with ``head_init: random`` they are not."""
     from tests.test_trial import Quiet, tiny_plan
-    from tlsweep.backbones import preprocessor
-    from tlsweep.batches import eval_inputs
-    from tlsweep.classifier import predict
-    from tlsweep.space import TrialParams
-    from tlsweep.trial import TrialSettings, TwoPhaseTrial
-    from tlsweep.warm import ModelPool, frozen_features
+    from tlsweep.config import TrialParams
+    from tlsweep.training import TrialSettings, TwoPhaseTrial
+    from tlsweep.training._batches import eval_inputs
+    from tlsweep.training._classifier import predict
+    from tlsweep.training._warm import ModelPool, frozen_features
+    from tlsweep.training.backbones import preprocessor
 
     plan = tiny_plan(tmp_path, tiny_backbone)
     backbone, data = plan.backbones["Tiny"], plan.dataset

@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tlsweep.protocol import EpochAnswer, EpochFinished
-from tlsweep.runner import Interrupts, TrialSession
+from tlsweep.sweep._runner import Interrupts, TrialSession
+from tlsweep.training.protocol import EpochAnswer, EpochFinished
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):
@@ -50,8 +50,8 @@ def test_the_pruner_is_not_asked_before_the_first_prunable_step(
 def test_min_finetune_epochs_sets_the_first_prunable_step(tmp_path: Path) -> None:
     from tests.conftest import tiny_space, tiny_sweep, write_class_images, write_yaml
     from tlsweep.config import load_sweep
-    from tlsweep.runner import first_prunable_step
-    from tlsweep.study import check
+    from tlsweep.sweep import check
+    from tlsweep.sweep._runner import first_prunable_step
 
     data = write_class_images(tmp_path / "data", {"a": 4, "b": 4})
     space = write_yaml(tmp_path / "space.yaml", tiny_space(
@@ -67,7 +67,7 @@ def test_min_finetune_epochs_sets_the_first_prunable_step(tmp_path: Path) -> Non
 def test_patience_wraps_the_pruner_in_optunas_patient_pruner() -> None:
     """A trial whose own best is recent is kept, however poor beside the others."""
     from tlsweep.config import PrunerConfig
-    from tlsweep.study import make_pruner
+    from tlsweep.sweep._study import make_pruner
 
     pruner = make_pruner(PrunerConfig(kind="median", patience=2, n_startup_trials=0,
                                       n_warmup_steps=0), 6)

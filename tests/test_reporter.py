@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tlsweep.epochs import AnswersLater, StopTrial
-from tlsweep.protocol import EpochAnswer, EpochFinished, RunTrial
-from tlsweep.worker import PipeReporter
+from tlsweep.training._epochs import AnswersLater, StopTrial
+from tlsweep.training._worker import PipeReporter
+from tlsweep.training.protocol import EpochAnswer, EpochFinished, RunTrial
 
 
 def record(step: int) -> SimpleNamespace:

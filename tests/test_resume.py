@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
-from tlsweep.paths import sqlite_url
-from tlsweep.study import finished_count
+from tlsweep.store import finished_count
+from tlsweep.store._paths import sqlite_url
 
 pytestmark = pytest.mark.slow
 H, F, BUDGET = 2, 4, 3

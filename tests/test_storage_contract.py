@@ -18,10 +18,18 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import postgres_url_or_skip
-from tlsweep.optuna_internals import record_heartbeat
-from tlsweep.paths import sqlite_url
-from tlsweep.storage import budget_lock, journal_url, mask, open_storage
-from tlsweep.study import lineage_root, planned_count, recover_stale, requeue
+from tlsweep.store import (
+    budget_lock,
+    lineage_root,
+    mask,
+    open_storage,
+    planned_count,
+    record_heartbeat,
+)
+from tlsweep.store._paths import sqlite_url
+from tlsweep.store._storage import journal_url
+from tlsweep.sweep import recover_stale
+from tlsweep.sweep._study import requeue
 
 BACKENDS = ("sqlite", "journal", "postgresql")
 

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_yaml
 from tests.test_data import messy_folder
-from tlsweep.results import LEADERBOARD_COLUMNS, read_parquet
+from tlsweep.store import read_parquet
+from tlsweep.store._results import LEADERBOARD_COLUMNS
 
 pytestmark = pytest.mark.slow
 

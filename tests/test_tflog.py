@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tlsweep.tflog import LOG_FILE, log_path
+from tlsweep.system import log_path
+from tlsweep.system._tflog import LOG_FILE
 
 WHOLE_PROCESS = """
 import os, sys, warnings
 from pathlib import Path
-from tlsweep.tflog import redirect_to_log
+from tlsweep.system import redirect_to_log
 print("before", flush=True)
 redirect_to_log(Path(sys.argv[1]), "test worker")
 os.write(2, b"I0000 00:00:1.0  1 port.cc:153] oneDNN custom operations are on\\n")
@@ -28,7 +29,7 @@ ctypes.string_at(0)  # a segfault: its stack goes to the log too
 SCOPED = """
 import os, sys
 from pathlib import Path
-from tlsweep.tflog import stderr_to_log
+from tlsweep.system import stderr_to_log
 with stderr_to_log(Path(sys.argv[1]), "test pretraining"):
     os.write(2, b"inside the block\\n")
     print("stdout stays", flush=True)

@@ -9,14 +9,18 @@ import optuna
 import pytest
 
 from tests.conftest import needs_shared, tiny_space, tiny_sweep, write_class_images, write_yaml
-from tlsweep.backbones import Backbone, block_starts, preprocessor
-from tlsweep.classifier import backbone_layers, build_classifier, compile_for, unfreeze_top
-from tlsweep.config import load_sweep
-from tlsweep.epochs import EpochRecord
-from tlsweep.paths import sqlite_url
-from tlsweep.space import TrialParams
-from tlsweep.study import prepare
-from tlsweep.trial import TrialSettings, run_trial
+from tlsweep.config import TrialParams, load_sweep
+from tlsweep.store._paths import sqlite_url
+from tlsweep.sweep._study import prepare
+from tlsweep.training import EpochRecord, TrialSettings
+from tlsweep.training._classifier import (
+    backbone_layers,
+    build_classifier,
+    compile_for,
+    unfreeze_top,
+)
+from tlsweep.training._trial import run_trial
+from tlsweep.training.backbones import Backbone, block_starts, preprocessor
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +41,7 @@ def tiny_plan(tmp_path: Path, backbone: Path, **space: str):
 
 def test_pruner_receives_one_step_per_epoch_across_both_phases(tmp_path: Path,
                                                                tiny_backbone: Path) -> None:
-    from tlsweep.runner import SweepRunner
-    from tlsweep.study import create_study
+    from tlsweep.sweep import SweepRunner, create_study
 
     plan = tiny_plan(tmp_path, tiny_backbone, unfreeze_depth="0.5")
     seen: list[int] = []
@@ -119,7 +122,7 @@ def test_batchnorm_statistics_frozen_in_finetuning_but_trained_from_scratch(
             captured["base"] = base
             return model, base
 
-        import tlsweep.classifier as classifier_module
+        from tlsweep.training import _classifier as classifier_module
 
         classifier_module.build_classifier = spy
         try:
@@ -138,7 +141,7 @@ def test_batchnorm_statistics_frozen_in_finetuning_but_trained_from_scratch(
 
 def test_strength_zero_changes_no_pixel_and_validation_is_never_augmented(
         tmp_path: Path, tiny_backbone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlsweep.batches import TrainingBatches, eval_inputs
+    from tlsweep.training._batches import TrainingBatches, eval_inputs
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (20, 16, 16, 3)).astype(np.uint8)
@@ -157,7 +160,7 @@ def test_strength_zero_changes_no_pixel_and_validation_is_never_augmented(
     assert not np.allclose(outputs(1.0), x.astype(np.float32))
 
     # In a real trial with full augmentation, validation sees the plain preprocessed images.
-    import tlsweep.trial as trial_module
+    from tlsweep.training import _trial as trial_module
 
     plan = tiny_plan(tmp_path, tiny_backbone)
     seen: list[np.ndarray] = []

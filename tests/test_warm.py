@@ -10,9 +10,10 @@ import pytest
 
 from tests.conftest import needs_shared, write_yaml
 from tests.test_trial import Quiet, tiny_plan
-from tlsweep.space import TrialParams
-from tlsweep.trial import TrialSettings, run_trial
-from tlsweep.warm import ModelPool
+from tlsweep.config import TrialParams
+from tlsweep.training import TrialSettings
+from tlsweep.training._trial import run_trial
+from tlsweep.training._warm import ModelPool
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def test_a_new_training_model_traces_its_step_once(tmp_path: Path, tiny_backbone
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Its optimiser and metrics are built before the first step: tf.function traces a step
     a second time when the first trace creates variables."""
-    from tlsweep.steps import BatchesInStep
+    from tlsweep.training._steps import BatchesInStep
 
     traces: list[str] = []
     original = BatchesInStep.train_step
@@ -90,7 +91,7 @@ def test_head_on_cached_features_matches_the_full_model(tmp_path: Path) -> None:
     """Real images and weights: hymenoptera at 96 px through the shared MobileNetV2."""
     shared = needs_shared()
     from tlsweep.config import load_sweep
-    from tlsweep.study import prepare
+    from tlsweep.sweep._study import prepare
 
     space = write_yaml(tmp_path / "space.yaml", (
         f"backbone: {{choices: {{MobileNetV2: {{weights: "

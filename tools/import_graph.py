@@ -6,7 +6,8 @@
 
 A level is a step in the longest chain of imports: a module that imports none of ours is on
 level 1, one that imports only level-1 modules on level 2, and so on. ``TYPE_CHECKING`` blocks
-are skipped, since they never run.
+are skipped, since they never run. A module's import of its own package is not an arrow: the
+package's ``__init__`` has already run by then.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def graph(lazy: bool) -> dict[str, set[str]]:
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         imported = _imports(ast.parse(path.read_text()), package, lazy)
-        edges[name] = {m for m in imported if m in modules and m != name}
+        # A module inside a package runs after that package's __init__, so naming its own
+        # package (``from tlsweep.cli import _launch``) is not an arrow.
+        edges[name] = {m for m in imported if m in modules and m != name and m != package}
     return edges
 
 

@@ -1,0 +1,320 @@
+"""Launching sweeps: ``run``, ``resume`` and ``worker``, in one process or several.
+
+One orchestrator per process (``runner.SweepRunner``), each with its own trial subprocess. With
+``--workers N`` on one machine, N orchestrator processes share a JournalStorage file; with a
+PostgreSQL URL, any number of ``tlsweep worker`` processes on any machines share the database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from rich.console import Console
+
+from tlsweep.config import BudgetConfig, Sweep, load_sweep, parse_duration
+from tlsweep.errors import ConfigError, TlsweepError
+from tlsweep.store import (
+    finished_count,
+    is_local,
+    load_study,
+    local_url,
+    locate,
+    mask,
+    recorded_sweep,
+    results_root,
+    write_results,
+)
+from tlsweep.sweep import (
+    INTERRUPTED,
+    Lease,
+    Plan,
+    SweepRunner,
+    attach_search,
+    check,
+    check_unchanged,
+    checkpoint_root,
+    create_study,
+    discard_new_study,
+    join_study,
+    recover_stale,
+    refuse_existing,
+)
+from tlsweep.system import environment, log_path, stderr_to_log
+
+
+def with_overrides(sweep: Sweep, trials: int | None, timeout: str | None) -> Sweep:
+    budget = sweep.config.budget.model_dump()
+    if trials is not None:
+        budget["trials"] = trials
+    if timeout is not None:
+        try:
+            budget["timeout"] = parse_duration(timeout)
+        except ValueError as exc:
+            raise ConfigError(f"--timeout: {exc}") from None
+    try:
+        checked = BudgetConfig(**budget)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = {"trials": "--trials", "timeout": "--timeout"}.get(str(error["loc"][0]), "")
+        raise ConfigError(f"{option or sweep.path}: {error['msg'].removeprefix('Value error, ')}"
+                          f" (got {error['input']!r}).") from None
+    config = sweep.config.model_copy(update={"budget": checked})
+    return sweep.model_copy(update={"config": config})
+
+
+def require_shared_checkpoints(plan: Plan, url: str) -> None:
+    if not is_local(url) and plan.sweep.config.execution.checkpoint_dir is None:
+        raise ConfigError(
+            f"{plan.sweep.path}: execution.checkpoint_dir: a study in a shared database needs a "
+            f"checkpoint folder that every worker can reach (NFS or another shared disk), so "
+            f"that a trial of a dead worker resumes elsewhere. Set execution.checkpoint_dir.")
+
+
+def verify_checkpoint_folder(study: Any, plan: Plan) -> None:
+    """Every worker of a shared study must see the same checkpoint folder: the first one leaves
+    a token there and in the study; the others must find the same token."""
+    folder = checkpoint_root(plan)
+    token_file = folder / ".tlsweep-study"
+    expected = study.user_attrs.get("checkpoint_token")
+    if expected is None:
+        # Workers starting together race here: the first to link its token file in place wins
+        # (os.link is atomic and refuses an existing name), and every one records that token.
+        folder.mkdir(parents=True, exist_ok=True)
+        candidate = folder / f".tlsweep-study.{uuid.uuid4().hex}"
+        candidate.write_text(uuid.uuid4().hex)
+        try:
+            os.link(candidate, token_file)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+        expected = token_file.read_text().strip()
+        study.set_user_attr("checkpoint_token", expected)
+    found = token_file.read_text().strip() if token_file.is_file() else None
+    if found != expected:
+        raise ConfigError(
+            f"{plan.sweep.path}: execution.checkpoint_dir: {folder} is not the checkpoint folder "
+            f"the study's first worker uses (its token is missing or differs). Every worker "
+            f"must reach the same folder, e.g. one NFS mount at the same path.")
+
+
+def single_process(plan: Plan, what: str) -> None:
+    if plan.sweep.config.engine == "keras-tuner":
+        raise ConfigError(f"{plan.sweep.path}: engine: keras-tuner runs its search in one "
+                          f"process, so {what} cannot share it. Use engine: optuna for several "
+                          f"workers, or run without {what}.")
+
+
+class Launcher:
+    def __init__(self, console: Console, errors: Console, root: Path | None) -> None:
+        self.console, self.errors = console, errors
+        self.root = root or results_root()
+
+    # ----------------------------------------------------------------------- commands
+    def run(self, sweep_path: Path, trials: int | None, timeout: str | None,
+            storage: str | None, workers: int, gpus: list[str] | None) -> int:
+        sweep = with_overrides(load_sweep(sweep_path), trials, timeout)
+        plan = check(sweep, self.root)
+        if workers > 1:
+            single_process(plan, "--workers")
+        url = storage or local_url(plan.directory, workers)
+        require_shared_checkpoints(plan, url)
+        refuse_existing(sweep, url)
+        # The study exists before the (slow) decoding, so a run killed while decoding resumes.
+        study = create_study(plan, url)
+        try:
+            self.decode(plan, url)
+        except TlsweepError:
+            discard_new_study(study, url)
+            raise
+        if not is_local(url):
+            verify_checkpoint_folder(study, plan)
+        self.describe(plan)
+        if workers > 1:
+            return self.local_workers(plan, study, url, workers, gpus, timeout)
+        return self.execute(plan, study, url, lease=is_local(url))
+
+    def resume(self, name: str, force: bool, storage: str | None, workers: int,
+               gpus: list[str] | None) -> int:
+        directory = self.root / name
+        url = locate(directory, storage)
+        if workers > 1 and url.startswith("sqlite:"):
+            raise ConfigError(f"{directory}: study {name!r} was created for one worker (SQLite). "
+                              f"Resume it without --workers.")
+        stored = load_study(directory, name, url)
+        sweep = recorded_sweep(stored)
+        check_unchanged(stored, sweep, force)
+        plan = check(sweep, self.root)
+        if workers > 1:
+            single_process(plan, "--workers")
+        Lease(plan.directory).acquire(name)  # refuses while another live process runs it
+        recovered = recover_stale(stored)
+        if recovered:
+            self.console.print(f"re-queued trials left running by a dead process: {recovered}")
+        self.decode(plan, url)
+        attach_search(stored, sweep)
+        self.describe(plan)
+        if workers > 1:
+            return self.local_workers(plan, stored, url, workers, gpus, None)
+        return self.execute(plan, stored, url, lease=True)
+
+    def worker(self, sweep_path: Path, storage: str, timeout: str | None) -> int:
+        sweep = with_overrides(load_sweep(sweep_path), None, timeout)
+        plan = check(sweep, self.root)
+        single_process(plan, "tlsweep worker")
+        require_shared_checkpoints(plan, storage)
+        plan.load_data()
+        study = join_study(plan, storage)
+        if not is_local(storage):
+            verify_checkpoint_folder(study, plan)
+        return self.execute(plan, study, storage, lease=False)
+
+    # ----------------------------------------------------------------------- in this process
+    def decode(self, plan: Plan, url: str) -> None:
+        """Decode the images (the slow part of starting); Ctrl-C here still says how to go on,
+        since the study exists already."""
+        try:
+            plan.load_data()
+        except KeyboardInterrupt:
+            raise SystemExit(self.interrupted(plan, url)) from None
+
+    def interrupted(self, plan: Plan, url: str) -> int:
+        flag = "" if self.root.resolve() == results_root().resolve() \
+            else f" --results-dir {self.root}"
+        flag += "" if is_local(url) else " --storage URL"
+        self.console.print(f"Interrupted. The study is saved; continue it with:\n"
+                           f"  tlsweep resume {plan.sweep.config.study}{flag}")
+        return INTERRUPTED
+
+    def describe(self, plan: Plan) -> None:
+        data, config = plan.dataset, plan.sweep.config
+        test = (f", {len(data.y_test)} test images (held out until the search ends)"
+                if data.has_test else " and no test set (the leaderboard's values will be "
+                "optimistic: add data.test_dir or data.test_split to measure the winner)")
+        self.console.print(f"[bold]{config.study}[/]: {len(data.y_train)} training and "
+                           f"{len(data.y_val)} validation images{test}, {data.n_classes} classes "
+                           f"at {config.data.image_size} px")
+        for skipped in plan.skipped:
+            self.console.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")
+        for line in data.duplicates.summary_lines() if data.duplicates else []:
+            self.console.print(f"[yellow]duplicates[/] {line}")
+        where = ", ".join(str(d) for d in data.cache_dirs)
+        self.console.print(f"[dim]decoded images cached in {where} "
+                           f"({data.cache_size_mb():.1f} MB; rebuilt when a file changes)[/]")
+
+    def execute(self, plan: Plan, study: Any, url: str, lease: bool) -> int:
+        """Run trials in this process until the study's budget is spent."""
+        from tlsweep.sweep import LiveView
+
+        name = plan.sweep.config.study
+        data = plan.dataset
+        study.set_user_attr("class_names", data.class_names)
+        counts = {"train": np.bincount(data.y_train, minlength=data.n_classes).tolist(),
+                  "val": np.bincount(data.y_val, minlength=data.n_classes).tolist()}
+        if data.has_test:
+            counts["test"] = np.bincount(data.y_test, minlength=data.n_classes).tolist()
+        study.set_user_attr("class_counts", counts)
+        if data.duplicates is not None:
+            study.set_user_attr("duplicates", data.duplicates.as_dict())
+        held = Lease(plan.directory) if lease else None
+        if held is not None:
+            held.acquire(name)
+        budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
+        publish = lambda s: write_results(s, plan.directory)  # noqa: E731
+        try:
+            with LiveView(name, budget, self.console,
+                          already_done=finished_count(study)) as view:
+                if plan.sweep.config.engine == "keras-tuner":
+                    from tlsweep.engines import run_keras_tuner
+
+                    # keras-tuner trains in this process: TensorFlow's lines go to the log
+                    # while it searches; the live view writes to stdout, which stays.
+                    with stderr_to_log(log_path(plan.directory), "keras-tuner search"):
+                        code = run_keras_tuner(plan, study, view, publish,
+                                               resuming=bool(study.trials))
+                else:
+                    code = SweepRunner(plan, study, view, url, publish).run()
+        finally:
+            if held is not None:
+                held.release()
+        return self.finish(plan, study, code, url, final=lease)
+
+    def finish(self, plan: Plan, study: Any, code: int, url: str, final: bool = True) -> int:
+        """Report a finished (or interrupted) run. ``final``: run the finalists' stage, once
+        per study: by ``run`` and ``resume``, not by each of many ``tlsweep worker``s."""
+        from tlsweep.inspection import write_importance
+
+        name = plan.sweep.config.study
+        if code != INTERRUPTED and final:
+            from tlsweep.sweep import FinalStage
+
+            if FinalStage(self.console).run(plan, study) is not None:
+                write_results(study, plan.directory)
+        if code == INTERRUPTED:
+            return self.interrupted(plan, url)
+        try:
+            write_importance(study, plan.directory)
+        except Exception as exc:  # an analysis problem must not fail a finished sweep
+            self.errors.print(f"[yellow]importance not computed:[/] {type(exc).__name__}: "
+                              f"{mask(str(exc))}")
+        from tlsweep.inspection import show_leaderboard
+
+        show_leaderboard(plan.directory, name, self.console, top=10)
+        self.console.print(f"results: {plan.directory}")
+        return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
+
+    # ----------------------------------------------------------------------- several processes
+    def local_workers(self, plan: Plan, study: Any, url: str, workers: int,
+                      gpus: list[str] | None, timeout: str | None) -> int:
+        """N orchestrator processes on this machine, each with its share of the CPU cores (and
+        one GPU each with --gpus), all against the study's storage; restarted if one dies."""
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        command = [sys.executable, "-m", "tlsweep", "worker", str(plan.sweep.path),
+                   "--results-dir", str(self.root)]
+        if timeout:
+            command += ["--timeout", timeout]
+
+        def start(index: int) -> subprocess.Popen:
+            env = {**os.environ, environment.STORAGE: url, environment.THREADS: str(threads),
+                   environment.PLAIN_OUTPUT: "1"}
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+            # Own session: a Ctrl-C reaches the parent only, which passes on one SIGINT.
+            return subprocess.Popen(command, env=env, start_new_session=True)
+
+        children = [start(i) for i in range(workers)]
+        self.console.print(f"{workers} workers started ({threads} CPU threads each"
+                           + (f", GPUs {','.join(gpus)}" if gpus else "") + ")")
+        interrupted = []
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            interrupted.append(signum)
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGINT if len(interrupted) == 1 else signal.SIGKILL)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        restarts = 0
+        try:
+            while any(child.poll() is None for child in children):
+                time.sleep(1.0)
+                for index, child in enumerate(children):
+                    code = child.poll()
+                    if code not in (None, 0, INTERRUPTED, 1) and not interrupted \
+                            and restarts < 3 * workers:
+                        self.errors.print(f"worker {index} exited with {code}; restarting it")
+                        children[index] = start(index)
+                        restarts += 1
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        code = INTERRUPTED if interrupted else 0
+        return self.finish(plan, load_study(plan.directory, study.study_name, url), code, url)

@@ -1,0 +1,383 @@
+"""Image folders -> decoded, cached, split and de-duplicated arrays. No TensorFlow (the
+training batches made from them are in ``batches``).
+
+Each image folder is decoded and resized once per image size and stored as ``.npy`` files that later
+trials (and other processes) memory-map instead of decoding again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tlsweep.config import DataConfig
+from tlsweep.datasets._duplicates import DuplicateReport, find_duplicates
+from tlsweep.errors import DataError
+from tlsweep.system import environment, process_alive
+
+CACHE_FORMAT = 3  # 2: the decoded images' paths are kept (duplicate reports); 3: relative
+# GIFs in image folders are almost always web placeholders ("image not found"), not samples.
+SKIPPED_FORMATS = {"GIF": "GIF (usually a web placeholder); convert it to PNG or JPEG to use it"}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(environment.CACHE, Path.home() / ".cache" / "tlsweep"))
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class FolderImages:
+    """Every decodable image of one class-per-folder directory, at one size."""
+
+    x: np.ndarray  # uint8, (n, size, size, 3)
+    y: np.ndarray  # int32 class index
+    class_names: list[str]
+    skipped: list[Skipped] = field(default_factory=list)
+    cache_dir: Path | None = None
+    paths: list[str] = field(default_factory=list)  # of each decoded image, in order
+
+
+@dataclass
+class Dataset:
+    """Train, validation and (optional) test arrays. Trials only ever see train and val: the
+    test set is read by the finalists' stage alone."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    class_names: list[str]
+    skipped: list[Skipped]
+    cache_dirs: list[Path] = field(default_factory=list)  # the decoded arrays, memory-mapped
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    paths: dict[str, list[str]] = field(default_factory=dict)  # per split, after de-duplication
+    duplicates: DuplicateReport | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def has_test(self) -> bool:
+        return self.y_test is not None and len(self.y_test) > 0
+
+    def cache_size_mb(self) -> float:
+        return sum(f.stat().st_size for d in self.cache_dirs for f in d.iterdir()) / 2**20
+
+
+# ----------------------------------------------------------------------------- scanning
+def _class_folders(root: Path, key: str, source: Path) -> tuple[list[Path], list[Skipped]]:
+    if not root.is_dir():
+        raise DataError(f"{source}: {key}: data directory {root} does not exist. Point {key} at "
+                        f"a folder with one sub-folder of images per class.")
+    entries = sorted(root.iterdir())
+    # A link to the folder itself or above it would be read as one more class, of every image.
+    loops = [p for p in entries if p.is_symlink() and p.is_dir()
+             and (p.resolve() == root.resolve() or p.resolve() in root.resolve().parents)]
+    folders = [p for p in entries if p.is_dir() and not p.name.startswith(".") and p not in loops]
+    stray = [Skipped(str(p), "not inside a class folder") for p in entries if p.is_file()]
+    stray += [Skipped(str(p), "a link back up the data folder's tree, not a class") for p in loops]
+    if not folders:
+        raise DataError(f"{source}: {key}: {root} has no class sub-folders. Put each class's "
+                        f"images in a sub-folder named after the class.")
+    return folders, stray
+
+
+def scan_classes(root: Path, key: str, source: Path) -> tuple[list[str], list[tuple[Path, int]],
+                                                       list[Skipped]]:
+    folders, skipped = _class_folders(root, key, source)
+    files: list[tuple[Path, int]] = []
+    for label, folder in enumerate(folders):
+        entries = sorted(p for p in folder.rglob("*") if p.is_file())
+        if not entries:
+            raise DataError(f"{source}: {key}: class folder {folder} is empty. Add images to it "
+                            f"or remove the folder.")
+        files += [(p, label) for p in entries]
+    if len(folders) < 2:
+        raise DataError(f"{source}: {key}: {root} has a single class ({folders[0].name}); a "
+                        f"classifier needs at least two class sub-folders.")
+    return [f.name for f in folders], files, skipped
+
+
+def _fingerprint(root: Path, files: list[tuple[Path, int]], size: int) -> str:
+    digest = hashlib.sha256(f"{CACHE_FORMAT}:{size}".encode())
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}:{label}:{stat.st_size}:{stat.st_mtime_ns}\n"
+                      .encode())
+    return digest.hexdigest()[:20]
+
+
+# ----------------------------------------------------------------------------- decoding
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """Decode one file to an RGB uint8 array of (size, size, 3); raises ValueError if unusable."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        if image.format in SKIPPED_FORMATS:
+            raise ValueError(SKIPPED_FORMATS[image.format])
+        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.new("RGB", rgba.size, (255, 255, 255))
+            image.paste(rgba, mask=rgba.getchannel("A"))
+        image = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def decode_or_skip(path: Path, size: int) -> np.ndarray | Skipped:
+    """The decoded image, or why the file was skipped."""
+    try:
+        return decode_image(path, size)
+    except Exception as exc:  # PIL raises many types for broken files
+        reason = str(exc) if isinstance(exc, ValueError) and str(exc) else \
+            f"cannot be decoded as an image ({type(exc).__name__})"
+        return Skipped(str(path), reason)
+
+
+def _decode_all(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray,
+                                                                   list[Skipped], list[str]]:
+    images, labels, skipped, decoded = [], [], [], []
+    for path, label in files:
+        image = decode_or_skip(path, size)
+        if isinstance(image, Skipped):
+            skipped.append(image)
+            continue
+        images.append(image)
+        labels.append(label)
+        decoded.append(str(path))
+    x = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return x, np.asarray(labels, dtype=np.int32), skipped, decoded
+
+
+def _remove_abandoned_builds(folder: Path) -> None:
+    """Staging folders of builds whose process died (killed mid-decode, say)."""
+    for staging in folder.glob(".building-*"):
+        if not process_alive(int(staging.name.split("-")[1])):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_cache(target: Path, root: Path, files: list[tuple[Path, int]], size: int,
+                 class_names: list[str], stray: list[Skipped]) -> None:
+    """Decode into a staging folder, then rename it into place: readers never see half."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(target.parent)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".building-{os.getpid()}-"))
+    x, y, skipped, decoded = _decode_all(files, size)
+    images = FolderImages(x, y, class_names, stray + skipped, paths=decoded)
+    np.save(staging / "x.npy", images.x)
+    np.save(staging / "y.npy", images.y)
+    # Relative to the folder: another folder with the same files (a copy, the same links) has
+    # the same fingerprint and shares this cache, and must not be handed the first one's paths.
+    meta = {"class_names": images.class_names,
+            "paths": [os.path.relpath(p, root) for p in images.paths],
+            "skipped": [[os.path.relpath(s.path, root), s.reason] for s in images.skipped]}
+    (staging / "meta.json").write_text(json.dumps(meta))
+    try:
+        staging.rename(target)  # atomic: another process sees all of it or none
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # someone else finished first
+
+
+def _read_cache(target: Path, root: Path) -> FolderImages:
+    meta = json.loads((target / "meta.json").read_text())
+    return FolderImages(
+        x=np.load(target / "x.npy", mmap_mode="r"),
+        y=np.load(target / "y.npy"),
+        class_names=meta["class_names"],
+        skipped=[Skipped(str(root / p), r) for p, r in meta["skipped"]],
+        cache_dir=target,
+        paths=[str(root / p) for p in meta["paths"]],
+    )
+
+
+def load_folder(root: Path, size: int, key: str, source: Path) -> FolderImages:
+    """Decode ``root`` at ``size``, or reuse the cache when no file changed (size and mtime)."""
+    class_names, files, stray = scan_classes(root, key, source)
+    target = cache_root() / "datasets" / f"{root.name}-{size}px-{_fingerprint(root, files, size)}"
+    if not (target / "meta.json").is_file():
+        _build_cache(target, root, files, size, class_names, stray)
+    images = _read_cache(target, root)
+    counts = np.bincount(images.y, minlength=len(class_names))
+    for name, count in zip(class_names, counts, strict=True):
+        if count == 0:
+            raise DataError(f"{source}: {key}: class folder {root / name} has no decodable "
+                            f"images. Add images to it or remove the folder.")
+    return images
+
+
+# ----------------------------------------------------------------------------- splitting
+SPLITS = ("train", "val", "test")
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): every class keeps at least one training image."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_val = min(len(members) - 1, max(1, round(fraction * len(members))))
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def split_sizes(n: int, val: float, test: float | None) -> tuple[int, int, int]:
+    """(train, val, test) images of a class of ``n`` under ``stratified_splits``."""
+    n_test = max(1, round(test * n)) if test else 0
+    n_val = max(1, round(val * n)) if test else min(n - 1, max(1, round(val * n)))
+    return n - n_val - n_test, n_val, n_test
+
+
+def stratified_splits(y: np.ndarray, val: float, test: float | None,
+                      seed: int) -> dict[str, np.ndarray]:
+    """Indices per split; the test share is carved out of each class first. Without a test
+    share the split is ``stratified_split``'s, so studies made before test sets existed
+    resume on the same images."""
+    if not test:
+        train, val_indices = stratified_split(y, val, seed)
+        return {"train": train, "val": val_indices}
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        _, n_val, n_test = split_sizes(len(members), val, test)
+        parts["test"].append(members[:n_test])
+        parts["val"].append(members[n_test:n_test + n_val])
+        parts["train"].append(members[n_test + n_val:])
+    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+def _fits(count: int, data: DataConfig) -> bool:
+    train, val, test = split_sizes(count, data.split, data.test_split)
+    return train >= 1 and val >= 1 and (not data.test_split or test >= 1)
+
+
+def _check_class_sizes(data: DataConfig, counts: dict[str, int], source: Path) -> None:
+    """Every class must appear in every split carved out of ``data.dir``."""
+    assert data.dir is not None
+    splits = "train, val" + (" and test" if data.test_split else "")
+    shares = f"val_split {data.split}" + (f" and test_split {data.test_split}"
+                                          if data.test_split else "")
+    for name, count in counts.items():
+        if not _fits(count, data):
+            needed = next(n for n in range(count + 1, 10_000) if _fits(n, data))
+            raise DataError(f"{source}: data.dir: class folder {data.dir / name} has {count} "
+                            f"image(s), too few to appear in every split ({splits}) at {shares}: "
+                            f"it needs at least {needed}. Add images, remove the class, or change "
+                            f"the splits.")
+
+
+def check_layout(data: DataConfig, source: Path) -> None:
+    """The folder checks that need no decoding: folders exist, classes are present and match,
+    and every class has enough files for every split."""
+    if data.dir is not None:
+        names, files, _ = scan_classes(data.dir, "data.dir", source)
+        counts = np.bincount([label for _, label in files], minlength=len(names))
+        _check_class_sizes(data, dict(zip(names, counts.tolist(), strict=True)), source)
+        train_classes = names
+    else:
+        assert data.train_dir is not None and data.val_dir is not None
+        train_classes = scan_classes(data.train_dir, "data.train_dir", source)[0]
+        _same_classes(train_classes, scan_classes(data.val_dir, "data.val_dir", source)[0],
+                      "data.val_dir", source, "data.train_dir")
+    if data.test_dir is not None:
+        _same_classes(train_classes, scan_classes(data.test_dir, "data.test_dir", source)[0],
+                      "data.test_dir", source, "data.dir" if data.dir else "data.train_dir")
+
+
+def _same_classes(train: list[str], other: list[str], key: str, source: Path,
+                  train_key: str) -> None:
+    if train != other:
+        raise DataError(f"{source}: {key}: its classes {other} differ from {train_key}'s "
+                        f"{train}. Give every split the same class folders.")
+
+
+Part = tuple[list[str], np.ndarray, np.ndarray]  # paths, images, labels
+
+
+def _load_parts(data: DataConfig, seed: int, source: Path) -> tuple[dict[str, Part],
+                                                                    list[str], list[Skipped],
+                                                                    list[Path]]:
+    """(split -> part, class names, skipped files, cache folders), before de-duplication."""
+    folders: dict[str, FolderImages] = {}  # by sweep-file key
+    parts: dict[str, Part] = {}
+    if data.dir is not None:
+        images = load_folder(data.dir, data.image_size, "data.dir", source)
+        counts = np.bincount(images.y, minlength=len(images.class_names)).tolist()
+        _check_class_sizes(data, dict(zip(images.class_names, counts, strict=True)), source)
+        folders["data.dir"] = images
+        for name, index in stratified_splits(images.y, data.split, data.test_split,
+                                             seed).items():
+            parts[name] = ([images.paths[i] for i in index], np.asarray(images.x[index]),
+                           images.y[index])
+    else:
+        assert data.train_dir is not None and data.val_dir is not None
+        for name, folder in (("train", data.train_dir), ("val", data.val_dir)):
+            key = f"data.{name}_dir"
+            folders[key] = load_folder(folder, data.image_size, key, source)
+            parts[name] = (folders[key].paths, np.asarray(folders[key].x), folders[key].y)
+    if data.test_dir is not None:
+        folders["data.test_dir"] = load_folder(data.test_dir, data.image_size, "data.test_dir",
+                                               source)
+        test = folders["data.test_dir"]
+        parts["test"] = (test.paths, np.asarray(test.x), test.y)
+    (first_key, first), *others = folders.items()
+    names = first.class_names
+    for key, folder in others:
+        _same_classes(names, folder.class_names, key, source, first_key)
+    skipped = [s for folder in folders.values() for s in folder.skipped]
+    return parts, names, skipped, [f.cache_dir for f in folders.values()
+                                   if f.cache_dir is not None]
+
+
+def _without(part: Part, drop: list[int]) -> Part:
+    if not drop:
+        return part
+    keep = np.setdiff1d(np.arange(len(part[2])), drop)
+    return [part[0][i] for i in keep], part[1][keep], part[2][keep]
+
+
+def load_dataset(data: DataConfig, seed: int, source: Path) -> Dataset:
+    parts, names, skipped, cache_dirs = _load_parts(data, seed, source)
+    report = find_duplicates(parts, data.duplicates)
+    parts = {name: _without(part, report.dropped.get(name, [])) for name, part in parts.items()}
+    for name in ("val", "test"):
+        if name in parts:
+            present = np.bincount(parts[name][2], minlength=len(names))
+            empty = [names[c] for c in np.flatnonzero(present == 0)]
+            if empty:
+                raise DataError(f"{source}: data: after dropping copies of training images "
+                                f"(data.duplicates: drop), class {empty[0]!r} has no {name} "
+                                f"image left. Add distinct images of it, or set "
+                                f"data.duplicates: keep.")
+    test = parts.get("test")
+    return Dataset(parts["train"][1], parts["train"][2], parts["val"][1], parts["val"][2],
+                   names, skipped, cache_dirs,
+                   x_test=test[1] if test else None, y_test=test[2] if test else None,
+                   paths={name: part[0] for name, part in parts.items()}, duplicates=report)
+
+
+# ----------------------------------------------------------------------------- class weights
+def class_weights(y: np.ndarray, n_classes: int, mode: str) -> dict[int, float] | None:
+    """``balanced``: n / (k * n_c); ``sqrt``: its square root; ``none``: no weighting."""
+    if mode == "none":
+        return None
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    balanced = len(y) / (n_classes * np.maximum(counts, 1.0))
+    weights = np.sqrt(balanced) if mode == "sqrt" else balanced
+    return {i: float(w) for i, w in enumerate(weights)}

@@ -1,0 +1,124 @@
+"""``tlsweep export``: a trained classifier wrapped into a model that takes raw RGB uint8 images of
+any size (resizing and the backbone's preprocessing inside it), saved as Keras, SavedModel or
+TFLite, with its card beside it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tlsweep.delivery._modelcard import FORMAT_FILES, ModelCard, ModelSource
+from tlsweep.errors import ConfigError
+
+# TFLite against Keras on the same images: float32 kernels of another library, not bit-equal.
+TFLITE_TOLERANCE = 1e-4
+
+
+def preprocessing_map(preprocessing: str) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix, offset) with preprocess(x) == x @ matrix + offset per pixel. Every backbone's
+    ``preprocess_input`` is such a map (a scale, a mean, a channel flip), which a fixed Dense
+    layer reproduces in every format; a preprocessing that is not one is refused."""
+    from tlsweep.training.backbones import Backbone, preprocessor
+
+    function = preprocessor(Backbone("x", "none", None, preprocessing, 1))
+    probes = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.float32)
+    out = np.asarray(function(probes.reshape(1, 4, 1, 3).copy()), np.float32).reshape(4, 3)
+    offset = out[0]
+    matrix = (out[1:] - offset) / 255.0
+    sample = np.random.default_rng(0).uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    expected = np.asarray(function(sample.copy()), np.float32)
+    if not np.allclose(sample @ matrix + offset, expected, atol=1e-4):
+        raise ConfigError(f"preprocessing {preprocessing!r} is not a per-pixel affine map, so it "
+                          f"cannot be built into the exported model.")
+    return matrix, offset
+
+
+def raw_image_model(classifier: Any, card: ModelCard) -> Any:
+    """uint8 (batch, height, width, 3) -> class probabilities."""
+    import keras
+
+    size = card.image_size
+    raw = keras.Input((None, None, 3), dtype="uint8", name="image")
+    pixels = keras.layers.Resizing(size, size, interpolation="bilinear", name="resize")(
+        keras.ops.cast(raw, "float32"))
+    matrix, offset = preprocessing_map(card.preprocessing)
+    if not (np.allclose(matrix, np.eye(3)) and np.allclose(offset, 0)):
+        affine = keras.layers.Dense(3, name="preprocess", trainable=False)
+        pixels = affine(pixels)
+        affine.set_weights([matrix, offset])
+    probabilities = classifier(pixels, training=False)  # dropout off in every format
+    return keras.Model(raw, probabilities, name=f"tlsweep_{card.study}_trial{card.trial}")
+
+
+def _save_tflite(savedmodel: Path, target: Path) -> None:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel))
+    target.write_bytes(converter.convert())
+
+
+def tflite_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    entry, result = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(entry["index"], list(images.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(entry["index"], images)
+    interpreter.invoke()
+    return np.asarray(interpreter.get_tensor(result["index"]), np.float32)
+
+
+def check_images(card: ModelCard, count: int = 8) -> np.ndarray:
+    """Seeded random images at the model's size, for the TFLite check."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (count, card.image_size, card.image_size, 3), dtype=np.uint8)
+
+
+def export(source: ModelSource, out: Path, fmt: str) -> tuple[Path, dict[str, Any]]:
+    """Write the model in ``fmt`` and its card into ``out``: (the model's path, the check)."""
+    import keras
+
+    if fmt not in FORMAT_FILES:
+        raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
+                          f"{', '.join(FORMAT_FILES)}.")
+    classifier = keras.models.load_model(source.path, compile=False)
+    model = raw_image_model(classifier, source.card)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / FORMAT_FILES[fmt]
+    check: dict[str, Any] = {}
+    if fmt == "keras":
+        model.save(target)
+    else:
+        staging = out / ".savedmodel-staging" if fmt == "tflite" else target
+        shutil.rmtree(staging, ignore_errors=True)
+        model.export(str(staging), format="tf_saved_model", verbose=False)
+        if fmt == "tflite":
+            _save_tflite(staging, target)
+            shutil.rmtree(staging)
+            images = check_images(source.card)
+            difference = np.abs(tflite_probabilities(target, images)
+                                - np.asarray(model(images, training=False))).max()
+            check = {"tflite_vs_keras_max_abs": float(difference),
+                     "tolerance": TFLITE_TOLERANCE, "images": len(images)}
+            if difference > TFLITE_TOLERANCE:
+                raise ConfigError(f"{target}: the TFLite model differs from the Keras model by "
+                                  f"{difference:.2g} (tolerance {TFLITE_TOLERANCE}); it was "
+                                  f"written, but do not use it.")
+    card = replace(source.card, format=fmt, files={**_existing_files(out), fmt: target.name})
+    card.write(out)
+    return target, check
+
+
+def _existing_files(out: Path) -> dict[str, str]:
+    """Formats exported into the same folder before, so one card describes them all."""
+    from tlsweep.delivery._modelcard import CARD
+
+    if not (out / CARD).is_file():
+        return {}
+    previous = ModelCard.read(out / CARD)
+    return {fmt: name for fmt, name in previous.files.items() if (out / name).exists()}

@@ -1,0 +1,193 @@
+"""What a trained model is, written beside it: the model card, and where a study's models are.
+
+``export``, ``predict`` and ``evaluate`` take a study name or an exported model; this module turns
+either into the model file and its card. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tlsweep.errors import ConfigError
+
+CARD = "card.json"
+FORMAT_FILES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
+# Inside the exported model: the same bilinear resize for every format (TFLite has no
+# antialiased resize), then the backbone's own preprocessing as one fixed per-pixel affine map.
+RESIZE = ("bilinear, without antialiasing, inside the model; tlsweep's training, predict and "
+          "evaluate resized with PIL's antialiased bilinear first, so images far larger than "
+          "image_size are best resized the same way before they reach the model")
+_METRICS = ("accuracy", "balanced_accuracy")
+
+
+@dataclass
+class ModelCard:
+    """The JSON beside an exported model (``card.json``)."""
+
+    class_names: list[str]
+    image_size: int
+    backbone: str
+    preprocessing: str  # a registered backbone's name or unit/symmetric/none
+    study: str
+    trial: int
+    made_by: str  # refit, best_fold, kept: how the model was trained
+    params: dict[str, Any]
+    metrics: dict[str, Any]  # validation/cross_validated/test -> value, low, high, n, method
+    versions: dict[str, str | None] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=lambda: {
+        "dtype": "uint8", "shape": [None, None, None, 3], "channels": "RGB", "resize": RESIZE})
+    format: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # format -> path relative to the card
+
+    def write(self, folder: Path) -> Path:
+        from tlsweep.system import write_text
+
+        path = folder / CARD
+        write_text(path, json.dumps(asdict(self), indent=2, default=_plain) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> ModelCard:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a tlsweep model card ({exc}). Export the model again "
+                              f"with `tlsweep export STUDY --out DIR`.") from None
+
+
+def _plain(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else str(value)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model to apply: its file, its format and its card."""
+
+    path: Path
+    format: str  # keras, savedmodel or tflite
+    card: ModelCard
+
+
+# ----------------------------------------------------------------------------- from a study
+def _number(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else float(value)
+
+
+def _scores(row: pd.Series, prefix: str, n: int | None, method: str | None) -> dict[str, Any]:
+    found = {}
+    for metric in _METRICS:
+        name = f"{prefix}_{metric}" if prefix else metric
+        value = _number(row.get(name))
+        if value is not None:
+            found[metric] = {"value": value, "low": _number(row.get(f"{name}_low")),
+                             "high": _number(row.get(f"{name}_high"))}
+    return {**found, "n": n, "method": method} if found else {}
+
+
+def _metrics(row: pd.Series, meta: dict[str, Any], objective: str) -> dict[str, Any]:
+    from tlsweep.measures import BRODERSEN, WILSON
+
+    method = f"accuracy: {WILSON}; balanced accuracy: {BRODERSEN}"
+    metrics = {"objective": objective,
+               "validation": _scores(row, "val", meta.get("n_val"), method),
+               "test": _scores(row, "test", meta.get("n_test") or None, method)}
+    if not metrics["validation"] and _number(row.get("cv_value")) is not None:
+        metrics["validation"] = {"note": "a model refit on train+val has no validation images "
+                                         "left to score it: see cross_validated"}
+    cv = _number(row.get("cv_value"))
+    if cv is not None:
+        metrics["cross_validated"] = {objective: {"value": cv, "low": _number(row.get("cv_low")),
+                                                  "high": _number(row.get("cv_high"))},
+                                      "method": meta.get("final_method")}
+    return metrics
+
+
+def _trial_row(view: Any, trial: int | None) -> tuple[pd.Series, str]:
+    """The leaderboard row that describes the model, and how the model was made."""
+    chosen = view.reference("chosen")
+    if trial is None:
+        if chosen.empty:
+            raise ConfigError(f"study {view.name!r} has no chosen model yet (its finalists' "
+                              f"stage has not run). Finish it with `tlsweep resume "
+                              f"{view.name}`, or pick a trial with --trial N.")
+        row = chosen.iloc[0]
+        made = str(view.attrs.get("final", {}).get("delivered", {}).get("kind", "refit"))
+        return row, made
+    rows = view.leaderboard[view.leaderboard["trial"] == trial]
+    if rows.empty:
+        raise ConfigError(f"study {view.name!r} has no trial {trial}; see `tlsweep leaderboard "
+                          f"{view.name}`.")
+    return rows.iloc[0], "kept"
+
+
+def _model_file(view: Any, sweep: Any, trial: int | None) -> Path:
+    from tlsweep.store import checkpoint_folder, lineage_root
+    from tlsweep.training import FINAL_MODEL
+
+    if trial is None:
+        path = Path(view.attrs["final"]["delivered"].get("path") or "")
+    else:
+        path = (checkpoint_folder(sweep.config, view.directory)
+                / str(lineage_root(view.trial(trial))) / FINAL_MODEL)
+    if not path.is_file():
+        which = "the chosen model" if trial is None else f"trial {trial}'s model"
+        raise ConfigError(f"study {view.name!r}: {which} is not on disk ({path}). Only the "
+                          f"best execution.keep_top trials keep a model; export the chosen one "
+                          f"(no --trial) or one of the kept trials.")
+    return path
+
+
+def study_source(directory: Path, name: str, trial: int | None = None) -> ModelSource:
+    """The chosen model of a study (or one trial's kept model) and its card."""
+    from tlsweep.inspection import StudyView
+    from tlsweep.store import file_metadata, recorded_sweep
+
+    view = StudyView.load(directory, name)
+    sweep = recorded_sweep(view.study)
+    row, made = _trial_row(view, trial)
+    path = _model_file(view, sweep, trial)
+    backbone = str(row["backbone"])
+    choice = sweep.space.backbone_choices().get(backbone)
+    preprocessing = (choice.preprocessing if choice and choice.preprocessing else backbone)
+    params = dict(view.trial(int(row["trial"])).user_attrs.get("params") or {})
+    card = ModelCard(
+        class_names=list(view.attrs.get("class_names") or []),
+        image_size=int(sweep.config.data.image_size), backbone=backbone,
+        preprocessing=preprocessing, study=name, trial=int(row["trial"]), made_by=made,
+        params=params, metrics=_metrics(row, view.meta, view.objective),
+        versions=file_metadata(view.study)["versions"], format="keras")
+    return ModelSource(path, "keras", card)
+
+
+# ----------------------------------------------------------------------------- from an export
+def _exported(card_path: Path, wanted: Path | None) -> ModelSource:
+    card = ModelCard.read(card_path)
+    folder = card_path.parent
+    for fmt, relative in card.files.items():
+        path = folder / relative
+        if (wanted is None or path.resolve() == wanted.resolve()) and path.exists():
+            return ModelSource(path, fmt, card)
+    raise ConfigError(f"{card_path}: the card names no model file that exists here "
+                      f"({', '.join(card.files.values()) or 'none'}). Export again.")
+
+
+def resolve_source(target: str, results_root: Path) -> ModelSource:
+    """MODEL_OR_STUDY: an export folder, a model file inside one, or a study name."""
+    path = Path(target)
+    if path.is_dir() and (path / CARD).is_file():
+        return _exported(path / CARD, None)
+    if path.exists() and (path.parent / CARD).is_file():
+        return _exported(path.parent / CARD, path)
+    if (results_root / target).is_dir() and "/" not in target:
+        return study_source(results_root / target, target)
+    raise ConfigError(f"{target}: neither a study in {results_root} nor an exported model (a "
+                      f"folder with {CARD}). Give a study name (`tlsweep leaderboard` lists "
+                      f"nothing for a missing one) or `tlsweep export STUDY --out DIR` first.")

@@ -1,0 +1,11 @@
+"""How good a score is: confidence intervals and the metrics computed from a confusion matrix."""
+
+from tlsweep.measures._intervals import BRODERSEN, WILSON, Estimate, estimate, wilson
+
+__all__ = [
+    "BRODERSEN",
+    "WILSON",
+    "Estimate",
+    "estimate",
+    "wilson",
+]

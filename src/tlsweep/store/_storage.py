@@ -1,0 +1,180 @@
+"""Which Optuna storage a study lives in, opened one way for every command.
+
+- one worker on one machine: SQLite, ``results/<study>/study.db``;
+- several workers on one machine: Optuna's JournalStorage file, ``results/<study>/journal.log``
+  (append-only with a file lock: no "database is locked" however many processes write);
+- several machines: PostgreSQL (``postgresql://user:password@host/db``), with Optuna's heartbeat.
+
+URLs: ``sqlite:///path``, ``journal:///path/journal.log`` (our name for the journal file) and any
+SQLAlchemy URL Optuna's RDBStorage takes. A password in a URL is never printed: see ``mask``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tlsweep.errors import ConfigError
+from tlsweep.store._paths import STORAGE_FILE, sqlite_url
+
+JOURNAL_FILE = "journal.log"
+JOURNAL_SCHEME = "journal://"
+LOCK_FILE = ".budget.lock"
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+# libpq's keyword form (host=... password=...) and URL query parameters (?password=...).
+_KEYWORD = re.compile(r"(?P<key>\b(?:ssl)?password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&'\"]+)",
+                      re.I)
+
+
+def _mask_url(url: str) -> str:
+    """scheme://user:SECRET@host...: the secret runs to the token's last @, since a password
+    may hold @, :, /, ? and & unencoded (when a query holds an @ too, more is hidden: safe)."""
+    scheme, _, rest = url.partition("://")
+    at = rest.rfind("@")
+    if at < 0 or ":" not in rest[:at]:
+        return url
+    user = rest[:at].split(":", 1)[0]
+    return f"{scheme}://{user}:***{rest[at:]}"
+
+
+def mask(text: str) -> str:
+    """``text`` with every password it may carry replaced by ***: in URLs (user:password@),
+    in their query (password=), and in libpq's keyword strings (password=...)."""
+    text = _URL.sub(lambda m: _mask_url(m.group(0)), text)
+    return _KEYWORD.sub(lambda m: m.group("key") + "***", text)
+
+
+def journal_url(directory: Path) -> str:
+    return f"{JOURNAL_SCHEME}{(directory / JOURNAL_FILE).resolve()}"
+
+
+def local_url(directory: Path, workers: int) -> str:
+    return journal_url(directory) if workers > 1 else sqlite_url(directory)
+
+
+def existing_local_url(directory: Path) -> str | None:
+    if (directory / JOURNAL_FILE).is_file():
+        return journal_url(directory)
+    if (directory / STORAGE_FILE).is_file():
+        return sqlite_url(directory)
+    return None
+
+
+def local_path(url: str) -> Path | None:
+    """The file of a local storage URL (SQLite, journal), else None."""
+    if url.startswith(JOURNAL_SCHEME):
+        return Path(url.removeprefix(JOURNAL_SCHEME))
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def is_local(url: str) -> bool:
+    return url.startswith((JOURNAL_SCHEME, "sqlite:"))
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql:", "postgresql+", "postgres:"))
+
+
+def open_storage(url: str, heartbeat_interval: int = 30,
+                 grace_period: int = 120) -> optuna.storages.BaseStorage:
+    """Open ``url``. RDB storages keep Optuna's heartbeat: a trial whose process stops beating
+    for ``grace_period`` seconds is stale (``study.recover_stale`` fails and re-queues it)."""
+    if url.startswith(JOURNAL_SCHEME):
+        path = url.removeprefix(JOURNAL_SCHEME)
+        lock = optuna.storages.journal.JournalFileOpenLock(path)
+        return optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(path, lock_obj=lock))
+    try:
+        with _schema_lock(url):
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+    except Exception as exc:
+        cause = f"{type(exc).__name__}: {mask(str(exc)).splitlines()[0]}"
+        path = local_path(url)
+        if path is not None and path.exists():
+            raise ConfigError(f"{path}: the study's storage file cannot be read ({cause}). It is "
+                              f"damaged or not an Optuna storage: restore it from a backup, or "
+                              f"start a new study.") from None
+        raise ConfigError(f"--storage {mask(url)}: cannot open the storage ({cause}). Check the "
+                          f"URL, the server and that its driver is installed.") from None
+
+
+# Workers started together (a Slurm array, a Kubernetes Job) on an empty database all create
+# Optuna's tables at once, and PostgreSQL refuses all but one (a duplicate key in pg_type).
+SCHEMA_LOCK = "tlsweep:optuna-schema"
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """One process at a time opens (and, the first time, creates) the schema: on PostgreSQL
+    under an advisory lock, on SQLite under a lock on the database's folder (two `run`s of one
+    new study otherwise race to create its tables)."""
+    path = local_path(url)
+    if path is not None and url.startswith("sqlite") and path.parent.is_dir():
+        handle = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)  # closing releases the lock
+        return
+    if not is_postgres(url):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with _advisory_lock(engine, SCHEMA_LOCK):
+            yield
+    finally:
+        engine.dispose()
+
+
+# ----------------------------------------------------------------------------- the budget lock
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _advisory_lock(storage: Any, key: str) -> Iterator[None]:
+    from sqlalchemy import text
+
+    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    # A storage's engine (a study wraps the storage in a cache), or an engine itself.
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", backend)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": number})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": number})
+            connection.commit()
+
+
+def budget_lock(storage: Any, study: str, url: str,
+                directory: Path) -> contextlib.AbstractContextManager:
+    """A lock every worker of the study shares while it decides whether to start a trial, so
+    the budget is exact: a PostgreSQL advisory lock across machines, else a file lock."""
+    if is_postgres(url):
+        return _advisory_lock(storage, f"tlsweep:{study}")
+    return _file_lock(directory / LOCK_FILE)

@@ -1,0 +1,120 @@
+"""The finalists' stage, seen from the orchestrator: after the search, choose honestly.
+
+The search's best ``value`` is the maximum of many noisy validation scores, so it is biased upward
+(the winner's curse). Once the budget is spent this stage, in its own subprocess (``final``):
+
+1. fits the linear-probe baseline per backbone on frozen features (``probe``);
+2. on small data, re-evaluates the top ``k`` trials by k-fold cross-validation over train+val,
+   each trial's recipe (its parameters, trained to its best epoch) on every fold, and ranks them
+   by the pooled out-of-fold score, which no trial was selected on;
+3. delivers the chosen recipe: refit on train+val, or the best fold's model (or, without
+   re-evaluation, the top trial's kept model);
+4. scores the finalists, the delivered model and the baseline on the test set, which nothing
+   before this step has seen.
+
+What it found is stored in the study (``final``), and the Parquet files are built from it. No
+TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+from tlsweep.config import TrialParams
+from tlsweep.system import see_log
+from tlsweep.training import FINAL_MODEL, Finalist, FinalTask
+from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
+
+FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
+@dataclass
+class FinalStage:
+    """Runs the final stage for one study and records it; prints progress lines."""
+
+    console: Console
+
+    def choose_finalists(self, plan: Any, study: Any) -> list[Finalist]:
+        from optuna.trial import TrialState
+
+        from tlsweep.store import lineage_root
+        from tlsweep.sweep._runner import checkpoint_root, trial_settings
+
+        complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                          key=lambda t: t.value, reverse=True)
+        finalists = []
+        for trial in complete[:plan.sweep.config.finalists.k]:
+            result = trial.user_attrs.get("result") or {}
+            params = trial.user_attrs.get("params")
+            if params is None or "best_step" not in result:
+                continue
+            kept = checkpoint_root(plan) / str(lineage_root(trial)) / FINAL_MODEL
+            finalists.append(Finalist(trial.number, TrialParams(**params), float(trial.value),
+                                      int(result["best_step"]) + 1,
+                                      trial_settings(plan, trial.number),
+                                      kept if kept.is_file() else None))
+        return finalists
+
+    def should_reevaluate(self, plan: Any) -> bool:
+        config = plan.sweep.config.finalists
+        if config.reevaluate != "auto":
+            return config.reevaluate == "on"
+        data = plan.dataset
+        return len(data.y_train) + len(data.y_val) < config.small_data_images
+
+    def run(self, plan: Any, study: Any) -> dict[str, Any] | None:
+        """The stage's report (also stored in the study), or None when it could not run."""
+        from tlsweep.sweep._runner import worker_spec
+
+        finalists = self.choose_finalists(plan, study)
+        if not finalists:
+            return None
+        config = plan.sweep.config
+        reevaluate = self.should_reevaluate(plan)
+        what = (f"{config.finalists.folds}-fold cross-validation of the top {len(finalists)}"
+                if reevaluate else f"the top {len(finalists)} as trained")
+        self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
+                           + (", then the test set" if plan.dataset.has_test else ""))
+        task = FinalTask(worker_spec(plan), finalists, reevaluate, config.finalists.folds,
+                         config.finalists.deliver, plan.directory / FINAL_DIR)
+        began = time.perf_counter()
+        outcome = self._execute(task)
+        if isinstance(outcome, FinalFailed):
+            # Its traceback, or its last words before a crash, are in the study's log.
+            self.console.print(f"[yellow]finalists not evaluated:[/] {outcome.error}"
+                               f"{see_log(task.spec.log)}")
+            return None
+        report = {**outcome.report, "seconds": time.perf_counter() - began}
+        study.set_user_attr("final", report)
+        return report
+
+    def _execute(self, task: FinalTask) -> FinalDone | FinalFailed:
+        from tlsweep.training import final_main
+
+        context = multiprocessing.get_context("spawn")
+        conn, child = context.Pipe()
+        process = context.Process(target=final_main, args=(child, task), daemon=True,
+                                  name="tlsweep-final")
+        process.start()
+        child.close()
+        try:
+            while True:
+                try:
+                    message = conn.recv()
+                except KeyboardInterrupt:
+                    return FinalFailed("interrupted (Ctrl-C). The search's results are saved; "
+                                       "`tlsweep resume STUDY` runs this stage again")
+                except EOFError:
+                    process.join(5)
+                    return FinalFailed(f"its process ended (exit code {process.exitcode})")
+                if isinstance(message, Progress):
+                    self.console.print(f"  [dim]{message.text}[/]")
+                    continue
+                return message
+        finally:
+            if process.is_alive():
+                process.kill()
+            process.join(5)

@@ -1,0 +1,16 @@
+"""What every layer leans on: atomic file writes, the TLSWEEP_* environment variables, process
+checks and TensorFlow's log."""
+
+from tlsweep.system._atomic import replacing, write_text
+from tlsweep.system._process import process_alive
+from tlsweep.system._tflog import log_path, redirect_to_log, see_log, stderr_to_log
+
+__all__ = [
+    "log_path",
+    "process_alive",
+    "redirect_to_log",
+    "replacing",
+    "see_log",
+    "stderr_to_log",
+    "write_text",
+]

@@ -1,0 +1,26 @@
+"""One trial's training, in a worker process: backbones, the classifier, augmentation, batches, the
+two-phase trial and its epochs, checkpoints, the warm model pool, the linear probe, the
+finalists' run, the worker's main loop and the typed messages it speaks."""
+
+from tlsweep.training._checkpoint import FINAL_MODEL, TrialCheckpoints
+from tlsweep.training._epochs import EpochRecord
+from tlsweep.training._final import Finalist, FinalTask, final_main
+from tlsweep.training._preflight import check_weights
+from tlsweep.training._trial import TrialSettings, TwoPhaseTrial
+from tlsweep.training._worker import FAILPOINT, TrialTask, WorkerSpec, worker_main
+
+__all__ = [
+    "FAILPOINT",
+    "FINAL_MODEL",
+    "EpochRecord",
+    "FinalTask",
+    "Finalist",
+    "TrialCheckpoints",
+    "TrialSettings",
+    "TrialTask",
+    "TwoPhaseTrial",
+    "WorkerSpec",
+    "check_weights",
+    "final_main",
+    "worker_main",
+]

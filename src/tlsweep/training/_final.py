@@ -1,0 +1,314 @@
+"""The finalists' stage's process (see ``finalize``): TensorFlow lives here.
+
+Everything it measures is stored as confusion matrices, so that intervals are computed where the
+numbers are shown, with one method each (``intervals``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tlsweep.config import TrialParams
+from tlsweep.system import redirect_to_log
+from tlsweep.training._worker import WorkerSpec
+from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
+
+DELIVERED = "model.keras"
+
+
+@dataclass(frozen=True)
+class Finalist:
+    number: int
+    params: TrialParams
+    value: float
+    epochs: int  # the recipe trains global steps 0..epochs-1: up to its best epoch
+    settings: Any  # trial.TrialSettings
+    kept_model: Path | None  # the trial's own best-epoch model, when kept
+
+
+@dataclass(frozen=True)
+class FinalTask:
+    spec: WorkerSpec
+    finalists: list[Finalist]
+    reevaluate: bool
+    folds: int
+    deliver: str
+    out_dir: Path
+
+
+CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} images; copies kept "
+             "in one fold), each recipe trained to its best epoch; pooled out-of-fold "
+             "predictions")
+
+
+class _Silent:
+    """A reporter that lets a recipe train every epoch: nothing prunes a finalist."""
+
+    def epoch_started(self, phase: str, step: int, total_steps: int) -> None:
+        pass
+
+    def epoch_finished(self, record: Any) -> None:
+        pass
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
+    from tlsweep.training._epochs import confusion_matrix
+
+    return confusion_matrix(np.asarray(labels), np.asarray(predicted), n_classes).tolist()
+
+
+def _score(confusion: list[list[int]], objective: str) -> float:
+    from tlsweep.measures import estimate
+
+    return estimate(np.asarray(confusion), objective).value
+
+
+def predict_images(model: Any, images: np.ndarray, preprocess: Any,
+                   chunk: int = 256) -> np.ndarray:
+    """Class indices for uint8 images, preprocessed a slice at a time (a float copy of a large
+    test set at once would not fit)."""
+    from tlsweep.training._batches import eval_inputs
+    from tlsweep.training._classifier import predict
+
+    return np.concatenate([predict(model, eval_inputs(images[i:i + chunk], preprocess))
+                           .argmax(axis=1) for i in range(0, len(images), chunk)])
+
+
+class FinalRun:
+    def __init__(self, conn: Connection, task: FinalTask, dataset: Any) -> None:
+        from tlsweep.training._warm import ModelPool
+
+        self.conn, self.task, self.data = conn, task, dataset
+        self.config = task.spec.sweep.config
+        self.objective = self.config.objective
+        self.pool = ModelPool(keep=True)
+        task.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def say(self, text: str) -> None:
+        self.conn.send(Progress(text))
+
+    def test_confusion(self, model: Any, backbone: str) -> list[list[int]] | None:
+        from tlsweep.training.backbones import preprocessor
+
+        if not self.data.has_test:
+            return None
+        preprocess = preprocessor(self.task.spec.backbones[backbone])
+        return _confusion(self.data.y_test, predict_images(model, self.data.x_test, preprocess),
+                          self.data.n_classes)
+
+    # ------------------------------------------------------------------ baseline
+    def baselines(self) -> list[dict[str, Any]]:
+        """A probe per backbone: fitted on train (its validation score), and, when the
+        delivered model is a refit on train+val, fitted again on train+val for the test set,
+        so that the delivered model and the baseline are tested after training on the same
+        images (a probe on train alone would give the refit 25-50% more data to win by)."""
+        from tlsweep.training._warm import Structure, frozen_features
+        from tlsweep.training.backbones import preprocessor
+
+        rows = []
+        for name, backbone in self.task.spec.backbones.items():
+            self.say(f"baseline: linear probe on {name}'s frozen features")
+            structure = Structure(backbone, self.config.data.image_size, self.data.n_classes,
+                                  self.config.training.dropout)
+            warm, _ = self.pool.get(structure, self.config.seed)
+            warm.reset(self.config.seed)
+            preprocess = preprocessor(backbone)
+            features = {split: frozen_features(warm, x, preprocess) for split, x in
+                        (("train", self.data.x_train), ("val", self.data.x_val),
+                         ("test", self.data.x_test)) if x is not None and len(x)}
+            row = {"backbone": name, **self._probe(features)}
+            if self.task.reevaluate:
+                row["cv_confusion"] = self._probe_cv(features)
+            rows.append(row)
+        return rows
+
+    def _train_and_val_features(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+        """Features and labels of train+val, in ``train_and_val``'s order (the folds' order)."""
+        return (np.concatenate([features["train"], features["val"]]),
+                np.concatenate([self.data.y_train, self.data.y_val]))
+
+    def _probe_cv(self, features: dict[str, np.ndarray]) -> list[list[int]]:
+        """The probe cross-validated on the finalists' folds (pooled out-of-fold), so that
+        fine-tuning's estimate has its baseline on the same images, test set or none."""
+        from tlsweep.training._probe import fit_probe
+
+        x, y = self._train_and_val_features(features)
+        pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
+        for train, held in self.folds(y):
+            fit = fit_probe(x[train], y[train], self.objective, self.config.seed)
+            pooled += np.asarray(_confusion(y[held], fit.predict(x[held]), self.data.n_classes))
+        return pooled.tolist()
+
+    def _probe(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
+        from tlsweep.training._probe import fit_probe
+
+        probe = fit_probe(features["train"], self.data.y_train, self.objective,
+                          self.config.seed)
+        tested, trained_on = probe, "train"
+        if self.task.reevaluate and self.task.deliver == "refit" and "test" in features:
+            tested = fit_probe(*self._train_and_val_features(features), self.objective,
+                               self.config.seed)
+            trained_on = "train+val"
+        test = features.get("test")
+        return {"c": probe.c, "cv_score": probe.cv_score,
+                "val_confusion": _confusion(self.data.y_val, probe.predict(features["val"]),
+                                            self.data.n_classes),
+                "test_confusion": None if test is None else _confusion(
+                    self.data.y_test, tested.predict(test), self.data.n_classes),
+                "test_trained_on": trained_on, "test_c": tested.c}
+
+    # ------------------------------------------------------------------ recipes
+    def train_recipe(self, finalist: Finalist, x_train: np.ndarray, y_train: np.ndarray,
+                     x_val: np.ndarray, y_val: np.ndarray) -> Any:
+        """The finalist's recipe on other data: its parameters and seed, trained to its best
+        epoch with nothing pruned. Returns the model at that epoch."""
+        from tlsweep.datasets import Dataset
+        from tlsweep.training._trial import TwoPhaseTrial
+
+        dataset = Dataset(x_train, y_train, x_val, y_val, self.data.class_names, [])
+        trial = TwoPhaseTrial(finalist.params, self.task.spec.backbones[finalist.params.backbone],
+                              dataset, finalist.settings, _Silent(), pool=self.pool)
+        trial.fit(0, finalist.epochs)
+        return trial.model
+
+    def train_and_val(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train and validation images together: what the folds split and the refit trains on."""
+        return (np.concatenate([self.data.x_train, self.data.x_val]),
+                np.concatenate([self.data.y_train, self.data.y_val]))
+
+    def folds(self, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        groups = np.arange(len(labels))
+        report = self.data.duplicates
+        if report is not None:  # copies of one picture stay in one fold
+            offsets = {"train": 0, "val": len(self.data.y_train)}
+            positions = {(split, path): offsets[split] + i for split in offsets
+                         for i, path in enumerate(self.data.paths.get(split, []))}
+            for group in report.groups:
+                members = [positions[(m.split, m.path)] for m in group.members
+                           if (m.split, m.path) in positions]
+                groups[members] = min(members, default=0)
+        # A tiny set may hold fewer groups than folds: sklearn refuses that outright.
+        splits = max(2, min(self.task.folds, len(np.unique(groups))))
+        splitter = StratifiedGroupKFold(splits, shuffle=True, random_state=self.config.seed)
+        return list(splitter.split(labels, labels, groups))
+
+    def cross_validate(self, finalists: list[Finalist]) -> list[dict[str, Any]]:
+        from tlsweep.training.backbones import preprocessor
+
+        x, y = self.train_and_val()
+        folds = self.folds(y)
+        # Held once, so every finalist trains on the same arrays: a warm worker's compiled
+        # models and batches are found by array identity.
+        parts = [(x[train], y[train], x[held], y[held]) for train, held in folds]
+        results = []
+        for finalist in finalists:
+            pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
+            scores, best = [], -1.0
+            preprocess = preprocessor(self.task.spec.backbones[finalist.params.backbone])
+            for index, (x_tr, y_tr, x_held, y_held) in enumerate(parts):
+                self.say(f"trial {finalist.number}: fold {index + 1}/{len(parts)}")
+                model = self.train_recipe(finalist, x_tr, y_tr, x_held, y_held)
+                confusion = _confusion(y_held, predict_images(model, x_held, preprocess),
+                                       self.data.n_classes)
+                pooled += np.asarray(confusion)
+                scores.append(_score(confusion, self.objective))
+                if scores[-1] > best:
+                    best = scores[-1]
+                    model.save(self.best_fold_path(finalist))
+            results.append({"trial": finalist.number, "cv_confusion": pooled.tolist(),
+                            "fold_scores": scores})
+        return results
+
+    def best_fold_path(self, finalist: Finalist) -> Path:
+        return self.task.out_dir / f"trial-{finalist.number}-best-fold.keras"
+
+    # ------------------------------------------------------------------ the answer
+    def deliver(self, chosen: Finalist) -> tuple[str, Path | None]:
+        """(how the delivered model was made, where it is)."""
+        target = self.task.out_dir / DELIVERED
+        if not self.task.reevaluate:
+            if chosen.kept_model is None:
+                return "none", None
+            shutil.copyfile(chosen.kept_model, target)
+            return "kept", target
+        if self.task.deliver == "best_fold":
+            shutil.copyfile(self.best_fold_path(chosen), target)
+            return "best_fold", target
+        self.say(f"trial {chosen.number}: refit on train+val")
+        x, y = self.train_and_val()
+        self.train_recipe(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
+        return "refit", target
+
+    def run(self) -> dict[str, Any]:
+        import keras
+
+        finalists = self.task.finalists
+        baselines = self.baselines()
+        by_trial: dict[int, dict[str, Any]] = {f.number: {"trial": f.number, "value": f.value,
+                                                          "epochs": f.epochs}
+                                               for f in finalists}
+        method = None
+        if self.task.reevaluate:
+            n = len(self.data.y_train) + len(self.data.y_val)
+            method = CV_METHOD.format(folds=self.task.folds, n=n)
+            for result in self.cross_validate(finalists):
+                by_trial[result["trial"]].update(result)
+            chosen = max(finalists, key=lambda f: (
+                _score(by_trial[f.number]["cv_confusion"], self.objective), f.value))
+        else:
+            chosen = finalists[0]
+        for finalist in finalists:
+            if finalist.kept_model is not None and self.data.has_test:
+                self.say(f"trial {finalist.number}: kept model on the test set")
+                model = keras.models.load_model(finalist.kept_model, compile=False)
+                by_trial[finalist.number]["test_confusion"] = self.test_confusion(
+                    model, finalist.params.backbone)
+        kind, path = self.deliver(chosen)
+        delivered: dict[str, Any] = {"trial": chosen.number, "kind": kind,
+                                     "path": str(path) if path else None}
+        if kind == "kept":  # a copy of the model scored above
+            delivered["test_confusion"] = by_trial[chosen.number].get("test_confusion")
+        elif path is not None and self.data.has_test:
+            self.say("delivered model on the test set")
+            delivered["test_confusion"] = self.test_confusion(
+                keras.models.load_model(path, compile=False), chosen.params.backbone)
+        for stale in self.task.out_dir.glob("trial-*-best-fold.keras"):
+            if stale != self.best_fold_path(chosen):
+                stale.unlink()
+        return {"objective": self.objective, "reevaluated": self.task.reevaluate,
+                "method": method, "baseline": baselines,
+                "finalists": list(by_trial.values()), "chosen": chosen.number,
+                "delivered": delivered,
+                "n": {"train": len(self.data.y_train), "val": len(self.data.y_val),
+                      "test": len(self.data.y_test) if self.data.has_test else 0}}
+
+
+def final_main(conn: Connection, task: FinalTask) -> None:
+    from tlsweep.training._worker import die_with_parent, setup_tensorflow
+
+    redirect_to_log(task.spec.log, "final stage")  # before TensorFlow is imported
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
+    die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        from tlsweep.datasets import load_dataset
+
+        config = task.spec.sweep.config
+        dataset = load_dataset(config.data, config.seed, task.spec.sweep.path)
+        setup_tensorflow(config)
+        conn.send(FinalDone(FinalRun(conn, task, dataset).run()))
+    except Exception as exc:  # reported, never raised: the sweep itself is finished
+        traceback.print_exc()  # into the study's log, which the orchestrator's message names
+        conn.send(FinalFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
