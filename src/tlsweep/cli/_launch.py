@@ -21,8 +21,10 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from tlsweep.config import BudgetConfig, Sweep, load_sweep, parse_duration
+from tlsweep.engines import Search, engine_named
 from tlsweep.errors import ConfigError, TlsweepError
 from tlsweep.store import (
+    StorageURL,
     finished_count,
     is_local,
     load_study,
@@ -37,7 +39,6 @@ from tlsweep.sweep import (
     INTERRUPTED,
     Lease,
     Plan,
-    SweepRunner,
     attach_search,
     check,
     check_unchanged,
@@ -48,7 +49,7 @@ from tlsweep.sweep import (
     recover_stale,
     refuse_existing,
 )
-from tlsweep.system import environment, log_path, stderr_to_log
+from tlsweep.system import environment
 
 
 def with_overrides(sweep: Sweep, trials: int | None, timeout: str | None) -> Sweep:
@@ -108,8 +109,9 @@ def verify_checkpoint_folder(study: Any, plan: Plan) -> None:
 
 
 def single_process(plan: Plan, what: str) -> None:
-    if plan.sweep.config.engine == "keras-tuner":
-        raise ConfigError(f"{plan.sweep.path}: engine: keras-tuner runs its search in one "
+    engine = engine_named(plan.sweep.config.engine)
+    if not engine.shares_a_study:
+        raise ConfigError(f"{plan.sweep.path}: engine: {engine.name} runs its search in one "
                           f"process, so {what} cannot share it. Use engine: optuna for several "
                           f"workers, or run without {what}.")
 
@@ -147,7 +149,7 @@ class Launcher:
                gpus: list[str] | None) -> int:
         directory = self.root / name
         url = locate(directory, storage)
-        if workers > 1 and url.startswith("sqlite:"):
+        if workers > 1 and StorageURL.parse(url).kind == "sqlite":
             raise ConfigError(f"{directory}: study {name!r} was created for one worker (SQLite). "
                               f"Resume it without --workers.")
         stored = load_study(directory, name, url)
@@ -233,16 +235,8 @@ class Launcher:
         try:
             with LiveView(name, budget, self.console,
                           already_done=finished_count(study)) as view:
-                if plan.sweep.config.engine == "keras-tuner":
-                    from tlsweep.engines import run_keras_tuner
-
-                    # keras-tuner trains in this process: TensorFlow's lines go to the log
-                    # while it searches; the live view writes to stdout, which stays.
-                    with stderr_to_log(log_path(plan.directory), "keras-tuner search"):
-                        code = run_keras_tuner(plan, study, view, publish,
-                                               resuming=bool(study.trials))
-                else:
-                    code = SweepRunner(plan, study, view, url, publish).run()
+                engine = engine_named(plan.sweep.config.engine)
+                code = engine.search(Search(plan, study, view, url, publish))
         finally:
             if held is not None:
                 held.release()

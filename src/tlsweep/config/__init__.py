@@ -11,9 +11,10 @@ from tlsweep.config._schema import (
     load_sweep,
     parse_duration,
 )
-from tlsweep.config._space import PARAM_NAMES, TrialParams, suggest
+from tlsweep.config._space import NUMERIC_PARAMS, PARAM_NAMES, TrialParams, suggest
 
 __all__ = [
+    "NUMERIC_PARAMS",
     "PARAM_NAMES",
     "BackboneChoice",
     "BudgetConfig",

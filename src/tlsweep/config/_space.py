@@ -6,23 +6,13 @@ part of the returned parameters, so every trial carries all six settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from tlsweep.config._schema import FloatRange, SearchSpace, WeightingChoices
 
 if TYPE_CHECKING:
     import optuna
-
-PARAM_NAMES = (
-    "backbone",
-    "unfreeze_depth",
-    "head_lr",
-    "finetune_lr",
-    "augmentation_strength",
-    "class_weighting",
-)
-
 
 @dataclass(frozen=True)
 class TrialParams:
@@ -35,6 +25,11 @@ class TrialParams:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The six searched settings, in the order tables show them: the one list, read off TrialParams.
+PARAM_NAMES = tuple(f.name for f in fields(TrialParams))
+NUMERIC_PARAMS = tuple(f.name for f in fields(TrialParams) if f.type in (float, "float"))
 
 
 def _float(trial: optuna.Trial, name: str, param: float | FloatRange) -> float:

@@ -1,7 +1,11 @@
 """The search engines behind one Engine contract: Optuna's (the default) and keras-tuner's."""
 
-from tlsweep.engines._keras_tuner import run_keras_tuner
+from tlsweep.engines._base import Engine, Search
+from tlsweep.engines._registry import ENGINES, engine_named
 
 __all__ = [
-    "run_keras_tuner",
+    "ENGINES",
+    "Engine",
+    "Search",
+    "engine_named",
 ]

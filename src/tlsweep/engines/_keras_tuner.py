@@ -22,15 +22,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tlsweep.config import TrialParams, suggest
+from tlsweep.engines._base import Search
 from tlsweep.store import epochs_spent
 from tlsweep.sweep import INTERRUPTED, Listener, Plan, trial_settings
+from tlsweep.system import log_path, stderr_to_log
 
 KT_TRIAL_ATTR = "keras_tuner_trial"
 
@@ -216,3 +218,15 @@ def run_keras_tuner(plan: Plan, study: optuna.Study, listener: Listener,
                            f"Fix the cause (see `tlsweep show {study.study_name} TRIAL`), "
                            f"then resume.") from None
     return 0
+
+
+class KerasTunerEngine:
+    name: ClassVar[str] = "keras-tuner"
+    shares_a_study: ClassVar[bool] = False  # keras-tuner searches in one process
+
+    def search(self, search: Search) -> int:
+        # keras-tuner trains in this process: TensorFlow's lines go to the log while it
+        # searches; the live view writes to stdout, which stays.
+        with stderr_to_log(log_path(search.plan.directory), "keras-tuner search"):
+            return run_keras_tuner(search.plan, search.study, search.listener, search.publish,
+                                   resuming=search.resuming)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from tlsweep.inspection._importance import edge
 from tlsweep.inspection._studyview import StudyView
+from tlsweep.measures import Objective
 
 OVERFIT_GAP = 0.20
 IMBALANCE_RATIO = 3.0
@@ -143,7 +144,7 @@ def near_chance(view: StudyView) -> Finding | None:
     if not names or finished.empty:
         return None
     chance = 1 / len(names)
-    if counts and view.objective == "val_accuracy":
+    if counts and not Objective.named(view.objective).balanced:
         chance = max(chance, max(counts) / max(sum(counts), 1))  # always guessing the majority
     best = float(finished.max())
     if best > chance + CHANCE_MARGIN:
@@ -182,7 +183,7 @@ def separation(view: StudyView) -> Finding | None:
 
 def test_estimate(view: StudyView) -> Finding:
     chosen = view.reference("chosen")
-    metric = "test_" + view.objective.removeprefix("val_")
+    metric = Objective.named(view.objective).test_column
     if chosen.empty or metric not in chosen or chosen[metric].isna().all():
         return Finding("honest estimate", "note",
                        "No test set: the leaderboard's best value is the maximum of many noisy "
@@ -202,7 +203,7 @@ def _bound(metric: str, side: str) -> str:
 def _common_measure(view: StudyView, row: pd.Series, probe: pd.Series) -> tuple[str, str]:
     """(column, where): test when both have it, else the finalists' cross-validation when
     both have it (the same folds), else validation."""
-    test = "test_" + view.objective.removeprefix("val_")
+    test = Objective.named(view.objective).test_column
     if pd.notna(row.get(test)) and pd.notna(probe.get(test)):
         return test, "test"
     if pd.notna(row.get("cv_value")) and pd.notna(probe.get("cv_value")):

@@ -11,14 +11,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from tlsweep.config import PARAM_NAMES
 from tlsweep.errors import ConfigError
 from tlsweep.inspection._studyview import ClassMetrics, load_leaderboard
+from tlsweep.measures import Objective
 
 FORMATS = ("table", "csv", "json", "markdown")
 TABLE_COLUMNS = [
-    "rank", "trial", "state", "value", "value_ci", "tied", "cv", "test", "backbone",
-    "unfreeze_depth", "head_lr", "finetune_lr", "augmentation_strength", "class_weighting",
-    "best_epoch", "best_phase", "gap", "epochs_run", "duration_s", "error",
+    "rank", "trial", "state", "value", "value_ci", "tied", "cv", "test", *PARAM_NAMES, "best_epoch",
+    "best_phase", "gap", "epochs_run", "duration_s", "error",
 ]
 
 
@@ -88,7 +89,7 @@ def _with_span(value: Any, low: Any, high: Any) -> str | None:
 def display_frame(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
     """The table's derived text columns: intervals, ties, the cross-validated and test
     scores of the objective's metric."""
-    test = "test_" + objective.removeprefix("val_")
+    test = Objective.named(objective).test_column
     shown = frame.copy()
     for column in ("value_low", "value_high", "tied", "cv_value", "cv_low", "cv_high", test,
                    f"{test}_low", f"{test}_high"):

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from tlsweep.measures._objective import Objective
+
 CONFIDENCE = 0.95
 WILSON = "Wilson score interval"
 BRODERSEN = "shortest 95% interval of the balanced accuracy's posterior (Brodersen et al. 2010)"
@@ -100,12 +102,8 @@ def balanced_estimate(confusion: np.ndarray) -> Estimate:
 
 def estimate(confusion: np.ndarray, metric: str) -> Estimate:
     """``metric``: accuracy or balanced_accuracy (a ``val_``/``test_`` prefix is ignored)."""
-    name = metric.removeprefix("val_").removeprefix("test_")
-    if name == "balanced_accuracy":
-        return balanced_estimate(confusion)
-    if name == "accuracy":
-        return accuracy_estimate(confusion)
-    raise ValueError(f"no interval for metric {metric!r}")
+    objective = Objective.named(metric)
+    return balanced_estimate(confusion) if objective.balanced else accuracy_estimate(confusion)
 
 
 def tied_with(best: float, candidate: Estimate) -> bool:

@@ -29,12 +29,13 @@ from tlsweep.store._results import (
     write_parquet,
     write_results,
 )
-from tlsweep.store._storage import budget_lock, is_local, local_url, mask, open_storage
+from tlsweep.store._storage import StorageURL, budget_lock, is_local, local_url, mask, open_storage
 
 __all__ = [
     "CURVES",
     "LEADERBOARD",
     "REFERENCES",
+    "StorageURL",
     "budget_lock",
     "checkpoint_folder",
     "current",

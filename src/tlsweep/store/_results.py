@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tlsweep import __version__
-from tlsweep.config import PARAM_NAMES
+from tlsweep.config import NUMERIC_PARAMS, PARAM_NAMES
 from tlsweep.measures import estimate
 from tlsweep.system import replacing
 
@@ -123,8 +123,7 @@ def leaderboard_frame(study: optuna.Study) -> pd.DataFrame:
     if final:
         _add_final(rows, final, objective)
     frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
-    numeric = ["value", "duration_s", "unfreeze_depth", "head_lr", "finetune_lr",
-               "augmentation_strength", "cv_value", "cv_low", "cv_high", "value_low",
+    numeric = ["value", "duration_s", *NUMERIC_PARAMS, "cv_value", "cv_low", "cv_high", "value_low",
                "value_high", *INTERVAL_COLUMNS, "train_accuracy", "gap"]
     frame = frame.astype({"trial": "Int64", "best_epoch": "Int64", "epochs_run": "Int64",
                           "pruned_at": "Int64", **dict.fromkeys(numeric, "float64")})

@@ -17,8 +17,9 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 
@@ -68,29 +69,58 @@ def existing_local_url(directory: Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class StorageURL:
+    """A storage URL, read once: which kind of storage it names and, for a local one, its file.
+    Every question about a URL's kind is answered here, never by a prefix test elsewhere."""
+
+    url: str
+    kind: Literal["sqlite", "journal", "postgresql", "rdb"]
+
+    @classmethod
+    def parse(cls, url: str) -> StorageURL:
+        if url.startswith(JOURNAL_SCHEME):
+            return cls(url, "journal")
+        if url.startswith("sqlite:"):
+            return cls(url, "sqlite")
+        if url.startswith(("postgresql:", "postgresql+", "postgres:")):
+            return cls(url, "postgresql")
+        return cls(url, "rdb")  # any other SQLAlchemy URL Optuna's RDBStorage takes
+
+    @property
+    def path(self) -> Path | None:
+        """The file of a local storage (SQLite, journal), else None."""
+        if self.kind == "journal":
+            return Path(self.url.removeprefix(JOURNAL_SCHEME))
+        if self.kind == "sqlite" and self.url.startswith("sqlite:///"):
+            return Path(self.url.removeprefix("sqlite:///"))
+        return None
+
+    @property
+    def local(self) -> bool:
+        """On this machine's disk: workers elsewhere cannot reach it."""
+        return self.kind in ("journal", "sqlite")
+
+    @property
+    def masked(self) -> str:
+        return mask(self.url)
+
+
 def local_path(url: str) -> Path | None:
-    """The file of a local storage URL (SQLite, journal), else None."""
-    if url.startswith(JOURNAL_SCHEME):
-        return Path(url.removeprefix(JOURNAL_SCHEME))
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///"))
-    return None
+    return StorageURL.parse(url).path
 
 
 def is_local(url: str) -> bool:
-    return url.startswith((JOURNAL_SCHEME, "sqlite:"))
-
-
-def is_postgres(url: str) -> bool:
-    return url.startswith(("postgresql:", "postgresql+", "postgres:"))
+    return StorageURL.parse(url).local
 
 
 def open_storage(url: str, heartbeat_interval: int = 30,
                  grace_period: int = 120) -> optuna.storages.BaseStorage:
     """Open ``url``. RDB storages keep Optuna's heartbeat: a trial whose process stops beating
     for ``grace_period`` seconds is stale (``study.recover_stale`` fails and re-queues it)."""
-    if url.startswith(JOURNAL_SCHEME):
-        path = url.removeprefix(JOURNAL_SCHEME)
+    where = StorageURL.parse(url)
+    if where.kind == "journal":
+        path = str(where.path)
         lock = optuna.storages.journal.JournalFileOpenLock(path)
         return optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(path, lock_obj=lock))
@@ -98,10 +128,10 @@ def open_storage(url: str, heartbeat_interval: int = 30,
         with _schema_lock(url):
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+                engine_kwargs=None if where.kind == "sqlite" else {"pool_pre_ping": True})
     except Exception as exc:
         cause = f"{type(exc).__name__}: {mask(str(exc)).splitlines()[0]}"
-        path = local_path(url)
+        path = where.path
         if path is not None and path.exists():
             raise ConfigError(f"{path}: the study's storage file cannot be read ({cause}). It is "
                               f"damaged or not an Optuna storage: restore it from a backup, or "
@@ -120,8 +150,9 @@ def _schema_lock(url: str) -> Iterator[None]:
     """One process at a time opens (and, the first time, creates) the schema: on PostgreSQL
     under an advisory lock, on SQLite under a lock on the database's folder (two `run`s of one
     new study otherwise race to create its tables)."""
-    path = local_path(url)
-    if path is not None and url.startswith("sqlite") and path.parent.is_dir():
+    where = StorageURL.parse(url)
+    path = where.path
+    if path is not None and where.kind == "sqlite" and path.parent.is_dir():
         handle = os.open(path.parent, os.O_RDONLY)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -129,7 +160,7 @@ def _schema_lock(url: str) -> Iterator[None]:
         finally:
             os.close(handle)  # closing releases the lock
         return
-    if not is_postgres(url):
+    if where.kind != "postgresql":
         yield
         return
     import sqlalchemy
@@ -175,6 +206,6 @@ def budget_lock(storage: Any, study: str, url: str,
                 directory: Path) -> contextlib.AbstractContextManager:
     """A lock every worker of the study shares while it decides whether to start a trial, so
     the budget is exact: a PostgreSQL advisory lock across machines, else a file lock."""
-    if is_postgres(url):
+    if StorageURL.parse(url).kind == "postgresql":
         return _advisory_lock(storage, f"tlsweep:{study}")
     return _file_lock(directory / LOCK_FILE)

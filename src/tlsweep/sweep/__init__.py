@@ -4,8 +4,9 @@ lines, the Optuna engine's runner and the finalists' stage."""
 from tlsweep.sweep._finalize import FinalStage
 from tlsweep.sweep._lease import Lease
 from tlsweep.sweep._progress import LiveView
-from tlsweep.sweep._runner import INTERRUPTED, SweepRunner, checkpoint_root, trial_settings
+from tlsweep.sweep._runner import SweepRunner, checkpoint_root
 from tlsweep.sweep._study import (
+    INTERRUPTED,
     Listener,
     Plan,
     attach_search,
@@ -16,6 +17,7 @@ from tlsweep.sweep._study import (
     join_study,
     recover_stale,
     refuse_existing,
+    trial_settings,
 )
 
 __all__ = [

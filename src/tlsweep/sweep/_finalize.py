@@ -41,7 +41,8 @@ class FinalStage:
         from optuna.trial import TrialState
 
         from tlsweep.store import lineage_root
-        from tlsweep.sweep._runner import checkpoint_root, trial_settings
+        from tlsweep.sweep._runner import checkpoint_root
+        from tlsweep.sweep._study import trial_settings
 
         complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                           key=lambda t: t.value, reverse=True)

@@ -34,7 +34,7 @@ from tlsweep.store import (
     record_heartbeat,
     storage,
 )
-from tlsweep.sweep._study import Listener, Plan, recover_stale, requeue
+from tlsweep.sweep._study import INTERRUPTED, Listener, Plan, recover_stale, requeue, trial_settings
 from tlsweep.sweep._workers import WorkerSlot
 from tlsweep.system import log_path
 from tlsweep.training import FINAL_MODEL, TrialCheckpoints, TrialTask, WorkerSpec
@@ -47,8 +47,6 @@ from tlsweep.training.protocol import (
     Outcome,
     TrialDone,
 )
-
-INTERRUPTED = 130
 
 
 @dataclass
@@ -71,19 +69,6 @@ class Interrupts:
     @property
     def requested(self) -> bool:
         return self.count > 0
-
-
-def trial_settings(plan: Plan, number: int) -> Any:
-    from tlsweep.training import TrialSettings  # plain dataclass; trial imports Keras lazily
-
-    config = plan.sweep.config
-    return TrialSettings(
-        image_size=config.data.image_size, head_epochs=config.training.head_epochs,
-        finetune_epochs=config.training.finetune_epochs, batch_size=config.training.batch_size,
-        dropout=config.training.dropout, objective=config.objective, seed=config.seed + number,
-        cache_features=config.execution.cache_frozen_features,
-        jit_compile=config.execution.jit_compile, augment_head=config.training.augment_head,
-        head_init=config.training.head_init, probe_seed=config.seed)
 
 
 def first_prunable_step(plan: Plan) -> int:

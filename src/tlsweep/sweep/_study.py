@@ -12,7 +12,7 @@ import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
@@ -22,6 +22,7 @@ from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, TrialParams, chan
 from tlsweep.datasets import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
 from tlsweep.store import (
+    StorageURL,
     budget_lock,
     mask,
     open_storage,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 Retry = optuna.storages.RetryHeartbeatStaleTrialCallback
+INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C, as a shell reports SIGINT
 
 
 class Listener(Protocol):
@@ -182,8 +184,9 @@ def discard_new_study(study: optuna.Study, url: str) -> None:
     if study.trials:
         return
     optuna.delete_study(study_name=study.study_name, storage=storage(study))
-    if url.startswith("sqlite:") and not optuna.get_all_study_names(storage(study)):
-        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    where = StorageURL.parse(url)
+    if where.kind == "sqlite" and where.path and not optuna.get_all_study_names(storage(study)):
+        where.path.unlink(missing_ok=True)
 
 
 def refuse_existing(sweep: Sweep, url: str) -> None:
@@ -310,3 +313,15 @@ def check_unchanged(study: optuna.Study, sweep: Sweep, force: bool) -> None:
         study.set_user_attr("space_text", sweep.space_text)
         study.set_user_attr("sweep_sha256", sweep.sha256)
 
+
+def trial_settings(plan: Plan, number: int) -> Any:
+    from tlsweep.training import TrialSettings  # plain dataclass; trial imports Keras lazily
+
+    config = plan.sweep.config
+    return TrialSettings(
+        image_size=config.data.image_size, head_epochs=config.training.head_epochs,
+        finetune_epochs=config.training.finetune_epochs, batch_size=config.training.batch_size,
+        dropout=config.training.dropout, objective=config.objective, seed=config.seed + number,
+        cache_features=config.execution.cache_frozen_features,
+        jit_compile=config.execution.jit_compile, augment_head=config.training.augment_head,
+        head_init=config.training.head_init, probe_seed=config.seed)

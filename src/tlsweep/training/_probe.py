@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tlsweep.measures import Objective
+
 C_GRID = np.logspace(-4, 2, 13)  # inverse regularisation strengths tried
 CV_FOLDS = 5
 
@@ -26,8 +28,6 @@ class ProbeFit:
         return self.model.predict(features)  # type: ignore[attr-defined]
 
 
-def _scoring(objective: str) -> str:
-    return "balanced_accuracy" if objective.endswith("balanced_accuracy") else "accuracy"
 
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, objective: str, seed: int,
@@ -47,7 +47,7 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, objective: str, seed: in
         pipeline.set_params(logisticregression__C=1.0).fit(features, labels)
         return ProbeFit(pipeline, 1.0, float("nan"))
     search = GridSearchCV(pipeline, {"logisticregression__C": C_GRID},
-                          scoring=_scoring(objective),
+                          scoring=Objective.named(objective).scorer,
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     search.fit(features, labels)
     return ProbeFit(search.best_estimator_, float(search.best_params_["logisticregression__C"]),
