@@ -7,12 +7,15 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from tlsweep.cli._shared import ModelArg, ResultsDir, console, errors, results_root
 from tlsweep.delivery import FORMAT_FILES, OUTPUT_FORMATS, ModelSource, resolve_source, study_source
 from tlsweep.errors import ConfigError
 
@@ -184,3 +187,47 @@ def _per_class_table(frame: object) -> Table:
                       f"{row['recall']:.3f}", f"{row['recall_low']:.3f}-{row['recall_high']:.3f}",
                       f"{row['f1']:.3f}", str(row["support"]))
     return table
+
+
+# ----------------------------------------------------------------------------- commands
+def export(
+    study: Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the model and its card.")],
+    trial: Annotated[int | None, typer.Option(
+        help="Export this trial's kept model instead of the study's chosen one.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel or tflite.")] = "keras",
+    results_dir: ResultsDir = None,
+) -> None:
+    """Write a self-contained model (raw uint8 images in, probabilities out) and its card."""
+    from tlsweep.cli._model_commands import export_command
+
+    export_command(console, results_root(results_dir), study, trial, out, fmt)
+
+
+def predict(
+    model: ModelArg,
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (recursive).")],
+    top: Annotated[int, typer.Option(min=1, help="Classes per image.")] = 3,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+    results_dir: ResultsDir = None,
+) -> None:
+    """The top classes of each image, with their probabilities."""
+    from tlsweep.cli._model_commands import predict_command
+
+    predict_command(console, errors, results_root(results_dir), model, paths, top, fmt, out)
+
+
+def evaluate(
+    model: ModelArg,
+    folder: Annotated[Path, typer.Argument(help="Labelled images: one sub-folder per class.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write metrics.json, Parquet files and calibration.png here.")] = None,
+    results_dir: ResultsDir = None,
+) -> None:
+    """Accuracy, balanced accuracy, per-class scores, calibration, with intervals."""
+    from tlsweep.cli._model_commands import evaluate_command
+
+    evaluate_command(console, errors, results_root(results_dir), model, folder, out)
+
+

@@ -6,16 +6,17 @@ part of the returned parameters, so every trial carries all six settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from tlsweep.config._schema import FloatRange, SearchSpace, WeightingChoices
+from tlsweep.system import Record
 
 if TYPE_CHECKING:
     import optuna
 
 @dataclass(frozen=True)
-class TrialParams:
+class TrialParams(Record):
     backbone: str
     unfreeze_depth: float
     head_lr: float
@@ -23,8 +24,6 @@ class TrialParams:
     augmentation_strength: float
     class_weighting: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # The six searched settings, in the order tables show them: the one list, read off TrialParams.

@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 
 from tlsweep.measures._objective import Objective
+from tlsweep.system import Record
 
 CONFIDENCE = 0.95
 WILSON = "Wilson score interval"
@@ -27,7 +27,7 @@ _DRAWS = 20_000
 
 
 @dataclass(frozen=True)
-class Estimate:
+class Estimate(Record):
     """A measured score, its 95% interval, the number of images and how the interval was made."""
 
     value: float
@@ -36,8 +36,6 @@ class Estimate:
     n: int
     method: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def text(self) -> str:
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"

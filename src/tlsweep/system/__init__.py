@@ -3,9 +3,11 @@ checks and TensorFlow's log."""
 
 from tlsweep.system._atomic import replacing, write_text
 from tlsweep.system._process import process_alive
+from tlsweep.system._record import Record
 from tlsweep.system._tflog import log_path, redirect_to_log, see_log, stderr_to_log
 
 __all__ = [
+    "Record",
     "log_path",
     "process_alive",
     "redirect_to_log",

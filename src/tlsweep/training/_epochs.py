@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from tlsweep.system import Record
 from tlsweep.training._checkpoint import CheckpointState, TrialCheckpoints
 from tlsweep.training._classifier import predict
 
 
 @dataclass
-class EpochRecord:
+class EpochRecord(Record):
     phase: str
     epoch: int  # within its phase
     step: int  # global, across both phases
@@ -28,8 +29,6 @@ class EpochRecord:
     lr: float
     duration_s: float
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -97,7 +96,7 @@ def balanced_accuracy(confusion: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- epochs
 @dataclass
-class Timings:
+class Timings(Record):
     """Where a trial's time went, in seconds, for the overhead benchmark."""
 
     reused_model: bool = False
@@ -110,8 +109,6 @@ class Timings:
     report_s: float = 0.0  # the orchestrator storing the epoch and answering
     epochs: list[tuple[str, float, bool]] = field(default_factory=list)  # phase, s, traced
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class EpochTracker:
