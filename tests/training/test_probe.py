@@ -60,7 +60,7 @@ def test_class_weights_move_the_probe_toward_the_rare_class() -> None:
 def test_a_trial_starts_from_the_studys_probe(tmp_path: Path, tiny_backbone: Path) -> None:
     """Before any epoch, the classifier's probabilities are the probe's on the same frozen
     features (float32 against float64: 1e-4); with ``head_init: random`` they are not."""
-    from tests.test_trial import Quiet, tiny_plan
+    from tests.training.test_trial import Quiet, tiny_plan
     from tlsweep.config import TrialParams
     from tlsweep.training import TrialSettings, TwoPhaseTrial
     from tlsweep.training._batches import eval_inputs

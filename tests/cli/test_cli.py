@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
-from tests.test_results import make_study
+from tests.store.test_results import make_study
 from tlsweep.store import write_results
 from tlsweep.store._paths import sqlite_url
 

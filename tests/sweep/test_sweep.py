@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_yaml
-from tests.test_data import messy_folder
+from tests.datasets.test_data import messy_folder
 from tlsweep.store import read_parquet
 from tlsweep.store._results import LEADERBOARD_COLUMNS
 

@@ -145,7 +145,7 @@ def test_the_test_labels_cannot_reach_the_search(tmp_path: Path, tiny_backbone: 
 
 def test_run_reports_copies_across_splits_and_keeps_them_out_of_val_and_test(
         tmp_path: Path, tiny_backbone: Path) -> None:
-    from tests.test_honest_data import planted
+    from tests.datasets.test_honest_data import planted
 
     dirs = planted(tmp_path / "data")
     sweep = sweep_file(tmp_path, tiny_backbone,

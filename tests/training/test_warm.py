@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import needs_shared, write_yaml
-from tests.test_trial import Quiet, tiny_plan
+from tests.training.test_trial import Quiet, tiny_plan
 from tlsweep.config import TrialParams
 from tlsweep.training import TrialSettings
 from tlsweep.training._trial import run_trial

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli, write_class_images
-from tests.test_data import messy_folder
+from tests.datasets.test_data import messy_folder
 
 pytestmark = pytest.mark.slow
 

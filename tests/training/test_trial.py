@@ -191,7 +191,7 @@ def test_balanced_accuracy_objective(tmp_path: Path, tiny_backbone: Path) -> Non
 
 def test_hymenoptera_one_trial_with_shared_mobilenetv2() -> None:
     shared = needs_shared()
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     plan = prepare(load_sweep(repo / "sweeps" / "hymenoptera.yaml"))
     assert str(shared.resolve()) in str(plan.backbones["MobileNetV2"].weights)
     result = run_trial(TrialParams("MobileNetV2", 0.3, 3e-3, 1e-5, 0.3, "none"),
