@@ -17,7 +17,7 @@ from tests.conftest import needs_shared, run_cli, write_class_images
 from tlsweep.cli import _initscan as initscan
 from tlsweep.cli import _scaffold as scaffold
 from tlsweep.config import load_sweep
-from tlsweep.config._schema import WeightingChoices
+from tlsweep.config._space import WeightingChoices
 from tlsweep.datasets import scan_classes, stratified_splits
 
 

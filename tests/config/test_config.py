@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import tiny_space, tiny_sweep, write_yaml
 from tlsweep.config import load_sweep, parse_duration
-from tlsweep.config._schema import FloatRange
+from tlsweep.config._space import FloatRange
 from tlsweep.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import optuna
 
 from tlsweep.config import NUMERIC_PARAMS, PARAM_NAMES, TrialParams, suggest
-from tlsweep.config._schema import SearchSpace
+from tlsweep.config._space import SearchSpace
 
 
 def test_the_six_hyperparameters_are_read_off_trial_params() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import tiny_space, write_yaml
 from tlsweep.config import suggest
-from tlsweep.config._schema import load_space
+from tlsweep.config._space import load_space
 from tlsweep.inspection import EVALUATORS, write_importance
 from tlsweep.inspection._importance import COLUMNS, edge, importance_frame
 

@@ -1,7 +1,7 @@
-"""The sweep file: its schema, the search space's six hyperparameters and the objective."""
+"""The sweep file: its schema, and the search space (the six hyperparameters, their ranges and
+Optuna's suggestions from them)."""
 
 from tlsweep.config._schema import (
-    BackboneChoice,
     BudgetConfig,
     DataConfig,
     PrunerConfig,
@@ -11,7 +11,7 @@ from tlsweep.config._schema import (
     load_sweep,
     parse_duration,
 )
-from tlsweep.config._space import NUMERIC_PARAMS, PARAM_NAMES, TrialParams, suggest
+from tlsweep.config._space import NUMERIC_PARAMS, PARAM_NAMES, BackboneChoice, TrialParams, suggest
 
 __all__ = [
     "NUMERIC_PARAMS",

@@ -10,169 +10,20 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
-    ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from tlsweep.errors import ConfigError
+from tlsweep.config._base import ResolvedPath, Strict, read_yaml, validate
+from tlsweep.config._space import SearchSpace, load_space
 
-Weighting = Literal["none", "balanced", "sqrt"]
-_FIXED, _RANGE = "fixed value", "range or choice"
-
-
-class Strict(BaseModel):
-    """A frozen model that names the unknown key and the allowed keys itself.
-
-    Pydantic's own extra-forbidden message does not list what *is* allowed, which is the first thing
-    a user needs to fix a typo.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_keys(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            allowed = list(cls.model_fields)
-            unknown = [k for k in data if k not in allowed]
-            if unknown:
-                raise ValueError(
-                    f"unknown key {unknown[0]!r}; allowed keys here: {', '.join(allowed)}"
-                )
-        return data
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base_dir")
-    path = Path(value).expanduser()
-    return (Path(base) / path).resolve() if base and not path.is_absolute() else path
-
-
-ResolvedPath = Annotated[Path, AfterValidator(_resolve_path)]
-
-
-# ----------------------------------------------------------------------------- search space
-class FloatRange(Strict):
-    low: float
-    high: float
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _check_order(self) -> FloatRange:
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0 (got low={self.low})")
-        return self
-
-
-def _by_shape(value: Any) -> str:
-    """A mapping is a searched range or choice; anything else is a fixed value."""
-    return _RANGE if isinstance(value, dict) else _FIXED
-
-
-FloatParam = Annotated[
-    Annotated[float, Tag(_FIXED)] | Annotated[FloatRange, Tag(_RANGE)],
-    Discriminator(_by_shape),
-]
-
-
-class WeightingChoices(Strict):
-    choices: list[Weighting] = Field(min_length=1)
-
-
-WeightingParam = Annotated[
-    Annotated[Weighting, Tag(_FIXED)]
-    | Annotated[WeightingChoices, Tag(_RANGE)],
-    Discriminator(_by_shape),
-]
-
-
-class BackboneChoice(Strict):
-    """One candidate backbone. ``weights``: ``imagenet``, ``none`` or a ``.weights.h5`` path.
-
-    ``model`` makes it a custom backbone: a whole ``.keras`` feature extractor,
-    whose ``preprocessing`` must then be declared (``unit``: x/255, ``symmetric``: x/127.5-1,
-    ``none``, or the name of a registered backbone whose preprocessing it shares).
-    """
-
-    weights: str = "imagenet"
-    model: ResolvedPath | None = None
-    preprocessing: str | None = None
-    min_size: int | None = Field(default=None, ge=1)
-
-    @field_validator("weights")
-    @classmethod
-    def _resolve_weights(cls, value: str, info: ValidationInfo) -> str:
-        if value in ("imagenet", "none"):
-            return value
-        return str(_resolve_path(Path(value), info))
-
-
-class BackboneChoices(Strict):
-    choices: dict[str, BackboneChoice] = Field(min_length=1)
-
-
-BackboneParam = Annotated[
-    Annotated[str, Tag(_FIXED)] | Annotated[BackboneChoices, Tag(_RANGE)],
-    Discriminator(_by_shape),
-]
-
-
-def _within(low: float, high: float, name: str):
-    def check(value: float | FloatRange) -> float | FloatRange:
-        lo, hi = (value.low, value.high) if isinstance(value, FloatRange) else (value, value)
-        if lo < low or hi > high:
-            raise ValueError(f"{name} must lie within [{low}, {high}]")
-        return value
-
-    return AfterValidator(check)
-
-
-def _positive(value: float | FloatRange) -> float | FloatRange:
-    lo = value.low if isinstance(value, FloatRange) else value
-    if lo <= 0:
-        raise ValueError("a learning rate must be > 0")
-    return value
-
-
-class SearchSpace(Strict):
-    """A mapping is a range or a choice; a plain value is fixed."""
-
-    backbone: BackboneParam
-    unfreeze_depth: Annotated[FloatParam, _within(0.0, 1.0, "unfreeze_depth")] = FloatRange(
-        low=0.0, high=0.6
-    )
-    head_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
-        low=1e-4, high=1e-2, log=True
-    )
-    finetune_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
-        low=1e-6, high=1e-4, log=True
-    )
-    augmentation_strength: Annotated[
-        FloatParam, _within(0.0, 1.0, "augmentation_strength")
-    ] = FloatRange(low=0.0, high=1.0)
-    class_weighting: WeightingParam = WeightingChoices(choices=list(get_args(Weighting)))
-
-    def backbone_choices(self) -> dict[str, BackboneChoice]:
-        if isinstance(self.backbone, str):
-            return {self.backbone: BackboneChoice()}
-        return dict(self.backbone.choices)
-
-
-# ----------------------------------------------------------------------------- sweep
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -394,58 +245,15 @@ class Sweep(BaseModel):
         return hashlib.sha256((self.text + "\0" + self.space_text).encode()).hexdigest()
 
 
+
 # ----------------------------------------------------------------------------- loading
-def _read_yaml(path: Path, what: str, text: str | None = None) -> tuple[dict[str, Any], str]:
-    if text is None:
-        if not path.is_file():
-            raise ConfigError(f"{path}: {what} not found. Check the path (relative paths are "
-                              f"resolved against the file that names them).")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: the {what} is not UTF-8 text (byte {exc.start} cannot be "
-                              f"decoded). Save it as UTF-8.") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)}).")\
-            from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys at the top level of the {what}.")
-    return data, text
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = [str(p) for p in error["loc"] if p not in (_FIXED, _RANGE)]
-    key = ".".join(loc) if loc else "(top level)"
-    message = error["msg"].removeprefix("Value error, ")
-    shown = "" if error["type"] in ("value_error", "missing") else f" (got {error['input']!r})"
-    return f"key {key!r}: {message}{shown}"
-
-
-def _validate(model: type[BaseModel], data: dict[str, Any], path: Path) -> Any:
-    try:
-        return model.model_validate(data, context={"base_dir": path.parent.resolve()})
-    except ValidationError as exc:
-        lines = [_describe(e) for e in exc.errors()]
-        raise ConfigError(f"{path}: " + "; ".join(lines[:3])
-                          + (f" (and {len(lines) - 3} more)" if len(lines) > 3 else "")) from None
-
-
-def load_space(path: Path, text: str | None = None) -> tuple[SearchSpace, str]:
-    data, text = _read_yaml(path, "search-space file", text)
-    return _validate(SearchSpace, data, path), text
-
-
 def load_sweep(path: Path | str, text: str | None = None,
                space_text: str | None = None) -> Sweep:
     """Load from disk, or from stored texts (``text``, ``space_text``) as if they were at
     ``path``, which is how a study replays the sweep it was created with."""
     path = Path(path)
-    data, text = _read_yaml(path, "sweep file", text)
-    config: SweepConfig = _validate(SweepConfig, data, path)
+    data, text = read_yaml(path, "sweep file", text)
+    config: SweepConfig = validate(SweepConfig, data, path)
     space, space_text = load_space(config.search_space, space_text)
     return Sweep(config=config, space=space, path=path.resolve(), text=text,
                  space_text=space_text)

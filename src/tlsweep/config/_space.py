@@ -1,4 +1,5 @@
-"""Search space -> Optuna suggestions. The only caller of ``trial.suggest_*``.
+"""The search space: its six hyperparameters, their ranges as the space file gives them, and
+Optuna's suggestions from them (the only caller of ``trial.suggest_*``).
 
 A fixed value is not suggested (Optuna's samplers gain nothing from a constant), but it is still
 part of the returned parameters, so every trial carries all six settings.
@@ -7,13 +8,149 @@ part of the returned parameters, so every trial carries all six settings.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from tlsweep.config._schema import FloatRange, SearchSpace, WeightingChoices
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from tlsweep.config._base import (
+    FIXED,
+    RANGE,
+    ResolvedPath,
+    Strict,
+    read_yaml,
+    resolve_path,
+    validate,
+)
 from tlsweep.system import Record
 
 if TYPE_CHECKING:
     import optuna
+
+Weighting = Literal["none", "balanced", "sqrt"]
+
+
+class FloatRange(Strict):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check_order(self) -> FloatRange:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got low={self.low})")
+        return self
+
+
+def _by_shape(value: Any) -> str:
+    """A mapping is a searched range or choice; anything else is a fixed value."""
+    return RANGE if isinstance(value, dict) else FIXED
+
+
+FloatParam = Annotated[
+    Annotated[float, Tag(FIXED)] | Annotated[FloatRange, Tag(RANGE)],
+    Discriminator(_by_shape),
+]
+
+
+class WeightingChoices(Strict):
+    choices: list[Weighting] = Field(min_length=1)
+
+
+WeightingParam = Annotated[
+    Annotated[Weighting, Tag(FIXED)]
+    | Annotated[WeightingChoices, Tag(RANGE)],
+    Discriminator(_by_shape),
+]
+
+
+class BackboneChoice(Strict):
+    """One candidate backbone. ``weights``: ``imagenet``, ``none`` or a ``.weights.h5`` path.
+
+    ``model`` makes it a custom backbone: a whole ``.keras`` feature extractor,
+    whose ``preprocessing`` must then be declared (``unit``: x/255, ``symmetric``: x/127.5-1,
+    ``none``, or the name of a registered backbone whose preprocessing it shares).
+    """
+
+    weights: str = "imagenet"
+    model: ResolvedPath | None = None
+    preprocessing: str | None = None
+    min_size: int | None = Field(default=None, ge=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _resolve_weights(cls, value: str, info: ValidationInfo) -> str:
+        if value in ("imagenet", "none"):
+            return value
+        return str(resolve_path(Path(value), info))
+
+
+class BackboneChoices(Strict):
+    choices: dict[str, BackboneChoice] = Field(min_length=1)
+
+
+BackboneParam = Annotated[
+    Annotated[str, Tag(FIXED)] | Annotated[BackboneChoices, Tag(RANGE)],
+    Discriminator(_by_shape),
+]
+
+
+def _within(low: float, high: float, name: str):
+    def check(value: float | FloatRange) -> float | FloatRange:
+        lo, hi = (value.low, value.high) if isinstance(value, FloatRange) else (value, value)
+        if lo < low or hi > high:
+            raise ValueError(f"{name} must lie within [{low}, {high}]")
+        return value
+
+    return AfterValidator(check)
+
+
+def _positive(value: float | FloatRange) -> float | FloatRange:
+    lo = value.low if isinstance(value, FloatRange) else value
+    if lo <= 0:
+        raise ValueError("a learning rate must be > 0")
+    return value
+
+
+class SearchSpace(Strict):
+    """A mapping is a range or a choice; a plain value is fixed."""
+
+    backbone: BackboneParam
+    unfreeze_depth: Annotated[FloatParam, _within(0.0, 1.0, "unfreeze_depth")] = FloatRange(
+        low=0.0, high=0.6
+    )
+    head_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
+        low=1e-4, high=1e-2, log=True
+    )
+    finetune_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
+        low=1e-6, high=1e-4, log=True
+    )
+    augmentation_strength: Annotated[
+        FloatParam, _within(0.0, 1.0, "augmentation_strength")
+    ] = FloatRange(low=0.0, high=1.0)
+    class_weighting: WeightingParam = WeightingChoices(choices=list(get_args(Weighting)))
+
+    def backbone_choices(self) -> dict[str, BackboneChoice]:
+        if isinstance(self.backbone, str):
+            return {self.backbone: BackboneChoice()}
+        return dict(self.backbone.choices)
+
+
+
+def load_space(path: Path, text: str | None = None) -> tuple[SearchSpace, str]:
+    data, text = read_yaml(path, "search-space file", text)
+    return validate(SearchSpace, data, path), text
+
 
 @dataclass(frozen=True)
 class TrialParams(Record):
