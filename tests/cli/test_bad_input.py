@@ -24,7 +24,7 @@ from tests.conftest import (
     write_class_images,
     write_yaml,
 )
-from tests.store.test_results import make_study
+from tests.store.test_parquet import make_study
 from tlsweep.store import write_results
 
 NO_TF_SPACE = "{choices: {MobileNetV2: {weights: none}}}"

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
-from tests.store.test_results import make_study
+from tests.store.test_parquet import make_study
 from tlsweep.store import write_results
 from tlsweep.store._paths import sqlite_url
 
@@ -123,5 +123,5 @@ def test_leaderboard_never_imports_tensorflow(workspace: dict[str, Path]) -> Non
     assert done.returncode == 0
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "tlsweep.inspection._report" in imported
+    assert "tlsweep.inspection._tables" in imported
     assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tlsweep.store import open_storage
-from tlsweep.store._results import CURVE_COLUMNS, LEADERBOARD_COLUMNS
+from tlsweep.store._parquet import CURVE_COLUMNS, LEADERBOARD_COLUMNS
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
-from tests.store.test_results import curve, params
+from tests.store.test_parquet import curve, params
 from tlsweep.store import write_results
 from tlsweep.store._paths import sqlite_url
 

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_yaml
 from tests.datasets.test_data import messy_folder
 from tlsweep.store import read_parquet
-from tlsweep.store._results import LEADERBOARD_COLUMNS
+from tlsweep.store._parquet import LEADERBOARD_COLUMNS
 
 pytestmark = pytest.mark.slow
 

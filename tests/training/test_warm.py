@@ -68,7 +68,7 @@ def test_a_new_training_model_traces_its_step_once(tmp_path: Path, tiny_backbone
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Its optimiser and metrics are built before the first step: tf.function traces a step
     a second time when the first trace creates variables."""
-    from tlsweep.training._steps import BatchesInStep
+    from tlsweep.training._batches_in_step import BatchesInStep
 
     traces: list[str] = []
     original = BatchesInStep.train_step

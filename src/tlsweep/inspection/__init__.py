@@ -2,7 +2,7 @@
 report."""
 
 from tlsweep.inspection._diagnostics import diagnose
-from tlsweep.inspection._htmlreport import write_report
+from tlsweep.inspection._html_report import write_report
 from tlsweep.inspection._importance import (
     EVALUATORS,
     IMPORTANCE,
@@ -10,7 +10,7 @@ from tlsweep.inspection._importance import (
     few_trials_warning,
     write_importance,
 )
-from tlsweep.inspection._report import (
+from tlsweep.inspection._tables import (
     FORMATS,
     class_table,
     confusion_table,
@@ -19,7 +19,7 @@ from tlsweep.inspection._report import (
     measured_lines,
     show_leaderboard,
 )
-from tlsweep.inspection._studyview import ClassMetrics, StudyView
+from tlsweep.inspection._view import ClassMetrics, StudyView
 
 __all__ = [
     "EVALUATORS",

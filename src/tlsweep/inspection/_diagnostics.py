@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tlsweep.inspection._importance import edge
-from tlsweep.inspection._studyview import StudyView
+from tlsweep.inspection._view import StudyView
 from tlsweep.measures import Objective
 
 OVERFIT_GAP = 0.20

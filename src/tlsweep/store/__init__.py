@@ -8,6 +8,15 @@ from tlsweep.store._optuna_internals import (
     storage,
     trial_id,
 )
+from tlsweep.store._parquet import (
+    CURVES,
+    LEADERBOARD,
+    REFERENCES,
+    file_metadata,
+    read_parquet,
+    write_parquet,
+    write_results,
+)
 from tlsweep.store._paths import results_root, study_dir
 from tlsweep.store._recorded import (
     checkpoint_folder,
@@ -19,15 +28,6 @@ from tlsweep.store._recorded import (
     planned_count,
     recorded_sweep,
     study_exists,
-)
-from tlsweep.store._results import (
-    CURVES,
-    LEADERBOARD,
-    REFERENCES,
-    file_metadata,
-    read_parquet,
-    write_parquet,
-    write_results,
 )
 from tlsweep.store._storage import StorageURL, budget_lock, is_local, local_url, mask, open_storage
 

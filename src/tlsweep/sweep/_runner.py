@@ -35,7 +35,7 @@ from tlsweep.store import (
     storage,
 )
 from tlsweep.sweep._study import INTERRUPTED, Listener, Plan, recover_stale, requeue, trial_settings
-from tlsweep.sweep._workers import WorkerSlot
+from tlsweep.sweep._worker_slot import WorkerSlot
 from tlsweep.system import log_path
 from tlsweep.training import FINAL_MODEL, TrialCheckpoints, TrialTask, WorkerSpec
 from tlsweep.training.protocol import (

@@ -124,7 +124,7 @@ class WarmModels:
         return model, model.train_function is not None  # compile() would have dropped it
 
     def share_layers(self, batches: TrainingBatches) -> Any:
-        from tlsweep.training._steps import BatchesInStep
+        from tlsweep.training._batches_in_step import BatchesInStep
 
         return BatchesInStep(self.model.inputs, self.model.outputs, batches, self.model.name)
 
@@ -132,7 +132,7 @@ class WarmModels:
         """The head alone, on pooled backbone features: the same layer objects."""
         import keras
 
-        from tlsweep.training._steps import BatchesInStep
+        from tlsweep.training._batches_in_step import BatchesInStep
 
         pooled = self.model.get_layer("head_dropout").input
         inputs = keras.Input(tuple(pooled.shape[1:]), name="features")

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from tlsweep.config import PARAM_NAMES
 from tlsweep.errors import ConfigError
-from tlsweep.inspection._studyview import ClassMetrics, load_leaderboard
+from tlsweep.inspection._view import ClassMetrics, load_leaderboard
 from tlsweep.measures import Objective
 
 FORMATS = ("table", "csv", "json", "markdown")

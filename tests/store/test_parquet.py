@@ -6,9 +6,9 @@ import optuna
 import pandas as pd
 import pytest
 
-from tlsweep.store import _results as results
+from tlsweep.store import _parquet as results
 from tlsweep.store import read_parquet, write_results
-from tlsweep.store._results import LEADERBOARD_COLUMNS, curves_frame, leaderboard_frame
+from tlsweep.store._parquet import LEADERBOARD_COLUMNS, curves_frame, leaderboard_frame
 
 
 def curve(values: list[float], h: int = 2) -> list[dict]:

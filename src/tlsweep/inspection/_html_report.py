@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from tlsweep.inspection._diagnostics import Finding, diagnose
-from tlsweep.inspection._report import honesty_notes
-from tlsweep.inspection._studyview import StudyView
+from tlsweep.inspection._tables import honesty_notes
+from tlsweep.inspection._view import StudyView
 
 REPORT = "report.html"
 PLOTS_DIR = "report"
