@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import needs_shared, run_cli, write_class_images
+from tlsweep.cli import _init_budget as init_budget
 from tlsweep.cli import _initscan as initscan
 from tlsweep.cli import _scaffold as scaffold
 from tlsweep.config import load_sweep
@@ -239,12 +240,12 @@ def test_bad_input_is_one_message_and_writes_nothing(
 
 # ----------------------------------------------------------------------------- defaults, in-process
 def test_more_time_buys_more_trials_and_less_time_cheaper_ones() -> None:
-    plans = [scaffold.plan_budget(s, [224, 160, 128, 96], (2000, 500, 500), 1.0, 2.0)
+    plans = [init_budget.plan_budget(s, [224, 160, 128, 96], (2000, 500, 500), 1.0, 2.0)
              for s in (600, 1800, 7200)]
     assert plans[0].trials <= plans[1].trials <= plans[2].trials
     assert (plans[0].size, plans[0].head + plans[0].finetune) < (224, 8)
-    assert (plans[2].size, plans[2].head, plans[2].finetune) == (224, *scaffold.EPOCHS[0])
-    assert plans[2].trials <= scaffold.MAX_TRIALS
+    assert (plans[2].size, plans[2].head, plans[2].finetune) == (224, *init_budget.EPOCHS[0])
+    assert plans[2].trials <= init_budget.MAX_TRIALS
 
 
 def test_image_size_and_study_names() -> None:
@@ -254,7 +255,7 @@ def test_image_size_and_study_names() -> None:
     assert scaffold.choose_size([80, 80], 71)[0] == 96  # Xception's 71 px
     assert scaffold.sanitise("my pets!") == "my_pets_" and scaffold.sanitise("__x") == "x"
     assert scaffold.sanitise("ünï") == "n_" and scaffold.sanitise("...") == "sweep"
-    assert scaffold.duration(5400) == "1h30m" and scaffold.duration(45) == "45s"
+    assert init_budget.duration(5400) == "1h30m" and init_budget.duration(45) == "45s"
 
 
 def test_a_large_folder_is_sampled(tmp_path: Path, weights: Path,

@@ -1,6 +1,6 @@
 """Launching sweeps: ``run``, ``resume`` and ``worker``, in one process or several.
 
-One orchestrator per process (``runner.SweepRunner``), each with its own trial subprocess. With
+One orchestrator per process (``sweep.SweepRunner``), each with its own trial subprocess. With
 ``--workers N`` on one machine, N orchestrator processes share a JournalStorage file; with a
 PostgreSQL URL, any number of ``tlsweep worker`` processes on any machines share the database.
 """

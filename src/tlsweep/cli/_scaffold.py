@@ -18,6 +18,17 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tlsweep.cli._init_budget import (
+    COST,
+    EPOCHS,
+    GPU_CORES,
+    MIN_TRIALS,
+    STARTUP_S,
+    USEFUL_CORES,
+    Plan,
+    duration,
+    plan_budget,
+)
 from tlsweep.cli._initscan import (
     CPU_BACKBONES,
     Folder,
@@ -36,40 +47,7 @@ IMBALANCED = 1.5  # max/min class count from which class weighting is worth sear
 HELD_OUT_TARGET, HELD_OUT_MIN = 500, 100  # held-out images: 95% intervals of +-4, +-10 points
 SHARE_MIN, SHARE_MAX, SHARE_STRETCH = 0.1, 0.2, 0.25  # val/test shares (STRETCH: to reach MIN)
 MIN_TEST = 30  # a smaller test set says little and costs training images
-EPOCHS = ((2, 10), (2, 5))  # (head, fine-tune): the recipe benchmarks/RESULTS.md runs, then less
-MIN_TRIALS, MAX_TRIALS = 10, 100  # TPE's 5 random start-up trials and some guided ones; past
-# 100 a search over six parameters gains little (raise budget.trials by hand to disagree).
-
-# A rough cost model: it only has to get the number of trials to the right order, since the
-# timeout stops the sweep whatever it says. The pixel cost is the steady MobileNetV2 fine-tune
-# step on CPU (benchmarks/RESULTS.md, "Mixed precision and XLA", float32 without XLA); the
-# overheads are fitted to the trial durations of its "Honest answers" runs.
-CORE_S_PER_PIXEL = 0.4e-6  # one training image, one epoch, one pixel, one core
-EVAL_SHARE = 1 / 3  # a validation image costs a forward pass and no gradient
-EPOCH_OVERHEAD_S = 1.0  # an epoch's validation set-up, checkpoint and messages
-TRIAL_OVERHEAD_S = 5.0  # building or resetting the model, tracing, the sampler, the storage
-STARTUP_S = 30.0  # the worker's TensorFlow import, decoding, the weights' pre-flight
-USEFUL_CORES = 8  # TensorFlow's CPU kernels gain little from more
-GPU_CORES = 40.0  # a GPU counted as this many cores: a guess (no TensorFlow GPU benchmark yet)
-PRUNED_SHARE = 0.5  # mean share of its epochs a trial runs under successive halving
-# Cost per image against MobileNetV2: the order of their multiply-adds, damped, since depthwise
-# convolutions run far below peak on CPU. Rough.
-COST = {"MobileNetV2": 1.0, "MobileNetV3Small": 0.4, "MobileNetV3Large": 0.9,
-        "EfficientNetB0": 1.8, "EfficientNetV2B0": 2.0, "ResNet50": 4.0, "ResNet50V2": 4.0,
-        "DenseNet121": 3.5, "ConvNeXtTiny": 5.0, "Xception": 6.0}
-
 Entry = tuple[str, Any, str]  # key, value (a list of entries is a block), why
-
-
-@dataclass(frozen=True)
-class Plan:
-    size: int
-    head: int
-    finetune: int
-    trials: int
-    full_s: float  # one trial that runs every epoch
-    mean_s: float  # one trial, pruning counted
-    finalists_s: float
 
 
 @dataclass
@@ -116,7 +94,7 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
 
 
 def sanitise(name: str) -> str:
-    """A study name (config.py: letters, digits, _ . -; a letter or digit first)."""
+    """A study name (config/_schema.py: letters, digits, _ . -; a letter or digit first)."""
     cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "_" for c in name)
     return cleaned.lstrip("_.-")[:100] or "sweep"
 
@@ -164,7 +142,7 @@ def _points(n: int) -> str:
 
 
 def split_sizes(counts: list[int], val: float, test: float | None) -> tuple[list[int], int, int]:
-    """(training images per class, validation images, test images) under data.py's split."""
+    """(training images per class, validation images, test images): datasets/_data.py's split."""
     sizes = [split_counts(c, val, test) for c in counts]
     return [s[0] for s in sizes], sum(s[1] for s in sizes), sum(s[2] for s in sizes)
 
@@ -187,40 +165,6 @@ def choose_splits(folder: Folder,
     if with_test and not test:
         why += f"; no test split: {n} images leave fewer than {MIN_TEST} for one"
     return val, test, why, f"the same share: {n_test} images, held out until the search ends"
-
-
-def estimate(size: int, epochs: int, n_train: int, n_eval: int, factor: float,
-             speed: float) -> float:
-    """Seconds for one trial that runs every epoch; speed: cores, or GPU_CORES."""
-    per_epoch = (n_train + EVAL_SHARE * n_eval) * size * size * CORE_S_PER_PIXEL * factor
-    return TRIAL_OVERHEAD_S + epochs * (per_epoch / speed + EPOCH_OVERHEAD_S)
-
-
-def plan_budget(seconds: float, sizes: list[int], n: tuple[int, int, int], factor: float,
-                speed: float) -> Plan:
-    """The first (size, epochs) that fits MIN_TRIALS trials in the time, else the cheapest."""
-    n_train, n_val, n_test = n
-    for size in sizes:
-        for head, finetune in EPOCHS:
-            full = estimate(size, head + finetune, n_train, n_val, factor, speed)
-            mean = TRIAL_OVERHEAD_S + PRUNED_SHARE * (full - TRIAL_OVERHEAD_S)
-            # The finalists (finalize.py): the baseline's and the test passes; below 2000
-            # train+val images also 3 recipes x 3 folds on 2/3 of them and a refit: 7 trainings.
-            final = estimate(size, 1, 0, n_train + n_val + n_test, factor, speed) \
-                + 3 * TRIAL_OVERHEAD_S
-            if n_train + n_val < 2000:
-                final += 7 * estimate(size, head + finetune, n_train + n_val, 0, factor, speed)
-            fits = int((seconds - STARTUP_S - final) // mean)
-            plan = Plan(size, head, finetune, min(MAX_TRIALS, max(3, fits)), full, mean, final)
-            if fits >= MIN_TRIALS:
-                return plan
-    return plan
-
-
-def duration(seconds: float) -> str:
-    h, rest = divmod(int(seconds), 3600)
-    return "".join(f"{v}{u}" for v, u in zip((h, *divmod(rest, 60)), "hms", strict=True)
-                   if v) or "0s"
 
 
 # ----------------------------------------------------------------------------- the files
@@ -283,9 +227,9 @@ def duplicates_entry(folders: dict[str, Folder], val: float | None, test: float 
 def budget_entries(plan: Plan, seconds: float, ratio: float) -> list[Entry]:
     fits = (f"a trial takes about {plan.mean_s:.0f} s here ({plan.full_s:.0f} s if never "
             f"pruned), the finalists about {plan.finalists_s:.0f} s and start-up "
-            f"{STARTUP_S:.0f} s, by a rough cost model (tlsweep/scaffold.py): {plan.trials} "
-            f"trials fill {duration(seconds)}. The timeout stops new trials; the one running "
-            f"and the finalists still finish")
+            f"{STARTUP_S:.0f} s, by a rough cost model (tlsweep/cli/_init_budget.py): "
+            f"{plan.trials} trials fill {duration(seconds)}. The timeout stops new trials; the "
+            f"one running and the finalists still finish")
     if plan.trials < MIN_TRIALS:
         fits += f". Fewer than {MIN_TRIALS} trials are barely a search: give a longer --time"
     recipe = ("the recipe benchmarks/RESULTS.md runs" if (plan.head, plan.finetune) == EPOCHS[0]

@@ -180,8 +180,8 @@ class ExecutionConfig(Strict):
     recycle_memory_mb: int = Field(default=6000, ge=256)  # replace a worker past this RSS
     heartbeat_interval_s: int = Field(default=30, ge=1)  # RDB storages (PostgreSQL, SQLite)
     heartbeat_grace_s: int = Field(default=120, ge=2)  # silent this long: failed and re-queued
-    # Per-trial overhead (see warm.py): reuse compiled models across a worker's trials, and
-    # train phase 1 without augmentation on cached backbone features.
+    # Per-trial overhead (see training/_warm.py): reuse compiled models across a worker's
+    # trials, and train phase 1 without augmentation on cached backbone features.
     reuse_models: bool = True
     cache_frozen_features: bool = True
     # auto: mixed_float16 on GPUs of compute capability 7.x, else float32 (precision_policy).

@@ -1,5 +1,5 @@
 """Image folders -> decoded, cached, split and de-duplicated arrays. No TensorFlow (the
-training batches made from them are in ``batches``).
+training batches made from them are in ``training._batches``).
 
 Each image folder is decoded and resized once per image size and stored as ``.npy`` files that later
 trials (and other processes) memory-map instead of decoding again.

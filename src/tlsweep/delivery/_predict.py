@@ -1,8 +1,9 @@
 """``tlsweep predict``: a model applied to image files, with the top classes of each.
 
-Files are decoded exactly as the training images were (``data.decode_image``: EXIF orientation,
-transparency over white, PIL's bilinear resize to the model's size), so a study's model predicts
-here what it was measured on. The same messy files as in training are skipped, with reasons.
+Files are decoded exactly as the training images were (``datasets._data.decode_image``: EXIF
+orientation, transparency over white, PIL's bilinear resize to the model's size), so a study's
+model predicts here what it was measured on. The same messy files as in training are skipped,
+with reasons.
 """
 
 from __future__ import annotations

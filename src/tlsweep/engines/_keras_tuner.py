@@ -38,7 +38,7 @@ KT_TRIAL_ATTR = "keras_tuner_trial"
 
 
 class SuggestOnTuner:
-    """Optuna's ``suggest_*`` calls answered by keras-tuner's ``HyperParameters``, so ``space``
+    """Optuna's ``suggest_*`` calls answered by keras-tuner's ``HyperParameters``, so ``config.suggest``
     stays the one place that maps the search space; each Optuna distribution is noted for the
     record."""
 

@@ -121,7 +121,7 @@ class StudyView:
 
     def comparable(self) -> tuple[pd.DataFrame, int | None]:
         """Complete and pruned trials, each with ``value`` its best epoch up to the step that four
-        in five of them reached (``importance.common_step``), and that step. A trial that stopped
+        in five of them reached (``_importance.common_step``), and that step. A trial that stopped
         earlier is left out: its parameters were never measured there."""
         from tlsweep.inspection._importance import common_step
 

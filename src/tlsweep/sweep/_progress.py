@@ -30,7 +30,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def _interval(trial: optuna.trial.FrozenTrial, objective: str) -> str:
-    """The value's 95% interval, from the best epoch's confusion matrix (``intervals``)."""
+    """The value's 95% interval, from the best epoch's confusion matrix (``measures``)."""
     confusion = (trial.user_attrs.get("result") or {}).get("confusion")
     if confusion is None:
         return ""

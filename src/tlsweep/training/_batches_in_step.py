@@ -14,7 +14,7 @@ from tlsweep.training._batches import TrainingBatches
 
 class BatchesInStep(keras.Model):
     """A functional model (sharing the classifier's layers) whose train step takes its batch
-    from ``batches`` and ignores what ``fit`` iterates (``TrainingBatches.steps``).
+    from ``_batches`` and ignores what ``fit`` iterates (``TrainingBatches.steps``).
 
     The batch is made in the same traced function as the step, so a ``fit`` costs no data
     pipeline iterator, and the function is traced once per training model, whatever the trial's

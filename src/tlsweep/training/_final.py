@@ -1,7 +1,7 @@
-"""The finalists' stage's process (see ``finalize``): TensorFlow lives here.
+"""The finalists' stage's process (see ``sweep._finalize``): TensorFlow lives here.
 
 Everything it measures is stored as confusion matrices, so that intervals are computed where the
-numbers are shown, with one method each (``intervals``).
+numbers are shown, with one method each (``measures``).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class TwoPhaseTrial:
 
     With a ``pool`` (a warm worker's), models of the same structure are reused, reset for this
     trial; with ``cache_features``, phase 1 without augmentation trains the head on cached
-    backbone features (see ``warm``)."""
+    backbone features (see ``_warm``)."""
 
     def __init__(self, params: TrialParams, backbone: Backbone, dataset: Dataset,
                  settings: TrialSettings, reporter: Reporter,

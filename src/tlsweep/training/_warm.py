@@ -14,8 +14,8 @@ Frozen features. In phase 1 with augmentation strength 0, the pretrained backbon
 inference mode on the same images every epoch and in every trial, so its pooled output is
 computed once per (images, backbone, image size), kept on disk, and the head trains on it alone.
 With augmentation, each epoch sees new pixels and the backbone must see them too; what could still
-be cached is the decoding (done: data.py) and, at best, features of a finite set of pre-augmented
-copies, which changes the recipe and is not done.
+be cached is the decoding (done: datasets/_data.py) and, at best, features of a finite set of
+pre-augmented copies, which changes the recipe and is not done.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class WarmModels:
     # ------------------------------------------------------------------ per-phase models
     def compiled(self, key: Any, make: Callable[[TrainingBatches], Any], batches: TrainingBatches,
                  learning_rate: float, jit_compile: bool = False) -> tuple[Any, bool]:
-        """(training model for ``key`` on ``batches``, whether its train function is already
+        """(training model for ``key`` on ``_batches``, whether its train function is already
         traced). The batches are part of the key: the train function makes them."""
         from tlsweep.training._classifier import build_training_state, compile_for
 
@@ -175,7 +175,7 @@ class ModelPool:
     def probe_head(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
                    class_weight: dict[int, float] | None, objective: str,
                    seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """A fitted probe as head weights (``probe.head_weights``), fitted once per worker for
+        """A fitted probe as head weights (``_probe.head_weights``), fitted once per worker for
         each class weighting: trials that differ only in later settings share it."""
         from tlsweep.training._probe import fit_probe, head_weights
 

@@ -3,7 +3,7 @@
 It never touches the study's storage. It reports each epoch over a pipe and waits for the
 orchestrator's answer (continue, prune or interrupt), so a worker that dies takes nothing with it:
 the orchestrator records the trial as failed with the reason and starts a fresh worker. The
-messages are the types of ``protocol``.
+messages are the types of ``protocol.py``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _failpoint(number: int, step: int, memory_limited: bool) -> None:
 
 
 class PipeReporter:
-    """Sends each epoch to the orchestrator and obeys its answer (``trial.AnswersLater``).
+    """Sends each epoch to the orchestrator and obeys its answer (``_epochs.AnswersLater``).
 
     The worker trains on while the orchestrator stores the epoch and asks the pruner (a
     storage round trip, a sizeable part of a small epoch: RESULTS.md, "From the code"); it

@@ -1,5 +1,5 @@
 """The messages between the orchestrator and its subprocesses, one type each, read by name:
-a trial worker's, then the finalists' stage's (``final``).
+a trial worker's, then the finalists' stage's (``_final``).
 
 A trial's conversation over the worker's pipe:
 
@@ -11,7 +11,7 @@ A trial's conversation over the worker's pipe:
     worker:        WorkerIdle, or WorkerRetiring (its memory passed the recycle limit)
     orchestrator:  RunTrial again, or StopWorker
 
-The epoch's answer is read while the next epoch trains (``worker.PipeReporter``). The
+The epoch's answer is read while the next epoch trains (``_worker.PipeReporter``). The
 finalists' stage sends Progress lines, then FinalDone or FinalFailed. Nothing here imports
 TensorFlow: both ends use this module.
 """
