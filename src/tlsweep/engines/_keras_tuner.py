@@ -38,9 +38,9 @@ KT_TRIAL_ATTR = "keras_tuner_trial"
 
 
 class SuggestOnTuner:
-    """Optuna's ``suggest_*`` calls answered by keras-tuner's ``HyperParameters``, so ``config.suggest``
-    stays the one place that maps the search space; each Optuna distribution is noted for the
-    record."""
+    """Optuna's ``suggest_*`` calls answered by keras-tuner's ``HyperParameters``, so
+    ``config.suggest`` stays the one place that maps the search space; each Optuna distribution
+    is noted for the record."""
 
     def __init__(self, hp: Any) -> None:
         self.hp = hp

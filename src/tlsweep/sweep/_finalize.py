@@ -1,7 +1,8 @@
 """The finalists' stage, seen from the orchestrator: after the search, choose honestly.
 
 The search's best ``value`` is the maximum of many noisy validation scores, so it is biased upward
-(the winner's curse). Once the budget is spent this stage, in its own subprocess (``training._final``):
+(the winner's curse). Once the budget is spent this stage, in its own subprocess
+(``training._final``):
 
 1. fits the linear-probe baseline per backbone on frozen features (``training._probe``);
 2. on small data, re-evaluates the top ``k`` trials by k-fold cross-validation over train+val,
@@ -12,7 +13,7 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
    before this step has seen.
 
-What it found is stored in the study (``training._final``), and the Parquet files are built from it. No
+What it found is stored in the study (``final``), and the Parquet files are built from it. No
 TensorFlow here.
 """
 

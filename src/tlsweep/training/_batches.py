@@ -17,12 +17,12 @@ class TrainingBatches:
     """One training set's batches for any trial: shuffled per epoch, augmented (image sets only)
     at the trial's strength, preprocessed for the backbone, with the trial's class weights.
 
-    The batches are made inside the train step (``_batches_in_step.BatchesInStep``), not by a tf.data
-    pipeline: each ``fit`` made a pipeline iterator, instantiating its functions and waiting for
-    its first batch, a cost as large as a small epoch (RESULTS.md, "From the code"). Keras
-    iterates a dummy dataset instead (``_batches_in_step``), and the step reads the trial's seed,
-    strength, first epoch and class weights from variables, so one traced train function serves
-    every trial of a worker. Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of
+    The batches are made inside the train step (``_batches_in_step.BatchesInStep``), not by a
+    tf.data pipeline: each ``fit`` made a pipeline iterator, instantiating its functions and
+    waiting for its first batch, a cost as large as a small epoch (RESULTS.md, "From the
+    code"). Keras iterates a dummy dataset instead (``_batches_in_step``), and the step reads
+    the trial's seed, strength, first epoch and class weights from variables, so one traced
+    train function serves every trial of a worker. Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of
     a trial is the same batches however it is reached."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
