@@ -22,8 +22,8 @@ class TrainingBatches:
     waiting for its first batch, a cost as large as a small epoch (RESULTS.md, "From the
     code"). Keras iterates a dummy dataset instead (``_batches_in_step``), and the step reads
     the trial's seed, strength, first epoch and class weights from variables, so one traced
-    train function serves every trial of a worker. Every shuffle and draw is keyed by (seed, epoch, batch): epoch e of
-    a trial is the same batches however it is reached."""
+    train function serves every trial of a worker. Every shuffle and draw is keyed by (seed,
+    epoch, batch): epoch e of a trial is the same batches however it is reached."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int,
                  preprocess: Preprocess, images: bool = True) -> None:
