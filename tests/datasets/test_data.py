@@ -9,8 +9,8 @@ from PIL import Image
 
 from tests.conftest import write_class_images
 from tlsweep.config import DataConfig
-from tlsweep.datasets import class_weights, load_dataset
-from tlsweep.datasets._data import load_folder, stratified_split
+from tlsweep.datasets import class_weights, load_dataset, load_folder
+from tlsweep.datasets._data import stratified_split
 from tlsweep.errors import DataError
 
 SOURCE = Path("sweep.yaml")
@@ -48,7 +48,7 @@ def test_messy_folder_decodes_to_rgb_and_lists_skipped_once(tmp_path: Path) -> N
 
 
 def test_colour_modes_become_rgb(tmp_path: Path) -> None:
-    from tlsweep.datasets._data import decode_image
+    from tlsweep.datasets import decode_image
 
     Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
     Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / "clear.png")

@@ -3,17 +3,21 @@ detection."""
 
 from tlsweep.datasets._data import (
     Dataset,
-    Skipped,
-    cache_root,
     check_layout,
     class_weights,
-    decode_or_skip,
     load_dataset,
-    scan_classes,
     split_sizes,
     stratified_splits,
 )
 from tlsweep.datasets._duplicates import find_duplicates
+from tlsweep.datasets._images import (
+    Skipped,
+    cache_root,
+    decode_image,
+    decode_or_skip,
+    load_folder,
+    scan_classes,
+)
 
 __all__ = [
     "Dataset",
@@ -21,9 +25,11 @@ __all__ = [
     "cache_root",
     "check_layout",
     "class_weights",
+    "decode_image",
     "decode_or_skip",
     "find_duplicates",
     "load_dataset",
+    "load_folder",
     "scan_classes",
     "split_sizes",
     "stratified_splits",
