@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -116,6 +118,17 @@ def test_leaderboard_usage_errors(workspace: dict[str, Path], args: list[str],
                                   expected: str) -> None:
     done = run_cli(*args)
     assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_command_line_starts_without_heavy_imports() -> None:
+    """Loading the dispatcher (every command, ``--help``) imports none of the libraries that
+    only some commands need: each command imports them when it runs."""
+    code = ("import sys, tlsweep.cli\n"
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'optuna', 'tensorflow', 'keras')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_leaderboard_never_imports_tensorflow(workspace: dict[str, Path]) -> None:

@@ -30,9 +30,9 @@ ResultsDir = Annotated[Path | None, typer.Option(
 
 
 def results_root(option: Path | None) -> Path:
-    from tlsweep.store import results_root
+    from tlsweep.store import results_root as default_root
 
-    return option or results_root()
+    return option or default_root()
 
 
 StudyArg = Annotated[str, typer.Argument(help="Study name (a folder under the results dir).")]
@@ -72,8 +72,6 @@ Gpus = Annotated[str | None, typer.Option(
     "--gpus", help="Pin one worker to each of these GPUs, e.g. 0,1 (sets --workers).")]
 
 
-
-
 @dataclass(frozen=True)
 class Launch:
     """The options every command that runs trials on this machine shares."""
@@ -89,19 +87,21 @@ def _launch_options(storage: Storage = None, workers: Workers = 1, gpus: Gpus = 
     """The signature ``launch_options`` appends to a command (never called)."""
 
 
+_SHARED = list(inspect.signature(_launch_options, eval_str=True).parameters.values())
+
+
 def launch_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give ``command`` the --storage, --workers, --gpus and --results-dir options, written once
     here, and hand them to it as one ``Launch`` (its ``launch`` parameter)."""
     own = inspect.signature(command, eval_str=True)
-    shared = list(inspect.signature(_launch_options, eval_str=True).parameters.values())
 
     @functools.wraps(command)
     def with_options(**kwargs: Any) -> None:
-        given = {p.name: kwargs.pop(p.name) for p in shared}
+        given = {p.name: kwargs.pop(p.name) for p in _SHARED}
         count, devices = workers_and_gpus(given["workers"], given["gpus"])
         command(**kwargs, launch=Launch(given["storage"], count, devices, given["results_dir"]))
 
     del with_options.__wrapped__  # typer reads the signature below, not the command's
     with_options.__signature__ = own.replace(  # type: ignore[attr-defined]
-        parameters=[p for p in own.parameters.values() if p.name != "launch"] + shared)
+        parameters=[p for p in own.parameters.values() if p.name != "launch"] + _SHARED)
     return with_options

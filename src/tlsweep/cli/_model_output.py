@@ -1,0 +1,186 @@
+"""What the commands that use a trained model (``export``, ``predict``, ``evaluate``) do and
+print. TensorFlow is imported only once a model is loaded, after every argument was checked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tlsweep.delivery import FORMAT_FILES, OUTPUT_FORMATS, ModelSource, resolve_source, study_source
+from tlsweep.errors import ConfigError
+
+PROGRESS_FROM = 200  # files: fewer finish before a bar would be worth drawing
+
+
+def _metric_text(scores: dict, name: str) -> str:
+    found = scores.get(name) or {}
+    if not found:
+        return "-"
+    low, high = found.get("low"), found.get("high")
+    interval = f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    return f"{found['value']:.3f}{interval}"
+
+
+def export_command(console: Console, root: Path, study: str, trial: int | None, out: Path,
+                   fmt: str) -> None:
+    from tlsweep.delivery import export
+
+    if fmt not in FORMAT_FILES:
+        raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
+                          f"{', '.join(FORMAT_FILES)}.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file; give a folder for the model and its card.")
+    if not (root / study).is_dir():
+        raise ConfigError(f"{root / study}: no study {study!r}. Check the name or "
+                          f"--results-dir.")
+    source = study_source(root / study, study, trial)
+    with _quiet(None, _log_for(source, root), "export"):
+        target, check = export(source, out, fmt)
+    card = source.card
+    console.print(f"exported {study} trial {card.trial} ({card.made_by}) as {fmt}: {target}")
+    console.print(f"  input: raw RGB uint8 images of any size; resized to {card.image_size} px "
+                  f"and preprocessed for {card.backbone} inside the model")
+    console.print(f"  classes: {', '.join(card.class_names)}")
+    test = card.metrics.get("test") or {}
+    if test:
+        console.print(f"  test ({test.get('n')} held-out images): accuracy "
+                      f"{_metric_text(test, 'accuracy')}, balanced "
+                      f"{_metric_text(test, 'balanced_accuracy')}")
+    if check:
+        console.print(f"  checked against the Keras model on {check['images']} images: max "
+                      f"|difference| {check['tflite_vs_keras_max_abs']:.2g} (tolerance "
+                      f"{check['tolerance']})")
+    console.print(f"  card: {out / 'card.json'}")
+
+
+@contextmanager
+def _quiet(errors: Console | None, log: Path, role: str) -> Iterator[None]:
+    """TensorFlow's lines (fd 2) go to ``log`` while the block runs; the user's own lines
+    (``errors``: skipped files, progress) still reach the terminal, through a copy of fd 2."""
+    from tlsweep.system import stderr_to_log
+
+    terminal = os.fdopen(os.dup(2), "w", buffering=1)
+    previous = errors.file if errors is not None else None
+    if errors is not None:
+        errors.file = terminal
+    try:
+        with stderr_to_log(log, role):
+            yield
+    finally:
+        if errors is not None:
+            errors.file = previous
+        terminal.close()
+
+
+def _log_for(source: ModelSource, root: Path) -> Path:
+    """The study's log when the model is a study's, else one in the cache (an exported model's
+    folder may be read-only, and holds only the model)."""
+    from tlsweep.datasets import cache_root
+    from tlsweep.system import log_path
+
+    study = root / source.card.study
+    return log_path(study if study.is_dir() else cache_root() / "logs")
+
+
+def _with_progress(console: Console, total: int, work: Callable) -> object:
+    if total < PROGRESS_FROM or not console.is_terminal:
+        return work(None)
+    columns = (TextColumn("images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("images", total=total)
+        return work(lambda done: bar.advance(task, done))
+
+
+def predict_command(console: Console, errors: Console, root: Path, target: str,
+                    paths: list[Path], top: int, fmt: str, out: Path | None) -> None:
+    from tlsweep.delivery import image_files, predict_files, write_frame
+
+    if fmt not in OUTPUT_FORMATS:
+        raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
+                          f"{', '.join(OUTPUT_FORMATS)}.")
+    if fmt == "table" and out is not None:
+        raise ConfigError("--out needs --format csv, json or parquet.")
+    source = resolve_source(target, root)
+    files = image_files(paths)
+    with _quiet(errors, _log_for(source, root), "predict"):
+        result = _with_progress(errors, len(files), lambda progress: predict_files(
+            source, files, progress))
+    for skipped in result.skipped:
+        errors.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}", highlight=False)
+    frame = result.top(top)
+    if fmt == "table":
+        table = Table(title=f"{len(frame)} images, top {min(top, len(result.class_names))}",
+                      header_style="bold", box=box.SIMPLE_HEAD)
+        for column in frame.columns:
+            table.add_column(column, justify="right" if column.startswith("p_") else "left")
+        for row in frame.itertuples(index=False):
+            table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
+        return
+    text = write_frame(frame, fmt, out)
+    if text is not None:
+        console.out(text, end="", highlight=False)
+    else:
+        console.print(f"{len(frame)} predictions written to {out}")
+
+
+def evaluate_command(console: Console, errors: Console, root: Path, target: str, folder: Path,
+                     out: Path | None) -> None:
+    from tlsweep.delivery import evaluate, labelled_files, write_outputs
+
+    source = resolve_source(target, root)
+    files, labels = labelled_files(folder, source.card.class_names)
+    with _quiet(errors, _log_for(source, root), "evaluate"):
+        result = _with_progress(errors, len(files), lambda progress: evaluate(
+            source, folder, files, labels, progress))
+    for skipped in result.predictions.skipped:
+        errors.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}", highlight=False)
+    _print_evaluation(console, result, source, folder)
+    if out is not None:
+        for path in write_outputs(result, source, out):
+            console.print(f"wrote {path}")
+
+
+def _print_evaluation(console: Console, result: object, source: ModelSource,
+                      folder: Path) -> None:
+    from tlsweep.delivery import CALIBRATION_BINS
+    from tlsweep.inspection import ClassMetrics, confusion_table
+
+    scores = result.scores()
+    card = source.card
+    console.print(f"[bold]{card.study} · trial {card.trial}[/] ({source.format}) on {folder}: "
+                  f"{len(result.labels)} images")
+    console.print(f"  accuracy           {scores['accuracy'].text()}  "
+                  f"({scores['accuracy'].method})")
+    console.print(f"  balanced accuracy  {scores['balanced_accuracy'].text()}  "
+                  f"({scores['balanced_accuracy'].method})")
+    console.print(_per_class_table(result.per_class()))
+    console.print(confusion_table(ClassMetrics(result.class_names, result.confusion())))
+    ece, bins = result.calibration()
+    console.print(f"  expected calibration error {ece:.3f} ({len(bins)} occupied bins of "
+                  f"{CALIBRATION_BINS})")
+    wrong = result.confidently_wrong()
+    if not wrong.empty:
+        console.print("  most confidently wrong, for review:")
+        for row in wrong.to_dict("records"):
+            console.print(f"    {row['confidence']:.3f}  {row['true']} -> {row['predicted']}  "
+                          f"{row['file']}", highlight=False)
+
+
+def _per_class_table(frame: object) -> Table:
+    table = Table(title="per class (95% CI: Wilson)", header_style="bold", box=box.SIMPLE_HEAD)
+    for column in ("class", "precision", "95% CI", "recall", "95% CI ", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in frame.to_dict("records"):
+        table.add_row(row["class"], f"{row['precision']:.3f}",
+                      f"{row['precision_low']:.3f}-{row['precision_high']:.3f}",
+                      f"{row['recall']:.3f}", f"{row['recall_low']:.3f}-{row['recall_high']:.3f}",
+                      f"{row['f1']:.3f}", str(row["support"]))
+    return table
