@@ -6,8 +6,8 @@ from tlsweep.training._checkpoint import FINAL_MODEL, TrialCheckpoints
 from tlsweep.training._epochs import EpochRecord
 from tlsweep.training._final import Finalist, FinalTask, final_main
 from tlsweep.training._preflight import check_weights
-from tlsweep.training._trial import TrialSettings, TwoPhaseTrial
-from tlsweep.training._worker import FAILPOINT, TrialTask, WorkerSpec, worker_main
+from tlsweep.training._trial import TrialSettings, TrialTask, TwoPhaseTrial
+from tlsweep.training._worker import FAILPOINT, WorkerSpec, worker_main
 
 __all__ = [
     "FAILPOINT",

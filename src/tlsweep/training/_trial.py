@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,23 @@ class TrialSettings:
     augment_head: bool = True  # false: phase 1 always on cached features (LP-FT)
     head_init: str = "random"  # "probe": the head starts as the fitted linear probe
     probe_seed: int = 0  # the probe's cross-validation folds: the study's, shared by its trials
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """One trial as the orchestrator hands it to a worker. The worker runs it without opening
+    it: the parameters go from ``suggest`` (orchestrator) to this module, and nowhere between."""
+
+    number: int
+    params: TrialParams
+    settings: TrialSettings
+    checkpoint_dir: Path
+
+    def run(self, backbones: dict[str, Backbone], dataset: Dataset, reporter: Reporter,
+            pool: ModelPool | None = None) -> TrialResult:
+        """Both phases, continuing after the last epoch saved in ``checkpoint_dir``."""
+        return run_trial(self.params, backbones[self.params.backbone], dataset, self.settings,
+                         reporter, TrialCheckpoints(self.checkpoint_dir), pool)
 
 
 def _unchanged(x: Any) -> Any:

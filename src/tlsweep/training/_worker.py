@@ -19,9 +19,9 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tlsweep.config import Sweep, TrialParams
+from tlsweep.config import Sweep
 from tlsweep.system import environment, redirect_to_log, replacing
 from tlsweep.training.backbones import Backbone
 from tlsweep.training.protocol import (
@@ -42,6 +42,9 @@ from tlsweep.training.protocol import (
     WorkerRetiring,
 )
 
+if TYPE_CHECKING:
+    from tlsweep.training._trial import TrialTask
+
 # A failpoint for tests and drills: TLSWEEP_FAILPOINT="trial=3,step=4:sigkill" makes the worker
 # fail that way after that epoch's checkpoint (trial=* for every trial). Actions: raise, sigkill,
 # segfault, oom (needs execution.memory_limit_mb).
@@ -56,14 +59,6 @@ class WorkerSpec:
     memory_limit_mb: int | None
     recycle_memory_mb: int
     log: Path  # the study's log file (``tflog``): where this process's fds 1 and 2 go
-
-
-@dataclass(frozen=True)
-class TrialTask:
-    number: int
-    params: TrialParams
-    settings: Any  # trial.TrialSettings (kept Any so the orchestrator need not import Keras)
-    checkpoint_dir: Path
 
 
 def rss_mb() -> float:
@@ -162,15 +157,12 @@ def _summary(result: Any) -> dict[str, Any]:
 
 def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
              pool: Any) -> None:
-    from tlsweep.training._checkpoint import FINAL_MODEL, TrialCheckpoints
+    from tlsweep.training._checkpoint import FINAL_MODEL
     from tlsweep.training._epochs import StopTrial
-    from tlsweep.training._trial import run_trial
 
-    checkpoints = TrialCheckpoints(task.checkpoint_dir)
     reporter = PipeReporter(conn, task.number, spec.memory_limit_mb is not None)
     try:
-        result = run_trial(task.params, spec.backbones[task.params.backbone], dataset,
-                           task.settings, reporter, checkpoints, pool)
+        result = task.run(spec.backbones, dataset, reporter, pool)
     except StopTrial as stop:
         conn.send(TrialStopped(Ending(stop.reason), stop.step, _summary(stop.result)))
         return

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tlsweep.training._trial import TrialTask
 
 
 # ------------------------------------------------------------------------ worker to orchestrator
@@ -83,7 +86,7 @@ class WorkerRetiring:
 # ------------------------------------------------------------------------ orchestrator to worker
 @dataclass(frozen=True)
 class RunTrial:
-    task: Any  # worker.TrialTask
+    task: TrialTask
 
 
 @dataclass(frozen=True)
