@@ -122,7 +122,10 @@ def arm_options(arm: str, setup: Setup) -> str:
     }[arm]
 
 
-def sweep_file(out: Path, data: Path, space: Path, setup: Setup, arm: str, seed: int) -> Path:
+def sweep_file(out: Path, data: Path, space: Path, setup: Setup, arm: str, seed: int,
+               options: str | None = None) -> Path:
+    """The arm's sweep file: its ``options`` (sampler, pruner, budget), by default
+    ``arm_options``'s for this benchmark's arms."""
     path = out / "sweeps" / f"{arm}-s{seed}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -133,7 +136,8 @@ def sweep_file(out: Path, data: Path, space: Path, setup: Setup, arm: str, seed:
         f"training: {{head_epochs: {setup.head_epochs}, "
         f"finetune_epochs: {setup.finetune_epochs}, batch_size: 32}}\n"
         # The search is measured, not the finalists' stage after it.
-        "execution: {keep_top: 0}\nfinalists: {reevaluate: off}\n" + arm_options(arm, setup))
+        "execution: {keep_top: 0}\nfinalists: {reevaluate: off}\n"
+        + (arm_options(arm, setup) if options is None else options))
     return path
 
 
