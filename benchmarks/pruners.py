@@ -37,26 +37,25 @@ from search_efficiency import (
     WEIGHTS,
     Setup,
     best_at,
-    run_arm,
+    run_traced,
     space_file,
     subset,
     sweep_file,
-    trajectory,
 )
 
-PRUNERS = {
-    "successive-halving": "{kind: successive_halving, min_resource: 2, reduction_factor: 3",
-    "hyperband": "{kind: hyperband, min_resource: 1, reduction_factor: 3",
-    "sh-patient": "{kind: successive_halving, min_resource: 2, reduction_factor: 3, patience: 1",
-    "median": "{kind: median, n_startup_trials: 3, n_warmup_steps: 1",
-    "none": "{kind: none",
+PRUNERS = {  # each arm's pruner settings, beside the rule every arm shares (see options)
+    "successive-halving": "kind: successive_halving, min_resource: 2, reduction_factor: 3",
+    "hyperband": "kind: hyperband, min_resource: 1, reduction_factor: 3",
+    "sh-patient": "kind: successive_halving, min_resource: 2, reduction_factor: 3, patience: 1",
+    "median": "kind: median, n_startup_trials: 3, n_warmup_steps: 1",
+    "none": "kind: none",
 }
 
 
 def options(arm: str, setup: Setup) -> str:
     return (f"budget: {{trials: 1000, epochs: {setup.budget_epochs}}}\n"
             "sampler: {kind: tpe, n_startup_trials: 4}\n"
-            f"pruner: {PRUNERS[arm]}, min_finetune_epochs: 1}}\n")
+            f"pruner: {{{PRUNERS[arm]}, min_finetune_epochs: 1}}\n")
 
 
 def measure(arms: list[str], setup: Setup, out: Path) -> pd.DataFrame:
@@ -65,10 +64,8 @@ def measure(arms: list[str], setup: Setup, out: Path) -> pd.DataFrame:
     rows = []
     for seed in setup.seeds:
         for arm in arms:
-            started, wall = run_arm(sweep_file(out, data, space, setup, arm, seed,
-                                               options(arm, setup)), results)
-            board = pd.read_parquet(results / f"{arm}-s{seed}" / "leaderboard.parquet")
-            path = trajectory(board, started)
+            board, path, wall = run_traced(sweep_file(out, data, space, setup, arm, seed,
+                                                      options(arm, setup)), results)
             rows.append({"arm": arm, "seed": seed, "trials": len(board),
                          "pruned": int((board["state"] == "pruned").sum()),
                          "epochs": int(path["epochs"].iloc[-1]), "wall_s": wall,

@@ -154,6 +154,13 @@ def run_arm(sweep: Path, results: Path) -> tuple[float, float]:
     return started, time.perf_counter() - began
 
 
+def run_traced(sweep: Path, results: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """Run one arm's sweep: (its leaderboard, its best-so-far trajectory, wall seconds)."""
+    started, wall = run_arm(sweep, results)
+    board = pd.read_parquet(results / sweep.stem / "leaderboard.parquet")
+    return board, trajectory(board, started), wall
+
+
 def trajectory(board: pd.DataFrame, started: float) -> pd.DataFrame:
     """Best value found so far after each trial, against cumulative epochs and wall time."""
     trials = board[board["role"] == "trial"] if "role" in board else board  # no reference rows
@@ -314,10 +321,8 @@ def main() -> None:
     paths, walls = {}, {}
     for seed in setup.seeds:
         for arm in arms:  # interleaved, so machine noise spreads over every arm
-            started, walls[(arm, seed)] = run_arm(
+            board, paths[(arm, seed)], walls[(arm, seed)] = run_traced(
                 sweep_file(out, data, space, setup, arm, seed), results)
-            board = pd.read_parquet(results / f"{arm}-s{seed}" / "leaderboard.parquet")
-            paths[(arm, seed)] = trajectory(board, started)
             print(f"seed {seed} {arm}: {len(board)} trials, best {board['value'].max():.3f}, "
                   f"{walls[(arm, seed)]:.0f} s", flush=True)
     summary = summarise(paths, walls, setup)
