@@ -5,7 +5,10 @@ The sets and seeds are ``honest.py``'s (flowers-small, hymenoptera-split). Each 
 ``tlsweep run`` per set and seed, MobileNetV2 with the shared weights, the test set given as
 ``data.test_dir``. Reported per run, all on the same de-duplicated test images: the probe fitted on
 train alone and on train+val (the images the delivered refit trains on: the fair comparison), the
-delivered model (the finalists' choice), their difference; the sweep's wall time and CPU use
+delivered model (the finalists' choice), their difference; the chosen finalist's other two
+deliveries, from the fold models the stage keeps (their average, ``deliver: ensemble``, and the
+best fold's model), so that refit, ensemble and best fold meet on the same searches; the sweep's
+wall time and CPU use
 (the run's children: user + system seconds over wall seconds); phase 1's share of the wall time
 (head epochs, frozen features and probe fits, summed over trials); the share of trials whose
 phase 1 trained on cached features; the share pruned before fine-tuning began.
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from honest import REPO, SETS, WEIGHTS
@@ -90,7 +94,9 @@ def phase_one(results: Path, study_name: str, head_epochs: int) -> dict[str, flo
 
 
 def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
-    """The probe fitted on train alone and on train+val (the refit's images), on test."""
+    """On test: the probe fitted on train alone and on train+val (the refit's images), and the
+    other two deliveries of the same chosen finalist, built from its fold models that the stage
+    keeps: their average (``deliver: ensemble``) and the best fold's (``deliver: best_fold``)."""
     from tlsweep.config import load_sweep
     from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.sweep._study import prepare
@@ -116,7 +122,30 @@ def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
         fit = fit_probe(x, y, config.objective, config.seed)
         found[name] = balanced_estimate(confusion_matrix(
             data.y_test, fit.predict(f["test"]), data.n_classes)).value
-    return found
+    return {**found, **fold_deliveries_on_test(plan, preprocessor(backbone))}
+
+
+def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
+    import keras
+
+    from tlsweep.measures._intervals import balanced_estimate
+    from tlsweep.store import load_study
+    from tlsweep.training._epochs import confusion_matrix
+    from tlsweep.training._final import fold_ensemble, predict_images
+
+    final = load_study(plan.directory, plan.sweep.config.study).user_attrs["final"]
+    chosen = next(f for f in final["finalists"] if f["trial"] == final["chosen"])
+    paths = [plan.directory / "final" / f"trial-{final['chosen']}-fold-{i + 1}.keras"
+             for i in range(len(chosen["fold_scores"]))]
+    best = paths[int(np.argmax(chosen["fold_scores"]))]
+    data = plan.dataset
+
+    def tested(model: Any) -> float:
+        return balanced_estimate(confusion_matrix(
+            data.y_test, predict_images(model, data.x_test, preprocess), data.n_classes)).value
+
+    return {"ensemble_test": tested(fold_ensemble(paths)),
+            "best_fold_test": tested(keras.models.load_model(best, compile=False))}
 
 
 def measure(results: Path, study_name: str) -> dict[str, float]:
@@ -160,13 +189,15 @@ def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int
 
 def table(rows: list[dict]) -> str:
     lines = ["| set | arm | seed | probe test: train / train+val | delivered test [95% CI] "
-             "| − probe (train+val) | chosen trial | sweep s | CPU | phase 1 share "
-             "| on cached features | pruned before fine-tuning |", "| --- " * 12 + "|"]
+             "| − probe (train+val) | fold ensemble test | best fold test | chosen trial "
+             "| sweep s | CPU | phase 1 share | on cached features | pruned before fine-tuning |",
+             "| --- " * 14 + "|"]
     for r in rows:
         lines.append(
             f"| {r['set']} | {r['arm']} | {r['seed']} | {r['probe_train_test']:.3f} / "
             f"{r['probe_trainval_test']:.3f} | {r['test']:.3f} [{r['test_low']:.3f}, "
             f"{r['test_high']:.3f}] | {r['test'] - r['probe_trainval_test']:+.3f} "
+            f"| {r['ensemble_test']:.3f} | {r['best_fold_test']:.3f} "
             f"| {r['chosen_trial']} | {r['wall_s']:.0f} | {r['cpu']:.0%} "
             f"| {r['phase1_share']:.0%} | {r['cached_share']:.0%} "
             f"| {r['pruned_before_finetune']:.0%} |")
@@ -177,6 +208,9 @@ def table(rows: list[dict]) -> str:
             for probe, gaps in (("train", [r["test"] - r["probe_train_test"] for r in mine]),
                                 ("train+val", [r["test"] - r["probe_trainval_test"]
                                                for r in mine])))
+            + "; fold ensemble − probe (train / train+val) mean " + " / ".join(
+                f"{np.mean([r['ensemble_test'] - r[p] for r in mine]):+.3f}"
+                for p in ("probe_train_test", "probe_trainval_test"))
             + f" over {len(mine)} seeds; mean sweep {np.mean([r['wall_s'] for r in mine]):.0f} s,"
             f" CPU {np.mean([r['cpu'] for r in mine]):.0%}")
     return "\n".join(lines)

@@ -158,7 +158,10 @@ def measure(sweep: Path, results: Path) -> dict:
     probe = board[board["role"] == "baseline"].iloc[0]
     rank1 = int(board[(board["role"] == "trial") & (board["rank"] == 1)].iloc[0]["trial"])
     backbone = plan.backbones["MobileNetV2"]
-    best_fold = plan.directory / "final" / f"trial-{final['chosen']}-best-fold.keras"
+    scores = next((f.get("fold_scores") for f in final["finalists"]
+                   if f["trial"] == final["chosen"]), None) or [0.0]
+    best_fold = (plan.directory / "final"
+                 / f"trial-{final['chosen']}-fold-{int(np.argmax(scores)) + 1}.keras")
     trials = board[board["role"] == "trial"]
     return {
         "probe_test": float(probe["test_balanced_accuracy"]),

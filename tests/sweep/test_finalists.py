@@ -158,3 +158,43 @@ def test_run_reports_copies_across_splits_and_keeps_them_out_of_val_and_test(
     assert "17 training and 8 validation images, 8 test images" in " ".join(done.stdout.split())
     found = run_cli("diagnose", "tiny")
     assert "groups of duplicate images, 3 across splits" in " ".join(found.stdout.split())
+
+
+def test_the_ensemble_delivered_is_the_mean_of_the_chosen_finalists_fold_models(
+        tmp_path: Path, tiny_backbone: Path) -> None:
+    import keras
+
+    from tlsweep.config import load_sweep
+    from tlsweep.datasets import load_dataset
+    from tlsweep.training._classifier import predict
+    from tlsweep.training._epochs import confusion_matrix
+
+    data = write_class_images(tmp_path / "data", {"a": 24, "b": 24})
+    sweep = sweep_file(tmp_path, tiny_backbone,
+                       f"{{dir: {data}, val_split: 0.25, test_split: 0.25, image_size: 16}}",
+                       finalists="{k: 2, reevaluate: on, folds: 3, deliver: ensemble}")
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fold models averaged" in done.stdout
+    directory = tmp_path / "results" / "tiny"
+    board = pd.concat([pd.read_parquet(directory / name)
+                       for name in ("leaderboard.parquet", "final.parquet")])
+    chosen = board[board["role"] == "chosen"].iloc[0]
+    assert chosen["note"].startswith("the average of its fold models")
+    # Its baseline learnt from the same images: every train+val image is in some fold's training.
+    assert "test: refit on train+val" in board[board["role"] == "baseline"].iloc[0]["note"]
+    # Only the chosen finalist's fold models are left beside the delivered model.
+    folds = sorted(p.name for p in (directory / "final").glob("*-fold-*.keras"))
+    assert folds == [f"trial-{int(chosen['trial'])}-fold-{i}.keras" for i in (1, 2, 3)]
+
+    config = load_sweep(sweep).config
+    dataset = load_dataset(config.data, config.seed, sweep)
+    inputs = np.asarray(dataset.x_test, np.float32) / 255.0  # the backbone's "unit"
+    members = [predict(keras.models.load_model(directory / "final" / name, compile=False),
+                       inputs) for name in folds]
+    delivered = predict(keras.models.load_model(directory / "final" / "model.keras",
+                                                compile=False), inputs)
+    np.testing.assert_allclose(delivered, np.mean(members, axis=0), atol=1e-5)
+    expected = confusion_matrix(dataset.y_test, delivered.argmax(axis=1), 2)
+    accuracy = np.trace(expected) / expected.sum()
+    assert chosen["test_accuracy"] == pytest.approx(accuracy)

@@ -154,7 +154,8 @@ class FinalistsConfig(Strict):
     are scored on the test set, and, on small data, re-evaluated first by ``folds``-fold
     cross-validation over train+val, because the best of many noisy validation scores is biased
     upward. ``reevaluate: auto`` does it below ``small_data_images`` train+val images.
-    ``deliver``: the chosen settings refit on train+val, or the best fold's model."""
+    ``deliver``: the chosen settings refit on train+val, the best fold's model, or the average
+    of the chosen finalist's fold models (``ensemble``: no training beyond the folds')."""
 
     k: int = Field(default=3, ge=1)
     reevaluate: Literal["auto", "on", "off"] = "auto"
@@ -162,7 +163,7 @@ class FinalistsConfig(Strict):
     # on all of it, so fewer folds bias the estimate down (benchmarks/RESULTS.md, "Folds").
     folds: int = Field(default=5, ge=2, le=10)
     small_data_images: int = Field(default=2000, ge=1)
-    deliver: Literal["refit", "best_fold"] = "refit"
+    deliver: Literal["refit", "best_fold", "ensemble"] = "refit"
 
     @field_validator("reevaluate", mode="before")
     @classmethod

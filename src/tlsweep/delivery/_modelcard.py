@@ -36,7 +36,7 @@ class ModelCard:
     preprocessing: str  # a registered backbone's name or unit/symmetric/none
     study: str
     trial: int
-    made_by: str  # refit, best_fold, kept: how the model was trained
+    made_by: str  # refit, best_fold, ensemble, kept: how the model was trained
     params: dict[str, Any]
     metrics: dict[str, Any]  # validation/cross_validated/test -> value, low, high, n, method
     versions: dict[str, str | None] = field(default_factory=dict)

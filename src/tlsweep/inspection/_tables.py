@@ -146,7 +146,8 @@ def honesty_notes(frame: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
     if "role" in frame and (frame["role"] == "baseline").any():
         lines.append("baseline: a logistic-regression probe on the frozen backbone's features; "
                      "fine-tuning has to beat it to earn its cost (tested after training on "
-                     "the same images as the delivered model when that is a refit).")
+                     "the same images as the delivered model when that is a refit or a fold "
+                     "ensemble).")
     return [*lines, COLUMN_NOTE]
 
 

@@ -180,6 +180,7 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
             row.update(value=row["cv_value"], value_low=row["cv_low"], value_high=row["cv_high"],
                        **dict.fromkeys(_TRIAL_ONLY))
         how = {"refit": "refit on train+val", "best_fold": "the best fold's model",
+               "ensemble": "the average of its fold models (together trained on train+val)",
                "kept": "the trial's kept model (best epoch)", "none": "no model kept"}
         row.update(role="chosen", state="chosen", rank=None, note=(
             f"{how.get(delivered.get('kind'), '')}; value: "

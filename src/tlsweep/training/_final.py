@@ -50,6 +50,27 @@ CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} image
              "predictions")
 
 
+# What these deliver learnt from every train+val image, so its baseline is the probe fitted there.
+TRAINED_ON_ALL = ("refit", "ensemble")
+
+
+def fold_ensemble(paths: list[Path]) -> Any:
+    """One model that averages the class probabilities of the fold models at ``paths`` (each
+    saw (folds-1)/folds of train+val, together all of it): bagging, as AutoGluon delivers its
+    k-fold models, with no training beyond the cross-validation's."""
+    import keras
+
+    members = []
+    for index, path in enumerate(paths):
+        member = keras.models.load_model(path, compile=False)
+        # Each member needs its own name inside the ensemble (they were all saved under one).
+        members.append(keras.Model(member.input, member.output, name=f"fold_{index + 1}"))
+    inputs = keras.Input(shape=members[0].input.shape[1:], name="image")
+    outputs = keras.layers.Average(name="mean_probability", dtype="float32")(
+        [member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name="fold_ensemble")
+
+
 class _Silent:
     """A reporter that lets a recipe train every epoch: nothing prunes a finalist."""
 
@@ -91,7 +112,10 @@ class FinalRun:
         self.config = task.spec.sweep.config
         self.objective = self.config.objective
         self.pool = ModelPool(keep=True)
+        self.fold_scores: dict[int, list[float]] = {}
         task.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in task.out_dir.glob("trial-*-fold-*.keras"):  # a stage run before (resume)
+            stale.unlink()
 
     def say(self, text: str) -> None:
         self.conn.send(Progress(text))
@@ -155,7 +179,7 @@ class FinalRun:
         probe = fit_probe(features["train"], self.data.y_train, self.objective,
                           self.config.seed)
         tested, trained_on = probe, "train"
-        if self.task.reevaluate and self.task.deliver == "refit" and "test" in features:
+        if self.task.reevaluate and self.task.deliver in TRAINED_ON_ALL and "test" in features:
             tested = fit_probe(*self._train_and_val_features(features), self.objective,
                                self.config.seed)
             trained_on = "train+val"
@@ -215,7 +239,7 @@ class FinalRun:
         results = []
         for finalist in finalists:
             pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
-            scores, best = [], -1.0
+            scores: list[float] = []
             preprocess = preprocessor(self.task.spec.backbones[finalist.params.backbone])
             for index, (x_tr, y_tr, x_held, y_held) in enumerate(parts):
                 self.say(f"trial {finalist.number}: fold {index + 1}/{len(parts)}")
@@ -224,15 +248,17 @@ class FinalRun:
                                        self.data.n_classes)
                 pooled += np.asarray(confusion)
                 scores.append(_score(confusion, self.objective))
-                if scores[-1] > best:
-                    best = scores[-1]
-                    model.save(self.best_fold_path(finalist))
+                model.save(self.fold_path(finalist, index))
             results.append({"trial": finalist.number, "cv_confusion": pooled.tolist(),
                             "fold_scores": scores})
         return results
 
-    def best_fold_path(self, finalist: Finalist) -> Path:
-        return self.task.out_dir / f"trial-{finalist.number}-best-fold.keras"
+    def fold_path(self, finalist: Finalist, index: int) -> Path:
+        return self.task.out_dir / f"trial-{finalist.number}-fold-{index + 1}.keras"
+
+    def fold_paths(self, finalist: Finalist) -> list[Path]:
+        return sorted(self.task.out_dir.glob(f"trial-{finalist.number}-fold-*.keras"),
+                      key=lambda path: int(path.stem.rsplit("-", 1)[1]))
 
     # ------------------------------------------------------------------ the answer
     def deliver(self, chosen: Finalist) -> tuple[str, Path | None]:
@@ -244,8 +270,15 @@ class FinalRun:
             shutil.copyfile(chosen.kept_model, target)
             return "kept", target
         if self.task.deliver == "best_fold":
-            shutil.copyfile(self.best_fold_path(chosen), target)
+            scores = self.fold_scores[chosen.number]
+            best = self.fold_path(chosen, int(np.argmax(scores)))
+            shutil.copyfile(best, target)
             return "best_fold", target
+        if self.task.deliver == "ensemble":
+            self.say(f"trial {chosen.number}: the {len(self.fold_paths(chosen))} fold models "
+                     "averaged")
+            fold_ensemble(self.fold_paths(chosen)).save(target)
+            return "ensemble", target
         self.say(f"trial {chosen.number}: refit on train+val")
         x, y = self.train_and_val()
         self.train_recipe(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
@@ -265,6 +298,7 @@ class FinalRun:
             method = CV_METHOD.format(folds=self.task.folds, n=n)
             for result in self.cross_validate(finalists):
                 by_trial[result["trial"]].update(result)
+                self.fold_scores[result["trial"]] = result["fold_scores"]
             chosen = max(finalists, key=lambda f: (
                 _score(by_trial[f.number]["cv_confusion"], self.objective), f.value))
         else:
@@ -284,8 +318,8 @@ class FinalRun:
             self.say("delivered model on the test set")
             delivered["test_confusion"] = self.test_confusion(
                 keras.models.load_model(path, compile=False), chosen.params.backbone)
-        for stale in self.task.out_dir.glob("trial-*-best-fold.keras"):
-            if stale != self.best_fold_path(chosen):
+        for stale in self.task.out_dir.glob("trial-*-fold-*.keras"):
+            if stale not in self.fold_paths(chosen):  # the chosen's stay, to be inspected
                 stale.unlink()
         return {"objective": self.objective, "reevaluated": self.task.reevaluate,
                 "method": method, "baseline": baselines,
