@@ -198,3 +198,11 @@ def test_the_ensemble_delivered_is_the_mean_of_the_chosen_finalists_fold_models(
     expected = confusion_matrix(dataset.y_test, delivered.argmax(axis=1), 2)
     accuracy = np.trace(expected) / expected.sum()
     assert chosen["test_accuracy"] == pytest.approx(accuracy)
+    # It is delivered like any other model: exported with its card, and predicting.
+    out = tmp_path / "exported"
+    exported = run_cli("export", "tiny", "--out", str(out), "--format", "keras")
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert json.loads((out / "card.json").read_text())["made_by"] == "ensemble"
+    predicted = run_cli("predict", "tiny", str(data), "--format", "json")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert len(json.loads(predicted.stdout)) == 48

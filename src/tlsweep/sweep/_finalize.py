@@ -8,8 +8,8 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
 2. on small data, re-evaluates the top ``k`` trials by k-fold cross-validation over train+val,
    each trial's recipe (its parameters, trained to its best epoch) on every fold, and ranks them
    by the pooled out-of-fold score, which no trial was selected on;
-3. delivers the chosen recipe: refit on train+val, or the best fold's model (or, without
-   re-evaluation, the top trial's kept model);
+3. delivers the chosen recipe: refit on train+val, the best fold's model, or the average of its
+   fold models (or, without re-evaluation, the top trial's kept model);
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
    before this step has seen.
 
