@@ -135,6 +135,8 @@ def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
 
     final = load_study(plan.directory, plan.sweep.config.study).user_attrs["final"]
     chosen = next(f for f in final["finalists"] if f["trial"] == final["chosen"])
+    if not chosen.get("fold_scores"):  # not re-evaluated: no fold models to deliver from
+        return {"ensemble_test": float("nan"), "best_fold_test": float("nan")}
     paths = [plan.directory / "final" / f"trial-{final['chosen']}-fold-{i + 1}.keras"
              for i in range(len(chosen["fold_scores"]))]
     best = paths[int(np.argmax(chosen["fold_scores"]))]

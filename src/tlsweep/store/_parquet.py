@@ -200,9 +200,9 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
 def _probe_note(probe: dict[str, Any]) -> str:
     note = (f"linear probe on frozen features, C={probe['c']:.3g} chosen by cross-validation "
             f"on train")
-    if probe.get("test_trained_on") == "train+val":  # the same images as the refit
-        note += (f"; test: refit on train+val as the delivered model was (C={probe['test_c']:.3g}"
-                 f" by cross-validation there)")
+    if probe.get("test_trained_on") == "train+val":  # the images the delivered model learnt
+        note += (f"; test: refit on train+val, the images the delivered model learnt from "
+                 f"(C={probe['test_c']:.3g} by cross-validation there)")
     return note
 
 

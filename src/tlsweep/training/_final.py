@@ -114,8 +114,6 @@ class FinalRun:
         self.pool = ModelPool(keep=True)
         self.fold_scores: dict[int, list[float]] = {}
         task.out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in task.out_dir.glob("trial-*-fold-*.keras"):  # a stage run before (resume)
-            stale.unlink()
 
     def say(self, text: str) -> None:
         self.conn.send(Progress(text))
@@ -257,8 +255,9 @@ class FinalRun:
         return self.task.out_dir / f"trial-{finalist.number}-fold-{index + 1}.keras"
 
     def fold_paths(self, finalist: Finalist) -> list[Path]:
-        return sorted(self.task.out_dir.glob(f"trial-{finalist.number}-fold-*.keras"),
-                      key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+        """This run's fold models of ``finalist`` (not a glob: a stage run before with more folds
+        may have left more)."""
+        return [self.fold_path(finalist, i) for i in range(len(self.fold_scores[finalist.number]))]
 
     # ------------------------------------------------------------------ the answer
     def deliver(self, chosen: Finalist) -> tuple[str, Path | None]:
@@ -318,8 +317,11 @@ class FinalRun:
             self.say("delivered model on the test set")
             delivered["test_confusion"] = self.test_confusion(
                 keras.models.load_model(path, compile=False), chosen.params.backbone)
-        for stale in self.task.out_dir.glob("trial-*-fold-*.keras"):
-            if stale not in self.fold_paths(chosen):  # the chosen's stay, to be inspected
+        kept = self.fold_paths(chosen) if self.task.reevaluate else []
+        # Only the chosen's stay, to be inspected; also any other finalist's, or an earlier
+        # run's ("trial-N-best-fold.keras" before fold models were all kept).
+        for stale in self.task.out_dir.glob("trial-*-*fold*.keras"):
+            if stale not in kept:
                 stale.unlink()
         return {"objective": self.objective, "reevaluated": self.task.reevaluate,
                 "method": method, "baseline": baselines,
