@@ -53,6 +53,10 @@ ARMS = {
          "head_lr": "{low: 1.0e-5, high: 1.0e-3, log: true}",
          "finetune_lr": "{low: 1.0e-5, high: 3.0e-4, log: true}"}),
 }
+# "anchor": "after" with recipe N as the study's first trial and a finalist trained for its own
+# 26 epochs (finalists.anchor); the other arms keep the stage's defaults.
+ARMS["anchor"] = ARMS["after"]
+FINALISTS = {"anchor": "finalists: {anchor: true}\n"}
 
 
 def write_sweep(root: Path, arm: str, name: str, data: Path, size: int, seed: int,
@@ -69,7 +73,7 @@ def write_sweep(root: Path, arm: str, name: str, data: Path, size: int, seed: in
         f"data: {{train_dir: {data}/train, val_dir: {data}/val, test_dir: {data}/test, "
         f"image_size: {size}}}\nsearch_space: {space}\nbudget: {{trials: {trials}}}\n"
         f"training: {training}\nobjective: val_balanced_accuracy\npruner: {pruner}\n"
-        "sampler: {kind: tpe}\n")
+        "sampler: {kind: tpe}\n" + FINALISTS.get(arm, ""))
     return sweep
 
 
@@ -131,13 +135,13 @@ def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
     from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.store import load_study
     from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._final import fold_ensemble, predict_images
+    from tlsweep.training._final import fold_ensemble, fold_model_path, predict_images
 
     final = load_study(plan.directory, plan.sweep.config.study).user_attrs["final"]
     chosen = next(f for f in final["finalists"] if f["trial"] == final["chosen"])
     if not chosen.get("fold_scores"):  # not re-evaluated: no fold models to deliver from
         return {"ensemble_test": float("nan"), "best_fold_test": float("nan")}
-    paths = [plan.directory / "final" / f"trial-{final['chosen']}-fold-{i + 1}.keras"
+    paths = [fold_model_path(plan.directory / "final", final["chosen"], i)
              for i in range(len(chosen["fold_scores"]))]
     best = paths[int(np.argmax(chosen["fold_scores"]))]
     data = plan.dataset

@@ -146,6 +146,7 @@ def measure(sweep: Path, results: Path) -> dict:
     from tlsweep.config import load_sweep
     from tlsweep.store import load_study
     from tlsweep.sweep._study import prepare
+    from tlsweep.training._final import fold_model_path
 
     plan = prepare(load_sweep(sweep), results)
     study = load_study(plan.directory, plan.sweep.config.study)
@@ -160,8 +161,8 @@ def measure(sweep: Path, results: Path) -> dict:
     backbone = plan.backbones["MobileNetV2"]
     scores = next((f.get("fold_scores") for f in final["finalists"]
                    if f["trial"] == final["chosen"]), None) or [0.0]
-    best_fold = (plan.directory / "final"
-                 / f"trial-{final['chosen']}-fold-{int(np.argmax(scores)) + 1}.keras")
+    best_fold = fold_model_path(plan.directory / "final", final["chosen"],
+                                int(np.argmax(scores)))
     trials = board[board["role"] == "trial"]
     return {
         "probe_test": float(probe["test_balanced_accuracy"]),

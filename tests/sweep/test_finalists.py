@@ -206,3 +206,35 @@ def test_the_ensemble_delivered_is_the_mean_of_the_chosen_finalists_fold_models(
     predicted = run_cli("predict", "tiny", str(data), "--format", "json")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert len(json.loads(predicted.stdout)) == 48
+
+
+def test_the_anchor_recipe_is_trial_0_and_a_finalist_trained_for_its_own_schedule(
+        tmp_path: Path, tiny_backbone: Path) -> None:
+    from tlsweep.store._parquet import ANCHOR_NOTE, read_parquet
+
+    data = write_class_images(tmp_path / "data", {"a": 24, "b": 24})
+    sweep = sweep_file(tmp_path, tiny_backbone,
+                       f"{{dir: {data}, val_split: 0.25, test_split: 0.25, image_size: 16}}",
+                       finalists="{k: 1, reevaluate: on, folds: 2, "
+                                 "anchor: {unfreeze_depth: 0.9, head_epochs: 1, "
+                                 "finetune_epochs: 4}}")
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cross-validation of the top 1 and the anchor recipe" in done.stdout
+    assert "trial 0 (anchor, 5 epochs): fold 2/2" in done.stdout
+    directory = tmp_path / "results" / "tiny"
+    board, meta = read_parquet(directory / "leaderboard.parquet")
+    anchor = board[board["trial"] == 0].iloc[0]
+    # The recipe's values inside the tiny space: head_lr 1e-5 and augmentation 0.6 clipped.
+    assert (anchor["unfreeze_depth"], anchor["head_lr"], anchor["finetune_lr"],
+            anchor["augmentation_strength"], anchor["class_weighting"]) == (
+        0.9, 1e-3, 1e-4, 0.3, "none")
+    assert anchor["note"] == ANCHOR_NOTE
+    # In the search it ran the search's 4 epochs (2 + 2), in the stage its own 5 (1 + 4), as a
+    # finalist beside the top trial, not instead of it.
+    assert anchor["epochs_run"] == 4 and "the anchor recipe's for its 5 epochs" in meta[
+        "final_method"]
+    finalists = board[board["cv_value"].notna()]
+    assert sorted(finalists["trial"]) == [0, int(board[board["trial"] != 0].sort_values(
+        ["value", "trial"], ascending=[False, True]).iloc[0]["trial"])]
+    assert len(board) == 3  # the anchor is one of the budget's trials, not one more

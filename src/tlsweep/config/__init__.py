@@ -11,7 +11,14 @@ from tlsweep.config._schema import (
     load_sweep,
     parse_duration,
 )
-from tlsweep.config._space import NUMERIC_PARAMS, PARAM_NAMES, BackboneChoice, TrialParams, suggest
+from tlsweep.config._space import (
+    NUMERIC_PARAMS,
+    PARAM_NAMES,
+    BackboneChoice,
+    TrialParams,
+    anchor_params,
+    suggest,
+)
 
 __all__ = [
     "NUMERIC_PARAMS",
@@ -23,6 +30,7 @@ __all__ = [
     "SamplerConfig",
     "Sweep",
     "TrialParams",
+    "anchor_params",
     "changed_keys",
     "load_sweep",
     "parse_duration",

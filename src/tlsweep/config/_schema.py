@@ -149,6 +149,28 @@ class TunerConfig(Strict):
     hyperband_iterations: int = Field(default=1, ge=1)
 
 
+class AnchorConfig(Strict):
+    """A fixed LP-FT recipe the search must beat: enqueued as the study's first trial, and in a
+    re-evaluating finalists' stage cross-validated beside the top ``k`` on the same folds,
+    trained for its own schedule (``head_epochs`` + ``finetune_epochs``, head started as the
+    probe, phase 1 on cached features) rather than to a validated epoch. Delivered when its
+    pooled out-of-fold score is the finalists' best. The defaults are recipe N of
+    benchmarks/RESULTS.md ("Fixed recipes refit on train+val"). A value the search space
+    excludes is clipped into its range; one it fixes is the space's."""
+
+    unfreeze_depth: float = Field(default=0.3, ge=0.0, le=1.0)
+    head_lr: float = Field(default=1e-5, gt=0.0)
+    finetune_lr: float = Field(default=1e-4, gt=0.0)
+    augmentation_strength: float = Field(default=0.6, ge=0.0, le=1.0)
+    class_weighting: Literal["none", "balanced", "sqrt"] = "none"
+    head_epochs: int = Field(default=1, ge=1)
+    finetune_epochs: int = Field(default=25, ge=1)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.head_epochs + self.finetune_epochs
+
+
 class FinalistsConfig(Strict):
     """What happens once the search ends: the top ``k`` trials and the linear-probe baseline
     are scored on the test set, and, on small data, re-evaluated first by ``folds``-fold
@@ -164,6 +186,14 @@ class FinalistsConfig(Strict):
     folds: int = Field(default=5, ge=2, le=10)
     small_data_images: int = Field(default=2000, ge=1)
     deliver: Literal["refit", "best_fold", "ensemble"] = "refit"
+    anchor: AnchorConfig | None = None  # ``anchor: true`` for the defaults
+
+    @field_validator("anchor", mode="before")
+    @classmethod
+    def _anchor_switch(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @field_validator("reevaluate", mode="before")
     @classmethod
@@ -217,6 +247,9 @@ class SweepConfig(Strict):
         if self.tuner is not None and self.engine != "keras-tuner":
             raise ValueError("'tuner' configures keras-tuner: set engine: keras-tuner, or "
                              "remove 'tuner' (the optuna engine uses 'sampler' and 'pruner')")
+        if self.finalists.anchor is not None and self.engine == "keras-tuner":
+            raise ValueError("'finalists.anchor' is enqueued as an Optuna trial: set engine: "
+                             "optuna, or remove 'anchor'")
         ignored = sorted({"sampler", "pruner"} & self.model_fields_set)
         if ignored and self.engine == "keras-tuner":
             raise ValueError(f"{ignored[0]!r} configures the optuna engine, and keras-tuner "

@@ -193,3 +193,19 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> TrialParams:
         augmentation_strength=_float(trial, "augmentation_strength", space.augmentation_strength),
         class_weighting=_choice(trial, "class_weighting", weighting_choices),
     )
+
+
+def anchor_params(space: SearchSpace, anchor: Any) -> dict[str, Any]:
+    """The values to enqueue for the anchor recipe (``FinalistsConfig.anchor``), as ``suggest``
+    will ask for them: the space's first backbone, each range's value clipped into the range,
+    the class weighting when the space allows it. A setting the space fixes is not asked for,
+    so the trial gets the space's value."""
+    values: dict[str, Any] = {"backbone": next(iter(space.backbone_choices()))}
+    for name in NUMERIC_PARAMS:
+        param = getattr(space, name)
+        if isinstance(param, FloatRange):
+            values[name] = min(max(float(getattr(anchor, name)), param.low), param.high)
+    weighting = space.class_weighting
+    if isinstance(weighting, WeightingChoices) and anchor.class_weighting in weighting.choices:
+        values["class_weighting"] = anchor.class_weighting
+    return values

@@ -113,6 +113,7 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
         "started_at": started,
         "worker": attrs.get("worker"),
         "error": attrs.get("error"),
+        "note": ANCHOR_NOTE if attrs.get("anchor") else None,
     }
 
 
@@ -182,8 +183,11 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
         how = {"refit": "refit on train+val", "best_fold": "the best fold's model",
                "ensemble": "the average of its fold models (together trained on train+val)",
                "kept": "the trial's kept model (best epoch)", "none": "no model kept"}
+        anchor = next((f for f in final.get("finalists", [])
+                       if f.get("anchor") and f["trial"] == delivered.get("trial")), None)
+        recipe = f"the anchor recipe, {anchor['epochs']} epochs, " if anchor else ""
         row.update(role="chosen", state="chosen", rank=None, note=(
-            f"{how.get(delivered.get('kind'), '')}; value: "
+            f"{recipe}{how.get(delivered.get('kind'), '')}; value: "
             + (final["method"] if final.get("reevaluated") else "its validation score")))
         rows.append(row)
     for probe in final.get("baseline", []):
@@ -195,6 +199,9 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
                      "cv_value": cv["cv"], "cv_low": cv["cv_low"], "cv_high": cv["cv_high"],
                      **_scores("test", probe.get("test_confusion")),
                      "note": _probe_note(probe)})
+
+
+ANCHOR_NOTE = "the anchor recipe (finalists.anchor), as the search's schedule trained it"
 
 
 def _probe_note(probe: dict[str, Any]) -> str:

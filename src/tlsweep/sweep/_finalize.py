@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
@@ -32,33 +32,54 @@ from tlsweep.training import FINAL_MODEL, Finalist, FinalTask
 from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
 
 FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
+def as_anchor(finalist: Finalist, anchor: Any) -> Finalist:
+    """The anchor recipe as its config states it, not as the search ran it: its schedule,
+    trained to the end (no epoch chosen on validation images), the head started as the probe
+    and phase 1 on cached features."""
+    settings = replace(finalist.settings, head_epochs=anchor.head_epochs,
+                       finetune_epochs=anchor.finetune_epochs, head_init="probe",
+                       augment_head=False)
+    return replace(finalist, epochs=anchor.total_epochs, settings=settings, anchor=True)
+
+
 @dataclass
 class FinalStage:
     """Runs the final stage for one study and records it; prints progress lines."""
 
     console: Console
 
-    def choose_finalists(self, plan: Any, study: Any) -> list[Finalist]:
+    def choose_finalists(self, plan: Any, study: Any, reevaluate: bool) -> list[Finalist]:
+        """The top ``k`` complete trials, each trained to its best epoch; and, when the stage
+        re-evaluates, the anchor recipe's trial besides them, trained for the anchor's own
+        schedule (its search run had the search's, shorter)."""
         from optuna.trial import TrialState
 
+        from tlsweep.sweep._study import ANCHOR
+
+        complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                          key=lambda t: t.value, reverse=True)
+        anchor = plan.sweep.config.finalists.anchor if reevaluate else None
+        anchors = [t for t in complete if t.user_attrs.get(ANCHOR)][:1] if anchor else []
+        top = [t for t in complete if t.number not in {a.number for a in anchors}]
+        top = top[:plan.sweep.config.finalists.k]
+        finalists = [f for f in (self._finalist(plan, t) for t in top) if f is not None]
+        finalists += [as_anchor(f, anchor) for f in (self._finalist(plan, t) for t in anchors)
+                      if f is not None]
+        return finalists
+
+    def _finalist(self, plan: Any, trial: Any) -> Finalist | None:
         from tlsweep.store import lineage_root
         from tlsweep.sweep._runner import checkpoint_root
         from tlsweep.sweep._study import trial_settings
 
-        complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                          key=lambda t: t.value, reverse=True)
-        finalists = []
-        for trial in complete[:plan.sweep.config.finalists.k]:
-            result = trial.user_attrs.get("result") or {}
-            params = trial.user_attrs.get("params")
-            if params is None or "best_step" not in result:
-                continue
-            kept = checkpoint_root(plan) / str(lineage_root(trial)) / FINAL_MODEL
-            finalists.append(Finalist(trial.number, TrialParams(**params), float(trial.value),
-                                      int(result["best_step"]) + 1,
-                                      trial_settings(plan, trial.number),
-                                      kept if kept.is_file() else None))
-        return finalists
+        result = trial.user_attrs.get("result") or {}
+        params = trial.user_attrs.get("params")
+        if params is None or "best_step" not in result:
+            return None
+        kept = checkpoint_root(plan) / str(lineage_root(trial)) / FINAL_MODEL
+        return Finalist(trial.number, TrialParams(**params), float(trial.value),
+                        int(result["best_step"]) + 1, trial_settings(plan, trial.number),
+                        kept if kept.is_file() else None)
 
     def should_reevaluate(self, plan: Any) -> bool:
         config = plan.sweep.config.finalists
@@ -71,12 +92,14 @@ class FinalStage:
         """The stage's report (also stored in the study), or None when it could not run."""
         from tlsweep.sweep._runner import worker_spec
 
-        finalists = self.choose_finalists(plan, study)
+        reevaluate = self.should_reevaluate(plan)
+        finalists = self.choose_finalists(plan, study, reevaluate)
         if not finalists:
             return None
         config = plan.sweep.config
-        reevaluate = self.should_reevaluate(plan)
-        what = (f"{config.finalists.folds}-fold cross-validation of the top {len(finalists)}"
+        searched = sum(not f.anchor for f in finalists)
+        what = (f"{config.finalists.folds}-fold cross-validation of the top {searched}"
+                + (" and the anchor recipe" if searched < len(finalists) else "")
                 if reevaluate else f"the top {len(finalists)} as trained")
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if plan.dataset.has_test else ""))

@@ -18,7 +18,14 @@ import optuna
 from optuna.trial import TrialState
 
 from tlsweep import __version__
-from tlsweep.config import PrunerConfig, SamplerConfig, Sweep, TrialParams, changed_keys
+from tlsweep.config import (
+    PrunerConfig,
+    SamplerConfig,
+    Sweep,
+    TrialParams,
+    anchor_params,
+    changed_keys,
+)
 from tlsweep.datasets import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
 from tlsweep.store import (
@@ -208,6 +215,17 @@ def record_sweep(study: optuna.Study, sweep: Sweep) -> None:
         study.set_user_attr(key, value)
 
 
+ANCHOR = "anchor"  # the user attribute that marks the anchor recipe's trial
+
+
+def enqueue_anchor(study: optuna.Study, sweep: Sweep) -> None:
+    """The anchor recipe as the new study's first trial: a real trial, with a leaderboard row,
+    that the finalists' stage then trains for the anchor's own schedule."""
+    anchor = sweep.config.finalists.anchor
+    if anchor is not None:
+        study.enqueue_trial(anchor_params(sweep.space, anchor), user_attrs={ANCHOR: True})
+
+
 def connect(url: str, sweep: Sweep) -> optuna.storages.BaseStorage:
     execution = sweep.config.execution
     return open_storage(url, execution.heartbeat_interval_s, execution.heartbeat_grace_s)
@@ -227,6 +245,7 @@ def create_study(plan: Plan, url: str) -> optuna.Study:
             f"or change the study name.") from None
     attach_search(study, plan.sweep)
     record_sweep(study, plan.sweep)
+    enqueue_anchor(study, plan.sweep)
     return study
 
 
@@ -244,6 +263,7 @@ def join_study(plan: Plan, url: str) -> optuna.Study:
             check_unchanged(study, plan.sweep, force=False)
         else:
             record_sweep(study, plan.sweep)
+            enqueue_anchor(study, plan.sweep)
     attach_search(study, plan.sweep)
     return study
 

@@ -33,6 +33,7 @@ class Finalist:
     epochs: int  # the recipe trains global steps 0..epochs-1: up to its best epoch
     settings: Any  # trial.TrialSettings
     kept_model: Path | None  # the trial's own best-epoch model, when kept
+    anchor: bool = False  # the anchor recipe (``finalists.anchor``), trained for its schedule
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,14 @@ class FinalTask:
 
 
 CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} images; copies kept "
-             "in one fold), each recipe trained to its best epoch; pooled out-of-fold "
-             "predictions")
+             "in one fold), each trial's recipe trained to its best epoch{anchor}; pooled "
+             "out-of-fold predictions")
+ANCHOR_METHOD = ", the anchor recipe's for its {epochs} epochs"
+
+
+def fold_model_path(out_dir: Path, trial: int, index: int) -> Path:
+    """Where the stage saves finalist ``trial``'s model of fold ``index`` (0-based)."""
+    return out_dir / f"trial-{trial}-fold-{index + 1}.keras"
 
 
 # What these deliver learnt from every train+val image, so its baseline is the probe fitted there.
@@ -240,7 +247,8 @@ class FinalRun:
             scores: list[float] = []
             preprocess = preprocessor(self.task.spec.backbones[finalist.params.backbone])
             for index, (x_tr, y_tr, x_held, y_held) in enumerate(parts):
-                self.say(f"trial {finalist.number}: fold {index + 1}/{len(parts)}")
+                label = f" (anchor, {finalist.epochs} epochs)" if finalist.anchor else ""
+                self.say(f"trial {finalist.number}{label}: fold {index + 1}/{len(parts)}")
                 model = self.train_recipe(finalist, x_tr, y_tr, x_held, y_held)
                 confusion = _confusion(y_held, predict_images(model, x_held, preprocess),
                                        self.data.n_classes)
@@ -252,7 +260,7 @@ class FinalRun:
         return results
 
     def fold_path(self, finalist: Finalist, index: int) -> Path:
-        return self.task.out_dir / f"trial-{finalist.number}-fold-{index + 1}.keras"
+        return fold_model_path(self.task.out_dir, finalist.number, index)
 
     def fold_paths(self, finalist: Finalist) -> list[Path]:
         """This run's fold models of ``finalist`` (not a glob: a stage run before with more folds
@@ -289,12 +297,14 @@ class FinalRun:
         finalists = self.task.finalists
         baselines = self.baselines()
         by_trial: dict[int, dict[str, Any]] = {f.number: {"trial": f.number, "value": f.value,
-                                                          "epochs": f.epochs}
+                                                          "epochs": f.epochs, "anchor": f.anchor}
                                                for f in finalists}
         method = None
         if self.task.reevaluate:
             n = len(self.data.y_train) + len(self.data.y_val)
-            method = CV_METHOD.format(folds=self.task.folds, n=n)
+            anchor = "".join(ANCHOR_METHOD.format(epochs=f.epochs) for f in finalists
+                             if f.anchor)
+            method = CV_METHOD.format(folds=self.task.folds, n=n, anchor=anchor)
             for result in self.cross_validate(finalists):
                 by_trial[result["trial"]].update(result)
                 self.fold_scores[result["trial"]] = result["fold_scores"]
