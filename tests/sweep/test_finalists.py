@@ -210,7 +210,7 @@ def test_the_ensemble_delivered_is_the_mean_of_the_chosen_finalists_fold_models(
 
 def test_the_anchor_recipe_is_trial_0_and_a_finalist_trained_for_its_own_schedule(
         tmp_path: Path, tiny_backbone: Path) -> None:
-    from tlsweep.store._parquet import ANCHOR_NOTE, read_parquet
+    from tlsweep.store._parquet import ANCHOR_CV_NOTE, read_parquet
 
     data = write_class_images(tmp_path / "data", {"a": 24, "b": 24})
     sweep = sweep_file(tmp_path, tiny_backbone,
@@ -229,11 +229,11 @@ def test_the_anchor_recipe_is_trial_0_and_a_finalist_trained_for_its_own_schedul
     assert (anchor["unfreeze_depth"], anchor["head_lr"], anchor["finetune_lr"],
             anchor["augmentation_strength"], anchor["class_weighting"]) == (
         0.9, 1e-3, 1e-4, 0.3, "none")
-    assert anchor["note"] == ANCHOR_NOTE
+    assert anchor["note"] == ANCHOR_CV_NOTE.format(epochs=5)
     # In the search it ran the search's 4 epochs (2 + 2), in the stage its own 5 (1 + 4), as a
     # finalist beside the top trial, not instead of it.
-    assert anchor["epochs_run"] == 4 and "the anchor recipe's for its 5 epochs" in meta[
-        "final_method"]
+    assert anchor["epochs_run"] == 4 and "the anchor recipe (trial 0) for its whole schedule " \
+        "of 5 epochs" in meta["final_method"]
     finalists = board[board["cv_value"].notna()]
     assert sorted(finalists["trial"]) == [0, int(board[board["trial"] != 0].sort_values(
         ["value", "trial"], ascending=[False, True]).iloc[0]["trial"])]

@@ -250,6 +250,10 @@ class SweepConfig(Strict):
         if self.finalists.anchor is not None and self.engine == "keras-tuner":
             raise ValueError("'finalists.anchor' is enqueued as an Optuna trial: set engine: "
                              "optuna, or remove 'anchor'")
+        if self.finalists.anchor is not None and self.finalists.reevaluate == "off":
+            raise ValueError("'finalists.anchor' is trained for its schedule only when the "
+                             "finalists are cross-validated: set finalists.reevaluate to auto "
+                             "or on, or remove 'anchor'")
         ignored = sorted({"sampler", "pruner"} & self.model_fields_set)
         if ignored and self.engine == "keras-tuner":
             raise ValueError(f"{ignored[0]!r} configures the optuna engine, and keras-tuner "

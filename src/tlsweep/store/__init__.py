@@ -19,6 +19,8 @@ from tlsweep.store._parquet import (
 )
 from tlsweep.store._paths import results_root, study_dir
 from tlsweep.store._recorded import (
+    ANCHOR,
+    anchor_recipe,
     checkpoint_folder,
     epochs_spent,
     finished_count,
@@ -32,10 +34,12 @@ from tlsweep.store._recorded import (
 from tlsweep.store._storage import StorageURL, budget_lock, is_local, local_url, mask, open_storage
 
 __all__ = [
+    "ANCHOR",
     "CURVES",
     "LEADERBOARD",
     "REFERENCES",
     "StorageURL",
+    "anchor_recipe",
     "budget_lock",
     "checkpoint_folder",
     "current",

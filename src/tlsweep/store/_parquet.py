@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from tlsweep import __version__
 from tlsweep.config import NUMERIC_PARAMS, PARAM_NAMES
 from tlsweep.measures import estimate
+from tlsweep.store._recorded import anchor_recipe
 from tlsweep.system import replacing
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ LEADERBOARD_COLUMNS = [
     "cv_low", "cv_high", *INTERVAL_COLUMNS[6:], "epochs_run", "pruned_at", "duration_s",
     "started_at", "worker", "note", "error",
 ]
+# The anchor recipe's trial row: its value and test are the search's run of it; its cv, once
+# cross-validated, the recipe's own schedule (``training._final``).
+ANCHOR_NOTE = "the anchor recipe (finalists.anchor); value: as the search's schedule trained it"
+ANCHOR_CV_NOTE = ("the anchor recipe (finalists.anchor); value and test: as the search's schedule "
+                  "trained it; cv: its own schedule of {epochs} epochs")
 # role: "trial" (ranked), "baseline" (the linear probe per backbone) or "chosen" (the delivered
 # model of the finalists' stage); the last two are reference rows, never ranked.
 CURVE_COLUMNS = [
@@ -113,7 +119,7 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
         "started_at": started,
         "worker": attrs.get("worker"),
         "error": attrs.get("error"),
-        "note": ANCHOR_NOTE if attrs.get("anchor") else None,
+        "note": ANCHOR_NOTE if anchor_recipe(trial) else None,
     }
 
 
@@ -171,6 +177,8 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
             cv = _estimated("cv", finalist.get("cv_confusion"), objective)
             row.update(cv_value=cv["cv"], cv_low=cv["cv_low"], cv_high=cv["cv_high"])
             row.update(_scores("test", finalist.get("test_confusion")))
+            if finalist.get("anchor"):
+                row["note"] = ANCHOR_CV_NOTE.format(epochs=finalist["epochs"])
     delivered = final.get("delivered") or {}
     source = by_number.get(delivered.get("trial"))
     if source is not None:
@@ -186,6 +194,8 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
         anchor = next((f for f in final.get("finalists", [])
                        if f.get("anchor") and f["trial"] == delivered.get("trial")), None)
         recipe = f"the anchor recipe, {anchor['epochs']} epochs, " if anchor else ""
+        if anchor:  # trained to the end of its schedule, not to the search's best epoch
+            row.update(best_epoch=anchor["epochs"] - 1, best_phase="finetune")
         row.update(role="chosen", state="chosen", rank=None, note=(
             f"{recipe}{how.get(delivered.get('kind'), '')}; value: "
             + (final["method"] if final.get("reevaluated") else "its validation score")))
@@ -199,9 +209,6 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
                      "cv_value": cv["cv"], "cv_low": cv["cv_low"], "cv_high": cv["cv_high"],
                      **_scores("test", probe.get("test_confusion")),
                      "note": _probe_note(probe)})
-
-
-ANCHOR_NOTE = "the anchor recipe (finalists.anchor), as the search's schedule trained it"
 
 
 def _probe_note(probe: dict[str, Any]) -> str:

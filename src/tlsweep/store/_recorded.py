@@ -16,6 +16,15 @@ from tlsweep.errors import ConfigError
 from tlsweep.store._storage import existing_local_url, local_path, mask, open_storage
 from tlsweep.system import environment
 
+# The user attribute of the anchor recipe's trial (``finalists.anchor``): the recipe as enqueued.
+ANCHOR = "anchor"
+
+
+def anchor_recipe(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """The anchor recipe that ``trial`` runs, as it was enqueued, or None for a searched trial."""
+    recipe = trial.user_attrs.get(ANCHOR)
+    return recipe if isinstance(recipe, dict) else None
+
 
 def study_exists(name: str, url: str) -> bool:
     """Whether the storage holds ``name``. A storage that cannot be opened (a closed port, a

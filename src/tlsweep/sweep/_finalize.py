@@ -6,8 +6,9 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
 
 1. fits the linear-probe baseline per backbone on frozen features (``training._probe``);
 2. on small data, re-evaluates the top ``k`` trials by k-fold cross-validation over train+val,
-   each trial's recipe (its parameters, trained to its best epoch) on every fold, and ranks them
-   by the pooled out-of-fold score, which no trial was selected on;
+   each trial's recipe (its parameters, trained to its best epoch) on every fold, with the
+   anchor recipe's trial beside them (``finalists.anchor``, trained for its own schedule), and
+   ranks them by the pooled out-of-fold score, which no trial was selected on;
 3. delivers the chosen recipe: refit on train+val, the best fold's model, or the average of its
    fold models (or, without re-evaluation, the top trial's kept model);
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
@@ -32,14 +33,27 @@ from tlsweep.training import FINAL_MODEL, Finalist, FinalTask
 from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
 
 FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
-def as_anchor(finalist: Finalist, anchor: Any) -> Finalist:
-    """The anchor recipe as its config states it, not as the search ran it: its schedule,
-    trained to the end (no epoch chosen on validation images), the head started as the probe
-    and phase 1 on cached features."""
-    settings = replace(finalist.settings, head_epochs=anchor.head_epochs,
-                       finetune_epochs=anchor.finetune_epochs, head_init="probe",
-                       augment_head=False)
-    return replace(finalist, epochs=anchor.total_epochs, settings=settings, anchor=True)
+
+
+def as_anchor(finalist: Finalist, recipe: dict[str, Any]) -> Finalist:
+    """The anchor recipe as it was enqueued (``store.anchor_recipe``), not as the search ran it:
+    its own schedule, trained to the end (no epoch chosen on validation images), the head
+    started as the probe and phase 1 without augmentation."""
+    head, finetune = int(recipe["head_epochs"]), int(recipe["finetune_epochs"])
+    settings = replace(finalist.settings, head_epochs=head, finetune_epochs=finetune,
+                       head_init="probe", augment_head=False)
+    return replace(finalist, epochs=head + finetune, settings=settings, anchor=True)
+
+
+def anchor_trial(study: Any) -> Any | None:
+    """The finished trial that ran the anchor recipe (a retry, if the first attempt failed);
+    pruned counts: the stage trains the recipe afresh."""
+    from optuna.trial import TrialState
+
+    from tlsweep.store import anchor_recipe
+
+    return next((t for t in study.get_trials(deepcopy=False, states=(
+        TrialState.COMPLETE, TrialState.PRUNED)) if anchor_recipe(t)), None)
 
 
 @dataclass
@@ -50,35 +64,55 @@ class FinalStage:
 
     def choose_finalists(self, plan: Any, study: Any, reevaluate: bool) -> list[Finalist]:
         """The top ``k`` complete trials, each trained to its best epoch; and, when the stage
-        re-evaluates, the anchor recipe's trial besides them, trained for the anchor's own
-        schedule (its search run had the search's, shorter)."""
+        re-evaluates and the sweep has an anchor, the anchor recipe's trial besides them,
+        trained for its own schedule (its search run had the search's, shorter)."""
         from optuna.trial import TrialState
 
-        from tlsweep.sweep._study import ANCHOR
+        from tlsweep.store import anchor_recipe
 
+        anchor = self.anchor_to_validate(plan, study, reevaluate)
         complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                           key=lambda t: t.value, reverse=True)
-        anchor = plan.sweep.config.finalists.anchor if reevaluate else None
-        anchors = [t for t in complete if t.user_attrs.get(ANCHOR)][:1] if anchor else []
-        top = [t for t in complete if t.number not in {a.number for a in anchors}]
-        top = top[:plan.sweep.config.finalists.k]
-        finalists = [f for f in (self._finalist(plan, t) for t in top) if f is not None]
-        finalists += [as_anchor(f, anchor) for f in (self._finalist(plan, t) for t in anchors)
-                      if f is not None]
-        return finalists
+        searched = [t for t in complete if anchor is None or t.number != anchor.number]
+        finalists = [self._finalist(plan, t) for t in searched[:plan.sweep.config.finalists.k]]
+        found = self._finalist(plan, anchor) if anchor is not None else None
+        if found is not None:
+            finalists.append(as_anchor(found, anchor_recipe(anchor)))
+        return [f for f in finalists if f is not None]
+
+    def anchor_to_validate(self, plan: Any, study: Any, reevaluate: bool) -> Any | None:
+        """The anchor's trial, when the stage is to cross-validate it; says why when not."""
+        config = plan.sweep.config.finalists
+        if config.anchor is None:
+            return None
+        trial = anchor_trial(study)
+        if trial is None:
+            self.console.print("[yellow]anchor:[/] no finished trial ran the anchor recipe (it "
+                               "failed, or the study began without finalists.anchor): it is "
+                               "not a finalist")
+        elif not reevaluate:
+            images = len(plan.dataset.y_train) + len(plan.dataset.y_val)
+            self.console.print(f"[yellow]anchor:[/] no cross-validation ({images} train+val "
+                               f"images, not below finalists.small_data_images), so trial "
+                               f"{trial.number} competes as the search trained it")
+            return None
+        return trial
 
     def _finalist(self, plan: Any, trial: Any) -> Finalist | None:
-        from tlsweep.store import lineage_root
+        from tlsweep.store import anchor_recipe, lineage_root
         from tlsweep.sweep._runner import checkpoint_root
         from tlsweep.sweep._study import trial_settings
 
         result = trial.user_attrs.get("result") or {}
         params = trial.user_attrs.get("params")
-        if params is None or "best_step" not in result:
+        if params is None or ("best_step" not in result and anchor_recipe(trial) is None):
             return None
         kept = checkpoint_root(plan) / str(lineage_root(trial)) / FINAL_MODEL
-        return Finalist(trial.number, TrialParams(**params), float(trial.value),
-                        int(result["best_step"]) + 1, trial_settings(plan, trial.number),
+        # A pruned trial's value is its last epoch's; its best so far says more.
+        value = trial.value if trial.value is not None and trial.state.name == "COMPLETE" \
+            else max(trial.intermediate_values.values(), default=float("nan"))
+        return Finalist(trial.number, TrialParams(**params), float(value),
+                        int(result.get("best_step", 0)) + 1, trial_settings(plan, trial.number),
                         kept if kept.is_file() else None)
 
     def should_reevaluate(self, plan: Any) -> bool:
@@ -98,9 +132,10 @@ class FinalStage:
             return None
         config = plan.sweep.config
         searched = sum(not f.anchor for f in finalists)
-        what = (f"{config.finalists.folds}-fold cross-validation of the top {searched}"
-                + (" and the anchor recipe" if searched < len(finalists) else "")
-                if reevaluate else f"the top {len(finalists)} as trained")
+        anchored = " and the anchor recipe" if searched < len(finalists) else ""
+        what = ((f"{config.finalists.folds}-fold cross-validation of the top {searched}{anchored}"
+                 if searched else f"{config.finalists.folds}-fold cross-validation of the "
+                 "anchor recipe") if reevaluate else f"the top {len(finalists)} as trained")
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if plan.dataset.has_test else ""))
         task = FinalTask(worker_spec(plan), finalists, reevaluate, config.finalists.folds,

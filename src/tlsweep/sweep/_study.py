@@ -29,7 +29,9 @@ from tlsweep.config import (
 from tlsweep.datasets import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
 from tlsweep.store import (
+    ANCHOR,
     StorageURL,
+    anchor_recipe,
     budget_lock,
     mask,
     open_storage,
@@ -187,8 +189,9 @@ def attach_search(study: optuna.Study, sweep: Sweep) -> None:
 
 
 def discard_new_study(study: optuna.Study, url: str) -> None:
-    """Undo a study created moments ago whose data then failed to load: nothing is left."""
-    if study.trials:
+    """Undo a study created moments ago whose data then failed to load: nothing is left. Only
+    queued trials (the anchor) mean nothing has run yet."""
+    if any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
         return
     optuna.delete_study(study_name=study.study_name, storage=storage(study))
     where = StorageURL.parse(url)
@@ -215,15 +218,22 @@ def record_sweep(study: optuna.Study, sweep: Sweep) -> None:
         study.set_user_attr(key, value)
 
 
-ANCHOR = "anchor"  # the user attribute that marks the anchor recipe's trial
-
-
 def enqueue_anchor(study: optuna.Study, sweep: Sweep) -> None:
     """The anchor recipe as the new study's first trial: a real trial, with a leaderboard row,
-    that the finalists' stage then trains for the anchor's own schedule."""
+    that the finalists' stage then trains for the schedule stored with it. Once per study,
+    however many workers set it up."""
     anchor = sweep.config.finalists.anchor
-    if anchor is not None:
-        study.enqueue_trial(anchor_params(sweep.space, anchor), user_attrs={ANCHOR: True})
+    if anchor is None or any(anchor_recipe(t) for t in study.get_trials(deepcopy=False)):
+        return
+    study.enqueue_trial(anchor_params(sweep.space, anchor),
+                        user_attrs={ANCHOR: anchor.model_dump()})
+
+
+def set_up_new(study: optuna.Study, sweep: Sweep) -> None:
+    """Under the budget lock. The anchor first: a study whose sweep is recorded has its anchor
+    queued, so a worker that joins it never asks for a trial before the anchor exists."""
+    enqueue_anchor(study, sweep)
+    record_sweep(study, sweep)
 
 
 def connect(url: str, sweep: Sweep) -> optuna.storages.BaseStorage:
@@ -244,8 +254,8 @@ def create_study(plan: Plan, url: str) -> optuna.Study:
             f"run in {mask(url)}. Continue it with `tlsweep resume {plan.sweep.config.study}`, "
             f"or change the study name.") from None
     attach_search(study, plan.sweep)
-    record_sweep(study, plan.sweep)
-    enqueue_anchor(study, plan.sweep)
+    with budget_lock(storage(study), study.study_name, url, plan.directory):
+        set_up_new(study, plan.sweep)
     return study
 
 
@@ -259,12 +269,13 @@ def join_study(plan: Plan, url: str) -> optuna.Study:
     with budget_lock(storage, name, url, plan.directory):
         study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                     load_if_exists=True)
+        # Before the anchor is queued, as ``create_study`` does: the sampler's seed is then the
+        # same whichever command created the study.
+        attach_search(study, plan.sweep)
         if "sweep_text" in study.user_attrs:
             check_unchanged(study, plan.sweep, force=False)
         else:
-            record_sweep(study, plan.sweep)
-            enqueue_anchor(study, plan.sweep)
-    attach_search(study, plan.sweep)
+            set_up_new(study, plan.sweep)
     return study
 
 

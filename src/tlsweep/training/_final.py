@@ -47,9 +47,10 @@ class FinalTask:
 
 
 CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} images; copies kept "
-             "in one fold), each trial's recipe trained to its best epoch{anchor}; pooled "
-             "out-of-fold predictions")
-ANCHOR_METHOD = ", the anchor recipe's for its {epochs} epochs"
+             "in one fold), each searched trial's recipe trained to its best epoch{anchor}; "
+             "pooled out-of-fold predictions")
+ANCHOR_METHOD = (", the anchor recipe (trial {number}) for its whole schedule of {epochs} epochs, "
+                 "the head started as the probe")
 
 
 def fold_model_path(out_dir: Path, trial: int, index: int) -> Path:
@@ -302,8 +303,8 @@ class FinalRun:
         method = None
         if self.task.reevaluate:
             n = len(self.data.y_train) + len(self.data.y_val)
-            anchor = "".join(ANCHOR_METHOD.format(epochs=f.epochs) for f in finalists
-                             if f.anchor)
+            anchor = "".join(ANCHOR_METHOD.format(number=f.number, epochs=f.epochs)
+                             for f in finalists if f.anchor)
             method = CV_METHOD.format(folds=self.task.folds, n=n, anchor=anchor)
             for result in self.cross_validate(finalists):
                 by_trial[result["trial"]].update(result)
