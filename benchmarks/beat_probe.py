@@ -13,7 +13,8 @@ wall time and CPU use
 (head epochs, frozen features and probe fits, summed over trials); the share of trials whose
 phase 1 trained on cached features; the share pruned before fine-tuning began.
 
-    python benchmarks/beat_probe.py                          # both arms, 2 sets x 3 seeds
+    python benchmarks/beat_probe.py                          # every arm, 2 sets x 3 seeds
+    python benchmarks/beat_probe.py --arms anchor            # the anchor recipe as a finalist
     python benchmarks/beat_probe.py --arms after --sets flowers-small --seeds 0 --trials 6
 """
 
@@ -160,7 +161,10 @@ def measure(results: Path, study_name: str) -> dict[str, float]:
     board = pd.read_parquet(results / study_name / "final.parquet")
     chosen = board[board["role"] == "chosen"].iloc[0]
     probe = board[board["role"] == "baseline"].iloc[0]
-    return {"baseline_test": float(probe["test_balanced_accuracy"]),
+    trials = pd.read_parquet(results / study_name / "leaderboard.parquet")
+    cv = trials[trials["cv_value"].notna()]
+    return {"finalists_cv": {int(r.trial): float(r.cv_value) for r in cv.itertuples()},
+            "baseline_test": float(probe["test_balanced_accuracy"]),
             "test": float(chosen["test_balanced_accuracy"]),
             "test_low": float(chosen["test_balanced_accuracy_low"]),
             "test_high": float(chosen["test_balanced_accuracy_high"]),
@@ -237,7 +241,7 @@ def main() -> None:
     rows = []
     for name in args.sets:
         for seed in args.seeds:
-            for arm in args.arms:  # interleaved: both arms see the same machine load
+            for arm in args.arms:  # interleaved: the arms see the same machine load
                 rows.append(run_one(args.out, arm, name, seed, args.trials, args.workers))
                 print(json.dumps(rows[-1]), flush=True)
                 (args.out / "results.json").write_text(json.dumps(rows, indent=2))
