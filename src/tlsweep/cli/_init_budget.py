@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tlsweep.config._schema import FinalistsConfig
+
+FINALISTS = FinalistsConfig()  # the stage a scaffolded sweep gets
 EPOCHS = ((2, 10), (2, 5))  # (head, fine-tune): the recipe benchmarks/RESULTS.md runs, then less
 MIN_TRIALS, MAX_TRIALS = 10, 100  # TPE's 5 random start-up trials and some guided ones; past
 # 100 a search over six parameters gains little (raise budget.trials by hand to disagree).
@@ -54,12 +57,14 @@ def plan_budget(seconds: float, sizes: list[int], n: tuple[int, int, int], facto
         for head, finetune in EPOCHS:
             full = estimate(size, head + finetune, n_train, n_val, factor, speed)
             mean = TRIAL_OVERHEAD_S + PRUNED_SHARE * (full - TRIAL_OVERHEAD_S)
-            # The finalists (sweep/_finalize.py): the baseline's and the test passes; below 2000
-            # train+val images also 3 recipes x 3 folds on 2/3 of them and a refit: 7 trainings.
+            # The finalists (sweep/_finalize.py): the baseline's and the test passes; below
+            # small_data_images also k recipes on every fold, each on (folds-1)/folds of
+            # train+val, and a refit: k (folds-1) + 1 trainings of train+val.
             final = estimate(size, 1, 0, n_train + n_val + n_test, factor, speed) \
-                + 3 * TRIAL_OVERHEAD_S
-            if n_train + n_val < 2000:
-                final += 7 * estimate(size, head + finetune, n_train + n_val, 0, factor, speed)
+                + FINALISTS.k * TRIAL_OVERHEAD_S
+            if n_train + n_val < FINALISTS.small_data_images:
+                final += (FINALISTS.k * (FINALISTS.folds - 1) + 1) * estimate(
+                    size, head + finetune, n_train + n_val, 0, factor, speed)
             fits = int((seconds - STARTUP_S - final) // mean)
             plan = Plan(size, head, finetune, min(MAX_TRIALS, max(3, fits)), full, mean, final)
             if fits >= MIN_TRIALS:
