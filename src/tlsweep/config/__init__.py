@@ -2,6 +2,7 @@
 Optuna's suggestions from them)."""
 
 from tlsweep.config._schema import (
+    AnchorConfig,
     BudgetConfig,
     DataConfig,
     PrunerConfig,
@@ -23,6 +24,7 @@ from tlsweep.config._space import (
 __all__ = [
     "NUMERIC_PARAMS",
     "PARAM_NAMES",
+    "AnchorConfig",
     "BackboneChoice",
     "BudgetConfig",
     "DataConfig",

@@ -21,6 +21,7 @@ from tlsweep.store._paths import results_root, study_dir
 from tlsweep.store._recorded import (
     ANCHOR,
     anchor_recipe,
+    best_value,
     checkpoint_folder,
     epochs_spent,
     finished_count,
@@ -40,6 +41,7 @@ __all__ = [
     "REFERENCES",
     "StorageURL",
     "anchor_recipe",
+    "best_value",
     "budget_lock",
     "checkpoint_folder",
     "current",

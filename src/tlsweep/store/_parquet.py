@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from tlsweep import __version__
 from tlsweep.config import NUMERIC_PARAMS, PARAM_NAMES
 from tlsweep.measures import estimate
-from tlsweep.store._recorded import anchor_recipe
+from tlsweep.store._recorded import anchor_recipe, best_value
 from tlsweep.system import replacing
 
 if TYPE_CHECKING:
@@ -91,9 +91,7 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
     attrs = trial.user_attrs
     params = attrs.get("params", trial.params)
     best = _best_epoch(attrs.get("curve", []), objective)
-    # Optuna gives a pruned trial its *last* value; its best so far says more.
-    complete = trial.state.name == "COMPLETE"
-    value = trial.value if complete else (best[objective] if best else None)
+    value = best_value(trial)
     started = attrs.get("started_at") or (
         trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None)
     # The values come from the best epoch's record, their intervals from its confusion matrix;

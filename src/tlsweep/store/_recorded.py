@@ -26,6 +26,14 @@ def anchor_recipe(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
     return recipe if isinstance(recipe, dict) else None
 
 
+def best_value(trial: optuna.trial.FrozenTrial) -> float | None:
+    """A finished trial's value: a complete trial's own; a pruned trial's best so far, since
+    Optuna gives it its *last* reported value."""
+    if trial.state == TrialState.COMPLETE:
+        return trial.value
+    return max(trial.intermediate_values.values(), default=None)
+
+
 def study_exists(name: str, url: str) -> bool:
     """Whether the storage holds ``name``. A storage that cannot be opened (a closed port, a
     damaged file) is an error naming that cause, never "no such study"."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tlsweep.config import TrialParams
+from tlsweep.config import AnchorConfig, TrialParams
 from tlsweep.system import see_log
 from tlsweep.training import FINAL_MODEL, Finalist, FinalTask
 from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
@@ -39,10 +39,11 @@ def as_anchor(finalist: Finalist, recipe: dict[str, Any]) -> Finalist:
     """The anchor recipe as it was enqueued (``store.anchor_recipe``), not as the search ran it:
     its own schedule, trained to the end (no epoch chosen on validation images), the head
     started as the probe and phase 1 without augmentation."""
-    head, finetune = int(recipe["head_epochs"]), int(recipe["finetune_epochs"])
-    settings = replace(finalist.settings, head_epochs=head, finetune_epochs=finetune,
-                       head_init="probe", augment_head=False)
-    return replace(finalist, epochs=head + finetune, settings=settings, anchor=True)
+    anchor = AnchorConfig(**recipe)
+    settings = replace(finalist.settings, head_epochs=anchor.head_epochs,
+                       finetune_epochs=anchor.finetune_epochs, head_init="probe",
+                       augment_head=False)
+    return replace(finalist, epochs=anchor.total_epochs, settings=settings, anchor=True)
 
 
 def anchor_trial(study: Any) -> Any | None:
@@ -54,6 +55,17 @@ def anchor_trial(study: Any) -> Any | None:
 
     return next((t for t in study.get_trials(deepcopy=False, states=(
         TrialState.COMPLETE, TrialState.PRUNED)) if anchor_recipe(t)), None)
+
+
+def describe(finalists: list[Finalist], folds: int | None) -> str:
+    """What the stage does with its finalists, for its header; ``folds`` None: no
+    re-evaluation."""
+    if folds is None:
+        return f"the top {len(finalists)} as trained"
+    searched = sum(not f.anchor for f in finalists)
+    names = [f"the top {searched}"] if searched else []
+    names += ["the anchor recipe"] if searched < len(finalists) else []
+    return f"{folds}-fold cross-validation of {' and '.join(names)}"
 
 
 @dataclass
@@ -99,7 +111,7 @@ class FinalStage:
         return trial
 
     def _finalist(self, plan: Any, trial: Any) -> Finalist | None:
-        from tlsweep.store import anchor_recipe, lineage_root
+        from tlsweep.store import anchor_recipe, best_value, lineage_root
         from tlsweep.sweep._runner import checkpoint_root
         from tlsweep.sweep._study import trial_settings
 
@@ -108,10 +120,9 @@ class FinalStage:
         if params is None or ("best_step" not in result and anchor_recipe(trial) is None):
             return None
         kept = checkpoint_root(plan) / str(lineage_root(trial)) / FINAL_MODEL
-        # A pruned trial's value is its last epoch's; its best so far says more.
-        value = trial.value if trial.value is not None and trial.state.name == "COMPLETE" \
-            else max(trial.intermediate_values.values(), default=float("nan"))
-        return Finalist(trial.number, TrialParams(**params), float(value),
+        value = best_value(trial)
+        return Finalist(trial.number, TrialParams(**params),
+                        float("nan") if value is None else float(value),
                         int(result.get("best_step", 0)) + 1, trial_settings(plan, trial.number),
                         kept if kept.is_file() else None)
 
@@ -131,11 +142,7 @@ class FinalStage:
         if not finalists:
             return None
         config = plan.sweep.config
-        searched = sum(not f.anchor for f in finalists)
-        anchored = " and the anchor recipe" if searched < len(finalists) else ""
-        what = ((f"{config.finalists.folds}-fold cross-validation of the top {searched}{anchored}"
-                 if searched else f"{config.finalists.folds}-fold cross-validation of the "
-                 "anchor recipe") if reevaluate else f"the top {len(finalists)} as trained")
+        what = describe(finalists, config.finalists.folds if reevaluate else None)
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if plan.dataset.has_test else ""))
         task = FinalTask(worker_spec(plan), finalists, reevaluate, config.finalists.folds,

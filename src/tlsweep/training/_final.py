@@ -120,7 +120,9 @@ class FinalRun:
         self.config = task.spec.sweep.config
         self.objective = self.config.objective
         self.pool = ModelPool(keep=True)
-        self.fold_scores: dict[int, list[float]] = {}
+        # Each finalist's report, trial by trial: the stage's answer, and where the fold scores
+        # that choose a best fold are read from.
+        self.by_trial: dict[int, dict[str, Any]] = {}
         task.out_dir.mkdir(parents=True, exist_ok=True)
 
     def say(self, text: str) -> None:
@@ -266,7 +268,8 @@ class FinalRun:
     def fold_paths(self, finalist: Finalist) -> list[Path]:
         """This run's fold models of ``finalist`` (not a glob: a stage run before with more folds
         may have left more)."""
-        return [self.fold_path(finalist, i) for i in range(len(self.fold_scores[finalist.number]))]
+        scores = self.by_trial[finalist.number]["fold_scores"]
+        return [self.fold_path(finalist, i) for i in range(len(scores))]
 
     # ------------------------------------------------------------------ the answer
     def deliver(self, chosen: Finalist) -> tuple[str, Path | None]:
@@ -278,7 +281,7 @@ class FinalRun:
             shutil.copyfile(chosen.kept_model, target)
             return "kept", target
         if self.task.deliver == "best_fold":
-            scores = self.fold_scores[chosen.number]
+            scores = self.by_trial[chosen.number]["fold_scores"]
             best = self.fold_path(chosen, int(np.argmax(scores)))
             shutil.copyfile(best, target)
             return "best_fold", target
@@ -297,9 +300,9 @@ class FinalRun:
 
         finalists = self.task.finalists
         baselines = self.baselines()
-        by_trial: dict[int, dict[str, Any]] = {f.number: {"trial": f.number, "value": f.value,
-                                                          "epochs": f.epochs, "anchor": f.anchor}
-                                               for f in finalists}
+        by_trial = self.by_trial
+        by_trial.update({f.number: {"trial": f.number, "value": f.value, "epochs": f.epochs,
+                                    "anchor": f.anchor} for f in finalists})
         method = None
         if self.task.reevaluate:
             n = len(self.data.y_train) + len(self.data.y_val)
@@ -308,7 +311,6 @@ class FinalRun:
             method = CV_METHOD.format(folds=self.task.folds, n=n, anchor=anchor)
             for result in self.cross_validate(finalists):
                 by_trial[result["trial"]].update(result)
-                self.fold_scores[result["trial"]] = result["fold_scores"]
             chosen = max(finalists, key=lambda f: (
                 _score(by_trial[f.number]["cv_confusion"], self.objective), f.value))
         else:
