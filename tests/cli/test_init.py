@@ -60,6 +60,7 @@ def test_class_folders_give_files_that_load_and_a_second_init_refuses(
     assert config.data.image_size == 32  # 16 px images, raised to the backbones' 32 px
     assert config.budget.timeout == 1800.0 and config.budget.trials >= 3
     assert config.data.test_split is not None, "120 images leave 30 for a test set"
+    assert config.finalists.anchor is not None, "small data: the anchor recipe is a finalist"
     _, files, _ = scan_classes(data, "data.dir", out)
     labels = np.array([label for _, label in files])
     splits = stratified_splits(labels, config.data.split, config.data.test_split, config.seed)
@@ -246,6 +247,17 @@ def test_more_time_buys_more_trials_and_less_time_cheaper_ones() -> None:
     assert (plans[0].size, plans[0].head + plans[0].finetune) < (224, 8)
     assert (plans[2].size, plans[2].head, plans[2].finetune) == (224, *init_budget.EPOCHS[0])
     assert plans[2].trials <= init_budget.MAX_TRIALS
+    assert not any(p.anchor for p in plans), "2,500 train+val images: no cross-validation"
+
+
+def test_small_data_charges_the_anchor_recipes_folds() -> None:
+    plan = init_budget.plan_budget(3600, [128], (200, 100, 0), 1.0, 2.0)
+    assert plan.anchor
+    anchor = (init_budget.FINALISTS.folds - 1) * init_budget.estimate(
+        128, init_budget.ANCHOR.total_epochs, 300, 0, 1.0, 2.0)
+    recipes = (init_budget.FINALISTS.k * (init_budget.FINALISTS.folds - 1) + 1) * \
+        init_budget.estimate(128, plan.head + plan.finetune, 300, 0, 1.0, 2.0)
+    assert plan.finalists_s > anchor + recipes
 
 
 def test_image_size_and_study_names() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlsweep.config._schema import FinalistsConfig
+from tlsweep.config._schema import AnchorConfig, FinalistsConfig
 
 FINALISTS = FinalistsConfig()  # the stage a scaffolded sweep gets
+ANCHOR = AnchorConfig()  # the recipe it cross-validates beside the top k on small data
 EPOCHS = ((2, 10), (2, 5))  # (head, fine-tune): the recipe benchmarks/RESULTS.md runs, then less
 MIN_TRIALS, MAX_TRIALS = 10, 100  # TPE's 5 random start-up trials and some guided ones; past
 # 100 a search over six parameters gains little (raise budget.trials by hand to disagree).
@@ -40,6 +41,7 @@ class Plan:
     full_s: float  # one trial that runs every epoch
     mean_s: float  # one trial, pruning counted
     finalists_s: float
+    anchor: bool  # small data: the finalists cross-validate the anchor recipe too
 
 
 def estimate(size: int, epochs: int, n_train: int, n_eval: int, factor: float,
@@ -59,14 +61,19 @@ def plan_budget(seconds: float, sizes: list[int], n: tuple[int, int, int], facto
             mean = TRIAL_OVERHEAD_S + PRUNED_SHARE * (full - TRIAL_OVERHEAD_S)
             # The finalists (sweep/_finalize.py): the baseline's and the test passes; below
             # small_data_images also k recipes on every fold, each on (folds-1)/folds of
-            # train+val, and a refit: k (folds-1) + 1 trainings of train+val.
+            # train+val, and a refit: k (folds-1) + 1 trainings of train+val; and the anchor
+            # recipe on every fold, for its own schedule: folds-1 more.
             final = estimate(size, 1, 0, n_train + n_val + n_test, factor, speed) \
                 + FINALISTS.k * TRIAL_OVERHEAD_S
-            if n_train + n_val < FINALISTS.small_data_images:
+            small = n_train + n_val < FINALISTS.small_data_images
+            if small:
                 final += (FINALISTS.k * (FINALISTS.folds - 1) + 1) * estimate(
                     size, head + finetune, n_train + n_val, 0, factor, speed)
+                final += (FINALISTS.folds - 1) * estimate(
+                    size, ANCHOR.total_epochs, n_train + n_val, 0, factor, speed)
             fits = int((seconds - STARTUP_S - final) // mean)
-            plan = Plan(size, head, finetune, min(MAX_TRIALS, max(3, fits)), full, mean, final)
+            plan = Plan(size, head, finetune, min(MAX_TRIALS, max(3, fits)), full, mean, final,
+                        small)
             if fits >= MIN_TRIALS:
                 return plan
     return plan

@@ -19,8 +19,10 @@ import numpy as np
 import yaml
 
 from tlsweep.cli._init_budget import (
+    ANCHOR,
     COST,
     EPOCHS,
+    FINALISTS,
     GPU_CORES,
     MIN_TRIALS,
     STARTUP_S,
@@ -244,7 +246,13 @@ def budget_entries(plan: Plan, seconds: float, ratio: float) -> list[Entry]:
              f"threshold {IMBALANCED})" + (": every class weighs alike" if balanced else "")),
             ("pruner", {"kind": "successive_halving", "min_finetune_epochs": 4}, "lagging "
              "trials stop early (the budget counts on it), never before 4 fine-tune epochs: "
-             "fine-tuning first dips below the probe it starts from, then recovers")]
+             "fine-tuning first dips below the probe it starts from, then recovers"),
+            *([("finalists", {"anchor": True}, f"a fixed LP-FT recipe ({ANCHOR.head_epochs} + "
+                f"{ANCHOR.finetune_epochs} epochs, augmentation {ANCHOR.augmentation_strength}) "
+                f"runs as trial 0 and is cross-validated beside the top {FINALISTS.k} on the "
+                "same folds: a searched recipe is delivered only if it beats it there "
+                "(benchmarks/RESULTS.md, \"The anchor recipe as a finalist\")")]
+              if plan.anchor else [])]
 
 
 def space_entries(chosen: dict[str, str], source: str, space_path: Path,
