@@ -139,8 +139,8 @@ def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
     from tlsweep.training._final import fold_ensemble, fold_model_path, predict_images
 
     final = load_study(plan.directory, plan.sweep.config.study).user_attrs["final"]
-    chosen = next(f for f in final["finalists"] if f["trial"] == final["chosen"])
-    if not chosen.get("fold_scores"):  # not re-evaluated: no fold models to deliver from
+    chosen = next((f for f in final["finalists"] if f["trial"] == final["chosen"]), {})
+    if not chosen.get("fold_scores"):  # the probe delivered, or not re-evaluated: no fold models
         return {"ensemble_test": float("nan"), "best_fold_test": float("nan")}
     paths = [fold_model_path(plan.directory / "final", final["chosen"], i)
              for i in range(len(chosen["fold_scores"]))]
@@ -164,11 +164,13 @@ def measure(results: Path, study_name: str) -> dict[str, float]:
     trials = pd.read_parquet(results / study_name / "leaderboard.parquet")
     cv = trials[trials["cv_value"].notna()]
     return {"finalists_cv": {int(r.trial): float(r.cv_value) for r in cv.itertuples()},
+            "probe_cv": float(probe["cv_value"]),
             "baseline_test": float(probe["test_balanced_accuracy"]),
             "test": float(chosen["test_balanced_accuracy"]),
             "test_low": float(chosen["test_balanced_accuracy_low"]),
             "test_high": float(chosen["test_balanced_accuracy_high"]),
-            "estimate": float(chosen["value"]), "chosen_trial": int(chosen["trial"])}
+            "estimate": float(chosen["value"]),
+            "chosen_trial": "probe" if pd.isna(chosen["trial"]) else int(chosen["trial"])}
 
 
 def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int = 1) -> dict:

@@ -45,7 +45,9 @@ def replay(source: Path, folds: int, scratch: Path) -> dict:
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(source, copy, symlinks=True)
     text = (copy / "sweep.yaml").read_text()
-    (copy / "sweep.yaml").write_text(text + f"finalists: {{folds: {folds}}}\n")
+    # The question is the folds' count: the finalists compared, the probe kept out of it.
+    (copy / "sweep.yaml").write_text(
+        text + f"finalists: {{folds: {folds}, probe_competes: false}}\n")
     plan = prepare(load_sweep(copy / "sweep.yaml"), copy / "results")
     study = load_study(plan.directory, plan.sweep.config.study)
     before = _chosen(study.user_attrs["final"])

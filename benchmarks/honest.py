@@ -159,23 +159,24 @@ def measure(sweep: Path, results: Path) -> dict:
     probe = board[board["role"] == "baseline"].iloc[0]
     rank1 = int(board[(board["role"] == "trial") & (board["rank"] == 1)].iloc[0]["trial"])
     backbone = plan.backbones["MobileNetV2"]
+    number = final["chosen"]  # None: the probe was delivered
     scores = next((f.get("fold_scores") for f in final["finalists"]
-                   if f["trial"] == final["chosen"]), None) or [0.0]
-    best_fold = fold_model_path(plan.directory / "final", final["chosen"],
+                   if f["trial"] == number), None) or [0.0]
+    best_fold = fold_model_path(plan.directory / "final", -1 if number is None else number,
                                 int(np.argmax(scores)))
     trials = board[board["role"] == "trial"]
     return {
         "probe_test": float(probe["test_balanced_accuracy"]),
         "probe_val": float(probe["value"]),
         "before": before_this_work(study, plan, rank1),
-        "chosen_trial": int(final["chosen"]),
+        "chosen_trial": "probe" if number is None else int(number),
         "estimate": float(chosen["value"]), "low": float(chosen["value_low"]),
         "high": float(chosen["value_high"]),
         "test": float(chosen["test_balanced_accuracy"]),
         "best_fold_test": _test_score(keras.models.load_model(best_fold, compile=False),
                                       plan.dataset, backbone) if best_fold.is_file() else None,
-        "kept_test": float(trials.set_index("trial").loc[final["chosen"],
-                                                          "test_balanced_accuracy"]),
+        "kept_test": None if number is None else float(
+            trials.set_index("trial").loc[number, "test_balanced_accuracy"]),
         "n": final["n"], "final_s": final.get("seconds"),
         "pruned_share": float((trials["state"] == "pruned").mean()),
     }

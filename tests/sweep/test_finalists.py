@@ -238,3 +238,69 @@ def test_the_anchor_recipe_is_trial_0_and_a_finalist_trained_for_its_own_schedul
     assert sorted(finalists["trial"]) == [0, int(board[board["trial"] != 0].sort_values(
         ["value", "trial"], ascending=[False, True]).iloc[0]["trial"])]
     assert len(board) == 3  # the anchor is one of the budget's trials, not one more
+
+
+def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
+        tmp_path: Path, tiny_backbone: Path) -> None:
+    """A head that cannot learn (random start, rates of 1e-7) against the probe on colour
+    classes: the finalists' cross-validation says so, and the probe, refit on train+val, is
+    delivered as a Keras model that predicts as the probe does."""
+    import keras
+
+    from tlsweep.config import load_sweep
+    from tlsweep.datasets import load_dataset
+    from tlsweep.training._classifier import predict
+    from tlsweep.training._probe import fit_probe
+
+    data = write_class_images(tmp_path / "data", {"a": 24, "b": 24})
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(
+        tiny_backbone, head_lr="{low: 1.0e-7, high: 2.0e-7}",
+        finetune_lr="{low: 1.0e-7, high: 2.0e-7}"))
+    text = tiny_sweep(tmp_path, space, data=f"{{dir: {data}, val_split: 0.25, test_split: 0.25, "
+                      "image_size: 16}", finalists="{k: 1, reevaluate: on, folds: 2}",
+                      training="{head_epochs: 1, finetune_epochs: 1, batch_size: 16, "
+                               "head_init: random}")
+    sweep = write_yaml(tmp_path / "sweep.yaml", text)
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "the probe is delivered" in done.stdout
+    directory = tmp_path / "results" / "tiny"
+    final = pd.read_parquet(directory / "final.parquet")
+    chosen = final[final["role"] == "chosen"].iloc[0]
+    probe = final[final["role"] == "baseline"].iloc[0]
+    finalist = pd.read_parquet(directory / "leaderboard.parquet").dropna(subset=["cv_value"])
+    assert pd.isna(chosen["trial"]) and chosen["note"].startswith("the linear probe on Tiny")
+    assert chosen["value"] == probe["cv_value"] > finalist["cv_value"].max()
+    assert not list((directory / "final").glob("*-fold-*.keras")), "no finalist's folds kept"
+
+    config = load_sweep(sweep).config
+    dataset = load_dataset(config.data, config.seed, sweep)
+    model = keras.models.load_model(directory / "final" / "model.keras", compile=False)
+    features = keras.Model(model.inputs, model.get_layer("head_dropout").input)
+
+    def unit(x: np.ndarray) -> np.ndarray:  # the tiny backbone's preprocessing
+        return np.asarray(x, np.float32) / 255.0
+
+    fit = fit_probe(predict(features, unit(np.concatenate([dataset.x_train, dataset.x_val]))),
+                    np.concatenate([dataset.y_train, dataset.y_val]), config.objective,
+                    config.seed)
+    delivered = predict(model, unit(dataset.x_test))
+    expected = fit.model.predict_proba(predict(features, unit(dataset.x_test)))
+    np.testing.assert_allclose(delivered, expected, atol=1e-4)
+    accuracy = float(np.mean(delivered.argmax(axis=1) == dataset.y_test))
+    assert chosen["test_accuracy"] == pytest.approx(accuracy) == probe["test_accuracy"]
+    exported = run_cli("export", "tiny", "--out", str(tmp_path / "out"), "--format", "keras")
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert "linear probe (probe)" in exported.stdout
+    card = json.loads((tmp_path / "out" / "card.json").read_text())
+    assert (card["made_by"], card["trial"], card["params"]) == ("probe", None, {})
+    found = run_cli("diagnose", "tiny")
+    assert "fine-tuning did not earn its cost" in " ".join(found.stdout.split())
+
+    # Off, the same seeded search delivers its best finalist however the probe scored.
+    off = text.replace("folds: 2}", "folds: 2, probe_competes: false}").replace(
+        "study: tiny", "study: tiny_off")
+    assert run_cli("run", str(write_yaml(tmp_path / "off.yaml", off))).returncode == 0
+    chosen = pd.read_parquet(tmp_path / "results" / "tiny_off" / "final.parquet").query(
+        "role == 'chosen'").iloc[0]
+    assert chosen["trial"] == finalist["trial"].iloc[0]

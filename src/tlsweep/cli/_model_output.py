@@ -44,7 +44,7 @@ def export_command(console: Console, root: Path, study: str, trial: int | None, 
     with _quiet(None, _log_for(source, root), "export"):
         target, check = export(source, out, fmt)
     card = source.card
-    console.print(f"exported {study} trial {card.trial} ({card.made_by}) as {fmt}: {target}")
+    console.print(f"exported {study} {card.source} ({card.made_by}) as {fmt}: {target}")
     console.print(f"  input: raw RGB uint8 images of any size; resized to {card.image_size} px "
                   f"and preprocessed for {card.backbone} inside the model")
     console.print(f"  classes: {', '.join(card.class_names)}")
@@ -155,7 +155,7 @@ def _print_evaluation(console: Console, result: object, source: ModelSource,
 
     scores = result.scores()
     card = source.card
-    console.print(f"[bold]{card.study} · trial {card.trial}[/] ({source.format}) on {folder}: "
+    console.print(f"[bold]{card.study} · {card.source}[/] ({source.format}) on {folder}: "
                   f"{len(result.labels)} images")
     console.print(f"  accuracy           {scores['accuracy'].text()}  "
                   f"({scores['accuracy'].method})")

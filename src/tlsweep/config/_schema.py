@@ -187,6 +187,9 @@ class FinalistsConfig(Strict):
     small_data_images: int = Field(default=2000, ge=1)
     deliver: Literal["refit", "best_fold", "ensemble"] = "refit"
     anchor: AnchorConfig | None = None  # ``anchor: true`` for the defaults
+    # Re-evaluated, the probe is cross-validated on the finalists' folds; when it scores
+    # strictly above every finalist there, it is the model delivered (refit on train+val).
+    probe_competes: bool = True
 
     @field_validator("anchor", mode="before")
     @classmethod

@@ -51,7 +51,8 @@ def raw_image_model(classifier: Any, card: ModelCard) -> Any:
         pixels = affine(pixels)
         affine.set_weights([matrix, offset])
     probabilities = classifier(pixels, training=False)  # dropout off in every format
-    return keras.Model(raw, probabilities, name=f"tlsweep_{card.study}_trial{card.trial}")
+    what = card.source.replace(" ", "_")
+    return keras.Model(raw, probabilities, name=f"tlsweep_{card.study}_{what}")
 
 
 def _save_tflite(savedmodel: Path, target: Path) -> None:

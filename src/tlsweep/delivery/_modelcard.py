@@ -35,8 +35,8 @@ class ModelCard:
     backbone: str
     preprocessing: str  # a registered backbone's name or unit/symmetric/none
     study: str
-    trial: int
-    made_by: str  # refit, best_fold, ensemble, kept: how the model was trained
+    trial: int | None  # None: the linear probe (made_by "probe"), no trial's recipe
+    made_by: str  # refit, best_fold, ensemble, kept, probe: how the model was trained
     params: dict[str, Any]
     metrics: dict[str, Any]  # validation/cross_validated/test -> value, low, high, n, method
     versions: dict[str, str | None] = field(default_factory=dict)
@@ -44,6 +44,11 @@ class ModelCard:
         "dtype": "uint8", "shape": [None, None, None, 3], "channels": "RGB", "resize": RESIZE})
     format: str | None = None
     files: dict[str, str] = field(default_factory=dict)  # format -> path relative to the card
+
+    @property
+    def source(self) -> str:
+        """What the model is, in words: ``trial N`` or ``linear probe``."""
+        return "linear probe" if self.trial is None else f"trial {self.trial}"
 
     def write(self, folder: Path) -> Path:
         from tlsweep.system import write_text
@@ -157,11 +162,12 @@ def study_source(directory: Path, name: str, trial: int | None = None) -> ModelS
     backbone = str(row["backbone"])
     choice = sweep.space.backbone_choices().get(backbone)
     preprocessing = (choice.preprocessing if choice and choice.preprocessing else backbone)
-    params = dict(view.trial(int(row["trial"])).user_attrs.get("params") or {})
+    number = None if pd.isna(row["trial"]) else int(row["trial"])
+    params = {} if number is None else dict(view.trial(number).user_attrs.get("params") or {})
     card = ModelCard(
         class_names=list(view.attrs.get("class_names") or []),
         image_size=int(sweep.config.data.image_size), backbone=backbone,
-        preprocessing=preprocessing, study=name, trial=int(row["trial"]), made_by=made,
+        preprocessing=preprocessing, study=name, trial=number, made_by=made,
         params=params, metrics=_metrics(row, view.meta, view.objective),
         versions=file_metadata(view.study)["versions"], format="keras")
     return ModelSource(path, "keras", card)

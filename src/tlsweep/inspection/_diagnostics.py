@@ -190,8 +190,9 @@ def test_estimate(view: StudyView) -> Finding:
                        "validation scores, an optimistic estimate from selection. Add "
                        "data.test_dir or data.test_split to measure the chosen model.")
     row = chosen.iloc[0]
+    what = "the linear probe" if pd.isna(row["trial"]) else f"trial {row['trial']}"
     return Finding("honest estimate", "ok",
-                   f"Chosen model (trial {row['trial']}): {metric} {_scored(row, metric)} on "
+                   f"Chosen model ({what}): {metric} {_scored(row, metric)} on "
                    f"held-out images, against its estimate {row['value']:.3f} "
                    f"[{row['value_low']:.3f}, {row['value_high']:.3f}] before the test.")
 
@@ -217,6 +218,12 @@ def probe_comparison(view: StudyView) -> Finding | None:
     if probes.empty or chosen.empty:
         return None
     row = chosen.iloc[0]
+    if pd.isna(row["trial"]):
+        return Finding("baseline", "note", f"On the finalists' cross-validation folds the linear "
+                       f"probe on {row['backbone']}'s frozen features scored above every "
+                       f"fine-tuned finalist, so the probe is the delivered model: fine-tuning "
+                       f"did not earn its cost on this data. More images, or other backbones "
+                       f"or ranges, may change that.")
     probe = probes[probes["backbone"] == row["backbone"]]
     probe = (probe if not probe.empty else probes).iloc[0]
     metric, where = _common_measure(view, row, probe)

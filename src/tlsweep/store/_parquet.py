@@ -201,12 +201,26 @@ def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str
     for probe in final.get("baseline", []):
         val = _scores("val", probe["val_confusion"])
         cv = _estimated("cv", probe.get("cv_confusion"), objective)
-        rows.append({"role": "baseline", "state": "baseline", "backbone": probe["backbone"],
-                     "value": val[objective], "value_low": val[f"{objective}_low"],
-                     "value_high": val[f"{objective}_high"], **val,
-                     "cv_value": cv["cv"], "cv_low": cv["cv_low"], "cv_high": cv["cv_high"],
-                     **_scores("test", probe.get("test_confusion")),
-                     "note": _probe_note(probe)})
+        row = {"role": "baseline", "state": "baseline", "backbone": probe["backbone"],
+               "value": val[objective], "value_low": val[f"{objective}_low"],
+               "value_high": val[f"{objective}_high"], **val,
+               "cv_value": cv["cv"], "cv_low": cv["cv_low"], "cv_high": cv["cv_high"],
+               **_scores("test", probe.get("test_confusion")), "note": _probe_note(probe)}
+        rows.append(row)
+        if delivered.get("kind") == "probe" and delivered.get("backbone") == probe["backbone"]:
+            rows.append(_probe_chosen(row, delivered, final["method"]))
+
+
+def _probe_chosen(baseline: dict[str, Any], delivered: dict[str, Any],
+                  method: str) -> dict[str, Any]:
+    """The chosen row when the finalists' stage delivered the probe (``finalists.
+    probe_competes``): the baseline's cross-validated estimate, the delivered model's test."""
+    return {**baseline, **_scores("test", delivered.get("test_confusion")), "role": "chosen",
+            "state": "chosen", "value": baseline["cv_value"], "value_low": baseline["cv_low"],
+            "value_high": baseline["cv_high"], "note": (
+                f"the linear probe on {baseline['backbone']}'s frozen features, refit on "
+                f"train+val: on the finalists' folds it scored above every finalist, so "
+                f"fine-tuning did not earn its cost here; value: {method}")}
 
 
 def _probe_note(probe: dict[str, Any]) -> str:

@@ -10,7 +10,9 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
    anchor recipe's trial beside them (``finalists.anchor``, trained for its own schedule), and
    ranks them by the pooled out-of-fold score, which no trial was selected on;
 3. delivers the chosen recipe: refit on train+val, the best fold's model, or the average of its
-   fold models (or, without re-evaluation, the top trial's kept model);
+   fold models (or, without re-evaluation, the top trial's kept model); or the probe itself,
+   refit on train+val, when on the same folds it scored above every finalist
+   (``finalists.probe_competes``);
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
    before this step has seen.
 

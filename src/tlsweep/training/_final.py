@@ -19,6 +19,7 @@ import numpy as np
 
 from tlsweep.config import TrialParams
 from tlsweep.system import redirect_to_log
+from tlsweep.training._final_probe import ProbeStage, _confusion, _score
 from tlsweep.training._worker import WorkerSpec
 from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
 
@@ -58,10 +59,6 @@ def fold_model_path(out_dir: Path, trial: int, index: int) -> Path:
     return out_dir / f"trial-{trial}-fold-{index + 1}.keras"
 
 
-# What these deliver learnt from every train+val image, so its baseline is the probe fitted there.
-TRAINED_ON_ALL = ("refit", "ensemble")
-
-
 def fold_ensemble(paths: list[Path]) -> Any:
     """One model that averages the class probabilities of the fold models at ``paths`` (each
     saw (folds-1)/folds of train+val, together all of it): bagging, as AutoGluon delivers its
@@ -89,18 +86,6 @@ class _Silent:
         pass
 
 
-def _confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
-    from tlsweep.training._epochs import confusion_matrix
-
-    return confusion_matrix(np.asarray(labels), np.asarray(predicted), n_classes).tolist()
-
-
-def _score(confusion: list[list[int]], objective: str) -> float:
-    from tlsweep.measures import estimate
-
-    return estimate(np.asarray(confusion), objective).value
-
-
 def predict_images(model: Any, images: np.ndarray, preprocess: Any,
                    chunk: int = 256) -> np.ndarray:
     """Class indices for uint8 images, preprocessed a slice at a time (a float copy of a large
@@ -112,7 +97,7 @@ def predict_images(model: Any, images: np.ndarray, preprocess: Any,
                            .argmax(axis=1) for i in range(0, len(images), chunk)])
 
 
-class FinalRun:
+class FinalRun(ProbeStage):
     def __init__(self, conn: Connection, task: FinalTask, dataset: Any) -> None:
         from tlsweep.training._warm import ModelPool
 
@@ -136,68 +121,6 @@ class FinalRun:
         preprocess = preprocessor(self.task.spec.backbones[backbone])
         return _confusion(self.data.y_test, predict_images(model, self.data.x_test, preprocess),
                           self.data.n_classes)
-
-    # ------------------------------------------------------------------ baseline
-    def baselines(self) -> list[dict[str, Any]]:
-        """A probe per backbone: fitted on train (its validation score), and, when the
-        delivered model is a refit on train+val, fitted again on train+val for the test set,
-        so that the delivered model and the baseline are tested after training on the same
-        images (a probe on train alone would give the refit 25-50% more data to win by)."""
-        from tlsweep.training._warm import Structure, frozen_features
-        from tlsweep.training.backbones import preprocessor
-
-        rows = []
-        for name, backbone in self.task.spec.backbones.items():
-            self.say(f"baseline: linear probe on {name}'s frozen features")
-            structure = Structure(backbone, self.config.data.image_size, self.data.n_classes,
-                                  self.config.training.dropout)
-            warm, _ = self.pool.get(structure, self.config.seed)
-            warm.reset(self.config.seed)
-            preprocess = preprocessor(backbone)
-            features = {split: frozen_features(warm, x, preprocess) for split, x in
-                        (("train", self.data.x_train), ("val", self.data.x_val),
-                         ("test", self.data.x_test)) if x is not None and len(x)}
-            row = {"backbone": name, **self._probe(features)}
-            if self.task.reevaluate:
-                row["cv_confusion"] = self._probe_cv(features)
-            rows.append(row)
-        return rows
-
-    def _train_and_val_features(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-        """Features and labels of train+val, in ``train_and_val``'s order (the folds' order)."""
-        return (np.concatenate([features["train"], features["val"]]),
-                np.concatenate([self.data.y_train, self.data.y_val]))
-
-    def _probe_cv(self, features: dict[str, np.ndarray]) -> list[list[int]]:
-        """The probe cross-validated on the finalists' folds (pooled out-of-fold), so that
-        fine-tuning's estimate has its baseline on the same images, test set or none."""
-        from tlsweep.training._probe import fit_probe
-
-        x, y = self._train_and_val_features(features)
-        pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
-        for train, held in self.folds(y):
-            fit = fit_probe(x[train], y[train], self.objective, self.config.seed)
-            pooled += np.asarray(_confusion(y[held], fit.predict(x[held]), self.data.n_classes))
-        return pooled.tolist()
-
-    def _probe(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
-        from tlsweep.training._probe import fit_probe
-
-        probe = fit_probe(features["train"], self.data.y_train, self.objective,
-                          self.config.seed)
-        tested, trained_on = probe, "train"
-        if self.task.reevaluate and self.task.deliver in TRAINED_ON_ALL and "test" in features:
-            tested = fit_probe(*self._train_and_val_features(features), self.objective,
-                               self.config.seed)
-            trained_on = "train+val"
-        test = features.get("test")
-        return {"c": probe.c, "cv_score": probe.cv_score,
-                "val_confusion": _confusion(self.data.y_val, probe.predict(features["val"]),
-                                            self.data.n_classes),
-                "test_confusion": None if test is None else _confusion(
-                    self.data.y_test, tested.predict(test), self.data.n_classes),
-                "test_trained_on": trained_on, "test_c": tested.c}
 
     # ------------------------------------------------------------------ recipes
     def train_recipe(self, finalist: Finalist, x_train: np.ndarray, y_train: np.ndarray,
@@ -313,24 +236,28 @@ class FinalRun:
                 by_trial[result["trial"]].update(result)
             chosen = max(finalists, key=lambda f: (
                 _score(by_trial[f.number]["cv_confusion"], self.objective), f.value))
+            probe = self.probe_beating_finalists(baselines, by_trial)
         else:
-            chosen = finalists[0]
+            chosen, probe = finalists[0], None
         for finalist in finalists:
             if finalist.kept_model is not None and self.data.has_test:
                 self.say(f"trial {finalist.number}: kept model on the test set")
                 model = keras.models.load_model(finalist.kept_model, compile=False)
                 by_trial[finalist.number]["test_confusion"] = self.test_confusion(
                     model, finalist.params.backbone)
-        kind, path = self.deliver(chosen)
-        delivered: dict[str, Any] = {"trial": chosen.number, "kind": kind,
+        kind, path = (self.deliver_probe(probe, self.task.out_dir / DELIVERED) if probe
+                      else self.deliver(chosen))
+        number = None if probe else chosen.number
+        backbone = probe or chosen.params.backbone
+        delivered: dict[str, Any] = {"trial": number, "backbone": backbone, "kind": kind,
                                      "path": str(path) if path else None}
         if kind == "kept":  # a copy of the model scored above
             delivered["test_confusion"] = by_trial[chosen.number].get("test_confusion")
         elif path is not None and self.data.has_test:
             self.say("delivered model on the test set")
             delivered["test_confusion"] = self.test_confusion(
-                keras.models.load_model(path, compile=False), chosen.params.backbone)
-        kept = self.fold_paths(chosen) if self.task.reevaluate else []
+                keras.models.load_model(path, compile=False), backbone)
+        kept = self.fold_paths(chosen) if self.task.reevaluate and not probe else []
         # Only the chosen's stay, to be inspected; also any other finalist's, or an earlier
         # run's ("trial-N-best-fold.keras" before fold models were all kept).
         for stale in self.task.out_dir.glob("trial-*-*fold*.keras"):
@@ -338,7 +265,7 @@ class FinalRun:
                 stale.unlink()
         return {"objective": self.objective, "reevaluated": self.task.reevaluate,
                 "method": method, "baseline": baselines,
-                "finalists": list(by_trial.values()), "chosen": chosen.number,
+                "finalists": list(by_trial.values()), "chosen": number,
                 "delivered": delivered,
                 "n": {"train": len(self.data.y_train), "val": len(self.data.y_val),
                       "test": len(self.data.y_test) if self.data.has_test else 0}}

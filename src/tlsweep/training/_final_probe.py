@@ -1,0 +1,144 @@
+"""The linear-probe side of the finalists' stage: the baseline per backbone, fitted on train (its
+validation score), cross-validated on the finalists' folds, and tested; and, when it scores
+strictly above every finalist on those folds (``finalists.probe_competes``), the probe itself
+delivered as a Keras model. A mixin of ``_final.FinalRun``, whose data, pool and folds it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROBE = "probe"  # how the delivered model was made when the probe beat every finalist
+# What these deliver learnt from every train+val image, so its baseline is the probe fitted there.
+TRAINED_ON_ALL = ("refit", "ensemble")
+
+
+def _confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
+    from tlsweep.training._epochs import confusion_matrix
+
+    return confusion_matrix(np.asarray(labels), np.asarray(predicted), n_classes).tolist()
+
+
+def _score(confusion: list[list[int]], objective: str) -> float:
+    from tlsweep.measures import estimate
+
+    return estimate(np.asarray(confusion), objective).value
+
+
+class ProbeStage:
+    """Needs, from the class it is mixed into: ``task``, ``data``, ``config``, ``objective``,
+    ``pool``, ``say`` and ``folds``."""
+
+    task: Any
+    data: Any
+    config: Any
+    objective: str
+    pool: Any
+
+    def say(self, text: str) -> None:
+        raise NotImplementedError
+
+    def folds(self, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        raise NotImplementedError
+
+    def baselines(self) -> list[dict[str, Any]]:
+        """A probe per backbone: fitted on train (its validation score), and, when the
+        delivered model is a refit on train+val, fitted again on train+val for the test set,
+        so that the delivered model and the baseline are tested after training on the same
+        images (a probe on train alone would give the refit 25-50% more data to win by)."""
+        rows = []
+        for name in self.task.spec.backbones:
+            self.say(f"baseline: linear probe on {name}'s frozen features")
+            _, features = self._frozen(name)
+            row = {"backbone": name, **self._probe(features)}
+            if self.task.reevaluate:
+                row["cv_confusion"] = self._probe_cv(features)
+            rows.append(row)
+        return rows
+
+    def _frozen(self, name: str) -> tuple[Any, dict[str, np.ndarray]]:
+        """(the warm models of backbone ``name``, reset to its loaded weights; their frozen
+        features of each split)."""
+        from tlsweep.training._warm import Structure, frozen_features
+        from tlsweep.training.backbones import preprocessor
+
+        backbone = self.task.spec.backbones[name]
+        structure = Structure(backbone, self.config.data.image_size, self.data.n_classes,
+                              self.config.training.dropout)
+        warm, _ = self.pool.get(structure, self.config.seed)
+        warm.reset(self.config.seed)
+        preprocess = preprocessor(backbone)
+        return warm, {split: frozen_features(warm, x, preprocess) for split, x in
+                      (("train", self.data.x_train), ("val", self.data.x_val),
+                       ("test", self.data.x_test)) if x is not None and len(x)}
+
+    def probe_beating_finalists(self, baselines: list[dict[str, Any]],
+                                by_trial: dict[int, dict[str, Any]]) -> str | None:
+        """The backbone whose probe's pooled out-of-fold score is strictly above every
+        finalist's, on the same folds; None when a finalist is at least level (or
+        ``finalists.probe_competes`` is off)."""
+        if not self.config.finalists.probe_competes:
+            return None
+        best = max(_score(r["cv_confusion"], self.objective) for r in by_trial.values())
+        probes = [(_score(b["cv_confusion"], self.objective), b["backbone"])
+                  for b in baselines if b.get("cv_confusion")]
+        score, name = max(probes, default=(float("-inf"), None))
+        if score <= best:
+            return None
+        self.say(f"the linear probe on {name} cross-validated at {score:.3f}, above every "
+                 f"finalist (best {best:.3f}): fine-tuning did not earn its cost here, so the "
+                 f"probe is delivered")
+        return name
+
+    def deliver_probe(self, name: str, target: Path) -> tuple[str, Path]:
+        """The probe on ``name``'s frozen features, refit on train+val, as a Keras model: the
+        backbone and a softmax head holding the probe's weights (``_probe.head_weights``)."""
+        from tlsweep.training._probe import fit_probe, head_weights
+
+        warm, features = self._frozen(name)
+        fit = fit_probe(*self._train_and_val_features(features), self.objective,
+                        self.config.seed)
+        kernel, bias = head_weights(fit, self.data.n_classes)
+        head = warm.model.get_layer("head")
+        head.kernel.assign(kernel)
+        head.bias.assign(bias)
+        warm.model.save(target)
+        return PROBE, target
+
+    def _train_and_val_features(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+        """Features and labels of train+val, in ``train_and_val``'s order (the folds' order)."""
+        return (np.concatenate([features["train"], features["val"]]),
+                np.concatenate([self.data.y_train, self.data.y_val]))
+
+    def _probe_cv(self, features: dict[str, np.ndarray]) -> list[list[int]]:
+        """The probe cross-validated on the finalists' folds (pooled out-of-fold), so that
+        fine-tuning's estimate has its baseline on the same images, test set or none."""
+        from tlsweep.training._probe import fit_probe
+
+        x, y = self._train_and_val_features(features)
+        pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
+        for train, held in self.folds(y):
+            fit = fit_probe(x[train], y[train], self.objective, self.config.seed)
+            pooled += np.asarray(_confusion(y[held], fit.predict(x[held]), self.data.n_classes))
+        return pooled.tolist()
+
+    def _probe(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
+        from tlsweep.training._probe import fit_probe
+
+        probe = fit_probe(features["train"], self.data.y_train, self.objective,
+                          self.config.seed)
+        tested, trained_on = probe, "train"
+        if self.task.reevaluate and self.task.deliver in TRAINED_ON_ALL and "test" in features:
+            tested = fit_probe(*self._train_and_val_features(features), self.objective,
+                               self.config.seed)
+            trained_on = "train+val"
+        test = features.get("test")
+        return {"c": probe.c, "cv_score": probe.cv_score,
+                "val_confusion": _confusion(self.data.y_val, probe.predict(features["val"]),
+                                            self.data.n_classes),
+                "test_confusion": None if test is None else _confusion(
+                    self.data.y_test, tested.predict(test), self.data.n_classes),
+                "test_trained_on": trained_on, "test_c": tested.c}
