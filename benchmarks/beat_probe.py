@@ -57,7 +57,10 @@ ARMS = {
 # "anchor": "after" with recipe N as the study's first trial and a finalist trained for its own
 # 26 epochs (finalists.anchor); the other arms keep the stage's defaults.
 ARMS["anchor"] = ARMS["after"]
-FINALISTS = {"anchor": "finalists: {anchor: true}\n"}
+# "anchor-probe": "anchor" with the probe delivered when it cross-validates above every finalist.
+ARMS["anchor-probe"] = ARMS["after"]
+FINALISTS = {"anchor": "finalists: {anchor: true}\n",
+             "anchor-probe": "finalists: {anchor: true, probe_competes: true}\n"}
 
 
 def write_sweep(root: Path, arm: str, name: str, data: Path, size: int, seed: int,

@@ -257,7 +257,8 @@ def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
         tiny_backbone, head_lr="{low: 1.0e-7, high: 2.0e-7}",
         finetune_lr="{low: 1.0e-7, high: 2.0e-7}"))
     text = tiny_sweep(tmp_path, space, data=f"{{dir: {data}, val_split: 0.25, test_split: 0.25, "
-                      "image_size: 16}", finalists="{k: 1, reevaluate: on, folds: 2}",
+                      "image_size: 16}",
+                      finalists="{k: 1, reevaluate: on, folds: 2, probe_competes: true}",
                       training="{head_epochs: 1, finetune_epochs: 1, batch_size: 16, "
                                "head_init: random}")
     sweep = write_yaml(tmp_path / "sweep.yaml", text)
@@ -297,8 +298,9 @@ def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
     found = run_cli("diagnose", "tiny")
     assert "fine-tuning did not earn its cost" in " ".join(found.stdout.split())
 
-    # Off, the same seeded search delivers its best finalist however the probe scored.
-    off = text.replace("folds: 2}", "folds: 2, probe_competes: false}").replace(
+    # Off (the default), the same seeded search delivers its best finalist however the probe
+    # scored.
+    off = text.replace(", probe_competes: true", "").replace(
         "study: tiny", "study: tiny_off")
     assert run_cli("run", str(write_yaml(tmp_path / "off.yaml", off))).returncode == 0
     chosen = pd.read_parquet(tmp_path / "results" / "tiny_off" / "final.parquet").query(

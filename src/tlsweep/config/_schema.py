@@ -187,9 +187,11 @@ class FinalistsConfig(Strict):
     small_data_images: int = Field(default=2000, ge=1)
     deliver: Literal["refit", "best_fold", "ensemble"] = "refit"
     anchor: AnchorConfig | None = None  # ``anchor: true`` for the defaults
-    # Re-evaluated, the probe is cross-validated on the finalists' folds; when it scores
-    # strictly above every finalist there, it is the model delivered (refit on train+val).
-    probe_competes: bool = True
+    # Re-evaluated, the probe is cross-validated on the finalists' folds; ``true``: when it
+    # scores strictly above every finalist there, it is the model delivered (refit on
+    # train+val). Off by default: on 300 images it won by 1-3 images, inside the noise, and
+    # cost more than it saved (benchmarks/RESULTS.md, "The probe as a candidate").
+    probe_competes: bool = False
 
     @field_validator("anchor", mode="before")
     @classmethod

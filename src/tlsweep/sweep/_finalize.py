@@ -12,7 +12,7 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
 3. delivers the chosen recipe: refit on train+val, the best fold's model, or the average of its
    fold models (or, without re-evaluation, the top trial's kept model); or the probe itself,
    refit on train+val, when on the same folds it scored above every finalist
-   (``finalists.probe_competes``);
+   (``finalists.probe_competes``, off by default);
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
    before this step has seen.
 
