@@ -162,8 +162,8 @@ def measure(sweep: Path, results: Path) -> dict:
     number = final["chosen"]  # None: the probe was delivered
     scores = next((f.get("fold_scores") for f in final["finalists"]
                    if f["trial"] == number), None) or [0.0]
-    best_fold = fold_model_path(plan.directory / "final", -1 if number is None else number,
-                                int(np.argmax(scores)))
+    best_fold = None if number is None else fold_model_path(plan.directory / "final", number,
+                                                            int(np.argmax(scores)))
     trials = board[board["role"] == "trial"]
     return {
         "probe_test": float(probe["test_balanced_accuracy"]),
@@ -174,7 +174,8 @@ def measure(sweep: Path, results: Path) -> dict:
         "high": float(chosen["value_high"]),
         "test": float(chosen["test_balanced_accuracy"]),
         "best_fold_test": _test_score(keras.models.load_model(best_fold, compile=False),
-                                      plan.dataset, backbone) if best_fold.is_file() else None,
+                                      plan.dataset, backbone)
+        if best_fold and best_fold.is_file() else None,
         "kept_test": None if number is None else float(
             trials.set_index("trial").loc[number, "test_balanced_accuracy"]),
         "n": final["n"], "final_s": final.get("seconds"),

@@ -105,6 +105,7 @@ class FinalRun(ProbeStage):
         self.config = task.spec.sweep.config
         self.objective = self.config.objective
         self.pool = ModelPool(keep=True)
+        self.refit_probes = {}
         # Each finalist's report, trial by trial: the stage's answer, and where the fold scores
         # that choose a best fold are read from.
         self.by_trial: dict[int, dict[str, Any]] = {}

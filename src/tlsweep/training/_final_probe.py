@@ -36,6 +36,9 @@ class ProbeStage:
     config: Any
     objective: str
     pool: Any
+    # The probe refit on train+val, by backbone: fitted once, for the baseline's test and for
+    # delivery alike.
+    refit_probes: dict[str, Any]
 
     def say(self, text: str) -> None:
         raise NotImplementedError
@@ -52,7 +55,7 @@ class ProbeStage:
         for name in self.task.spec.backbones:
             self.say(f"baseline: linear probe on {name}'s frozen features")
             _, features = self._frozen(name)
-            row = {"backbone": name, **self._probe(features)}
+            row = {"backbone": name, **self._probe(name, features)}
             if self.task.reevaluate:
                 row["cv_confusion"] = self._probe_cv(features)
             rows.append(row)
@@ -95,12 +98,10 @@ class ProbeStage:
     def deliver_probe(self, name: str, target: Path) -> tuple[str, Path]:
         """The probe on ``name``'s frozen features, refit on train+val, as a Keras model: the
         backbone and a softmax head holding the probe's weights (``_probe.head_weights``)."""
-        from tlsweep.training._probe import fit_probe, head_weights
+        from tlsweep.training._probe import head_weights
 
         warm, features = self._frozen(name)
-        fit = fit_probe(*self._train_and_val_features(features), self.objective,
-                        self.config.seed)
-        kernel, bias = head_weights(fit, self.data.n_classes)
+        kernel, bias = head_weights(self._refit_probe(name, features), self.data.n_classes)
         head = warm.model.get_layer("head")
         head.kernel.assign(kernel)
         head.bias.assign(bias)
@@ -125,15 +126,23 @@ class ProbeStage:
             pooled += np.asarray(_confusion(y[held], fit.predict(x[held]), self.data.n_classes))
         return pooled.tolist()
 
-    def _probe(self, features: dict[str, np.ndarray]) -> dict[str, Any]:
+    def _refit_probe(self, name: str, features: dict[str, np.ndarray]) -> Any:
+        """The probe on backbone ``name``'s features, fitted on train+val (once)."""
+        from tlsweep.training._probe import fit_probe
+
+        if name not in self.refit_probes:
+            self.refit_probes[name] = fit_probe(*self._train_and_val_features(features),
+                                                self.objective, self.config.seed)
+        return self.refit_probes[name]
+
+    def _probe(self, name: str, features: dict[str, np.ndarray]) -> dict[str, Any]:
         from tlsweep.training._probe import fit_probe
 
         probe = fit_probe(features["train"], self.data.y_train, self.objective,
                           self.config.seed)
         tested, trained_on = probe, "train"
         if self.task.reevaluate and self.task.deliver in TRAINED_ON_ALL and "test" in features:
-            tested = fit_probe(*self._train_and_val_features(features), self.objective,
-                               self.config.seed)
+            tested = self._refit_probe(name, features)
             trained_on = "train+val"
         test = features.get("test")
         return {"c": probe.c, "cv_score": probe.cv_score,
