@@ -130,7 +130,71 @@ def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
         fit = fit_probe(x, y, config.objective, config.seed)
         found[name] = balanced_estimate(confusion_matrix(
             data.y_test, fit.predict(f["test"]), data.n_classes)).value
-    return {**found, **fold_deliveries_on_test(plan, preprocessor(backbone))}
+    rules = rules_on_test(plan, preprocessor(backbone), found["probe_trainval_test"])
+    return {**found, **fold_deliveries_on_test(plan, preprocessor(backbone)), **rules}
+
+
+def every_refit_on_test(plan: Any, final: dict, preprocess: Any) -> dict[int, float]:
+    """Each finalist's recipe refit on train+val and tested, as the stage refits the one it
+    chooses (whose own test score is the delivered model's): what any choice among them would
+    have delivered, on the same search."""
+    from rich.console import Console
+
+    from tlsweep.datasets import Dataset
+    from tlsweep.measures._intervals import balanced_estimate
+    from tlsweep.store import load_study
+    from tlsweep.sweep import FinalStage
+    from tlsweep.training._epochs import confusion_matrix
+    from tlsweep.training._final import _Silent, predict_images
+    from tlsweep.training._trial import TwoPhaseTrial
+    from tlsweep.training._warm import ModelPool
+
+    data = plan.dataset
+    both = Dataset(np.concatenate([data.x_train, data.x_val]),
+                   np.concatenate([data.y_train, data.y_val]), data.x_val, data.y_val,
+                   data.class_names, [])
+    study = load_study(plan.directory, plan.sweep.config.study)
+    pool, tested = ModelPool(keep=True), {}
+    for finalist in FinalStage(Console(stderr=True)).choose_finalists(plan, study, True):
+        if finalist.number == final["chosen"]:
+            confusion = final["delivered"]["test_confusion"]
+        else:
+            trial = TwoPhaseTrial(finalist.params, plan.backbones[finalist.params.backbone],
+                                  both, finalist.settings, _Silent(), pool=pool)
+            trial.fit(0, finalist.epochs)
+            confusion = confusion_matrix(data.y_test, predict_images(
+                trial.model, data.x_test, preprocess), data.n_classes)
+        tested[finalist.number] = balanced_estimate(np.asarray(confusion)).value
+    return tested
+
+
+# The stage's choice rules compared on one search: (finalists.margin_se, probe_competes).
+RULES = {"top cv": (0.0, False), "top cv, probe competing": (0.0, True),
+         "1 SE": (1.0, False), "1 SE, probe competing": (1.0, True)}
+
+
+def rules_on_test(plan: Any, preprocess: Any, probe_test: float) -> dict[str, Any]:
+    """The test score each rule of ``RULES`` would have delivered, from the stored out-of-fold
+    predictions and every finalist's refit."""
+    from tlsweep.store import load_study
+    from tlsweep.training._choice import choose_finalist, probe_challenge
+
+    config, data = plan.sweep.config, plan.dataset
+    final = load_study(plan.directory, config.study).user_attrs["final"]
+    if not final.get("reevaluated") or final["chosen"] is None:
+        return {}
+    tested = every_refit_on_test(plan, final, preprocess)
+    rows = {f["trial"]: f for f in final["finalists"]}
+    anchor = next((f["trial"] for f in final["finalists"] if f.get("anchor")), None)
+    labels = np.concatenate([data.y_train, data.y_val])
+    outcomes = {}
+    for rule, (margin, competes) in RULES.items():
+        chosen = choose_finalist(rows, anchor, labels, config.objective, margin, config.seed)
+        probe = competes and probe_challenge(final["baseline"], rows[chosen.chosen], labels,
+                                             config.objective, margin, config.seed)
+        outcomes[rule] = {"chosen": "probe" if probe else chosen.chosen,
+                          "test": probe_test if probe else tested[chosen.chosen]}
+    return {"refit_test_by_trial": tested, "rules": outcomes}
 
 
 def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
@@ -228,7 +292,28 @@ def table(rows: list[dict]) -> str:
                 for p in ("probe_train_test", "probe_trainval_test"))
             + f" over {len(mine)} seeds; mean sweep {np.mean([r['wall_s'] for r in mine]):.0f} s,"
             f" CPU {np.mean([r['cpu'] for r in mine]):.0%}")
-    return "\n".join(lines)
+    return "\n".join(lines + rules_table(rows))
+
+
+def rules_table(rows: list[dict]) -> list[str]:
+    """Per run, what each choice rule delivers (trial, test − the train+val probe)."""
+    ruled = [r for r in rows if r.get("rules")]
+    if not ruled:
+        return []
+    lines = ["", "| set | seed | every finalist's refit on test | "
+             + " | ".join(RULES) + " |", "| --- " * (3 + len(RULES)) + "|"]
+    for r in ruled:
+        refits = ", ".join(f"{t}: {v:.3f}" for t, v in r["refit_test_by_trial"].items())
+        lines.append(f"| {r['set']} | {r['seed']} | {refits} | " + " | ".join(
+            f"{r['rules'][k]['chosen']}, {r['rules'][k]['test'] - r['probe_trainval_test']:+.3f}"
+            for k in RULES) + " |")
+    for name in dict.fromkeys(r["set"] for r in ruled):
+        mine = [r for r in ruled if r["set"] == name]
+        gains = {k: [r["rules"][k]["test"] - r["probe_trainval_test"] for r in mine]
+                 for k in RULES}
+        lines.append(f"\n{name}: " + "; ".join(
+            f"{k} mean {np.mean(g):+.3f} (min {min(g):+.3f})" for k, g in gains.items()))
+    return lines
 
 
 def main() -> None:

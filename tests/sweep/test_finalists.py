@@ -238,6 +238,27 @@ def test_the_anchor_recipe_is_trial_0_and_a_finalist_trained_for_its_own_schedul
     assert sorted(finalists["trial"]) == [0, int(board[board["trial"] != 0].sort_values(
         ["value", "trial"], ascending=[False, True]).iloc[0]["trial"])]
     assert len(board) == 3  # the anchor is one of the budget's trials, not one more
+    # The choice is said and recorded, from out-of-fold predictions that are the cv's own.
+    assert "against the anchor recipe (trial 0)" in done.stdout
+    assert "against the anchor recipe (trial 0)" in meta["final_choice"]
+    assert_out_of_fold_predictions_match(sweep, directory)
+
+
+def assert_out_of_fold_predictions_match(sweep: Path, directory: Path) -> None:
+    """Each finalist's and the probe's out-of-fold predictions, in train+val's order, give
+    back its pooled confusion: the paired comparison pairs the right images."""
+    from tlsweep.config import load_sweep
+    from tlsweep.datasets import load_dataset
+    from tlsweep.store import load_study
+    from tlsweep.training._epochs import confusion_matrix
+
+    config = load_sweep(sweep).config
+    dataset = load_dataset(config.data, config.seed, sweep)
+    labels = np.concatenate([dataset.y_train, dataset.y_val])
+    final = load_study(directory, config.study).user_attrs["final"]
+    for row in final["finalists"] + final["baseline"]:
+        rebuilt = confusion_matrix(labels, np.asarray(row["cv_predicted"]), dataset.n_classes)
+        assert rebuilt.tolist() == row["cv_confusion"]
 
 
 def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(

@@ -188,10 +188,15 @@ class FinalistsConfig(Strict):
     deliver: Literal["refit", "best_fold", "ensemble"] = "refit"
     anchor: AnchorConfig | None = None  # ``anchor: true`` for the defaults
     # Re-evaluated, the probe is cross-validated on the finalists' folds; ``true``: when it
-    # scores strictly above every finalist there, it is the model delivered (refit on
-    # train+val). Off by default: on 300 images it won by 1-3 images, inside the noise, and
-    # cost more than it saved (benchmarks/RESULTS.md, "The probe as a candidate").
+    # leads the chosen finalist there by more than ``margin_se``, it is the model delivered
+    # (refit on train+val). Off by default: measured with no margin, on 300 images it won by
+    # 1-3 images, inside the noise, and cost more than it saved (benchmarks/RESULTS.md, "The
+    # probe as a candidate").
     probe_competes: bool = False
+    # A challenger displaces the default only when it leads by more than this many standard
+    # errors of their paired out-of-fold gap: a searched finalist the anchor, the probe the
+    # chosen finalist (training._choice). 0: the top score wins, however slight its lead.
+    margin_se: float = Field(default=1.0, ge=0.0)
 
     @field_validator("anchor", mode="before")
     @classmethod

@@ -220,10 +220,11 @@ def probe_comparison(view: StudyView) -> Finding | None:
     row = chosen.iloc[0]
     if pd.isna(row["trial"]):
         return Finding("baseline", "note", f"On the finalists' cross-validation folds the linear "
-                       f"probe on {row['backbone']}'s frozen features scored above every "
-                       f"fine-tuned finalist, so the probe is the delivered model: fine-tuning "
-                       f"did not earn its cost on this data. More images, or other backbones "
-                       f"or ranges, may change that.")
+                       f"probe on {row['backbone']}'s frozen features led the chosen "
+                       f"fine-tuned finalist by more than finalists.margin_se standard errors, "
+                       f"so the probe is the delivered model: fine-tuning did not earn its cost "
+                       f"on this data. More images, or other backbones or ranges, may change "
+                       f"that.")
     probe = probes[probes["backbone"] == row["backbone"]]
     probe = (probe if not probe.empty else probes).iloc[0]
     metric, where = _common_measure(view, row, probe)

@@ -141,9 +141,12 @@ def honesty_notes(frame: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
                      f"validation scores, an optimistic estimate from selection. Add "
                      f"data.test_dir or data.test_split to measure it.")
     if meta.get("final_method"):
-        lines.append(f"chosen: the finalist with the best cv score (with "
-                     f"finalists.probe_competes, the baseline itself when its cv score is above "
-                     f"every finalist's), from {meta['final_method']}.")
+        lines.append(f"chosen: the anchor recipe, unless a searched finalist's cv score leads "
+                     f"it by more than finalists.margin_se standard errors of their paired gap "
+                     f"(without an anchor, the best cv score); with finalists.probe_competes, "
+                     f"the baseline itself when it leads that choice so; from "
+                     f"{meta['final_method']}."
+                     + (f" Here: {meta['final_choice']}." if meta.get("final_choice") else ""))
     if "role" in frame and (frame["role"] == "baseline").any():
         lines.append("baseline: a logistic-regression probe on the frozen backbone's features; "
                      "fine-tuning has to beat it to earn its cost (tested after training on "

@@ -68,6 +68,7 @@ def file_metadata(study: optuna.Study) -> dict[str, Any]:
         "n_test": sum(counts.get("test", [])),
         "final_method": final.get("method"),
         "final_chosen": final.get("chosen"),
+        "final_choice": final.get("choice"),
         "study": study.study_name,
         "sweep_sha256": study.user_attrs.get("sweep_sha256"),
         "objective": study.user_attrs.get("objective"),
@@ -219,8 +220,9 @@ def _probe_chosen(baseline: dict[str, Any], delivered: dict[str, Any],
             "state": "chosen", "value": baseline["cv_value"], "value_low": baseline["cv_low"],
             "value_high": baseline["cv_high"], "note": (
                 f"the linear probe on {baseline['backbone']}'s frozen features, refit on "
-                f"train+val: on the finalists' folds it scored above every finalist, so "
-                f"fine-tuning did not earn its cost here; value: {method}")}
+                f"train+val: on the finalists' folds it led the chosen finalist by more than "
+                f"finalists.margin_se, so fine-tuning did not earn its cost here; value: "
+                f"{method}")}
 
 
 def _probe_note(probe: dict[str, Any]) -> str:

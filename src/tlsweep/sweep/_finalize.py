@@ -8,10 +8,11 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
 2. on small data, re-evaluates the top ``k`` trials by k-fold cross-validation over train+val,
    each trial's recipe (its parameters, trained to its best epoch) on every fold, with the
    anchor recipe's trial beside them (``finalists.anchor``, trained for its own schedule), and
-   ranks them by the pooled out-of-fold score, which no trial was selected on;
+   compares them on the pooled out-of-fold predictions, which no trial was selected on: the
+   anchor stands unless a searched finalist leads it clearly (``training._choice``);
 3. delivers the chosen recipe: refit on train+val, the best fold's model, or the average of its
    fold models (or, without re-evaluation, the top trial's kept model); or the probe itself,
-   refit on train+val, when on the same folds it scored above every finalist
+   refit on train+val, when on the same folds it leads the chosen finalist clearly
    (``finalists.probe_competes``, off by default);
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
    before this step has seen.

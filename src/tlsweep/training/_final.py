@@ -109,6 +109,7 @@ class FinalRun(ProbeStage):
         # Each finalist's report, trial by trial: the stage's answer, and where the fold scores
         # that choose a best fold are read from.
         self.by_trial: dict[int, dict[str, Any]] = {}
+        self.reasons: list[str] = []  # why the delivered model was chosen, as said
         task.out_dir.mkdir(parents=True, exist_ok=True)
 
     def say(self, text: str) -> None:
@@ -171,20 +172,45 @@ class FinalRun(ProbeStage):
         results = []
         for finalist in finalists:
             pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
+            out_of_fold = np.zeros(len(y), np.int64)  # in train_and_val's order, for pairing
             scores: list[float] = []
             preprocess = preprocessor(self.task.spec.backbones[finalist.params.backbone])
-            for index, (x_tr, y_tr, x_held, y_held) in enumerate(parts):
+            for index, ((x_tr, y_tr, x_held, y_held), (_, held)) in enumerate(
+                    zip(parts, folds, strict=True)):
                 label = f" (anchor, {finalist.epochs} epochs)" if finalist.anchor else ""
                 self.say(f"trial {finalist.number}{label}: fold {index + 1}/{len(parts)}")
                 model = self.train_recipe(finalist, x_tr, y_tr, x_held, y_held)
-                confusion = _confusion(y_held, predict_images(model, x_held, preprocess),
-                                       self.data.n_classes)
+                out_of_fold[held] = predict_images(model, x_held, preprocess)
+                confusion = _confusion(y_held, out_of_fold[held], self.data.n_classes)
                 pooled += np.asarray(confusion)
                 scores.append(_score(confusion, self.objective))
                 model.save(self.fold_path(finalist, index))
             results.append({"trial": finalist.number, "cv_confusion": pooled.tolist(),
-                            "fold_scores": scores})
+                            "cv_predicted": out_of_fold.tolist(), "fold_scores": scores})
         return results
+
+    def choose(self, finalists: list[Finalist], baselines: list[dict[str, Any]]) -> tuple[
+            Finalist, str | None]:
+        """(the finalist chosen on the folds, the probe's backbone when the probe displaces
+        it); each choice said with its paired gap (``_choice``)."""
+        from tlsweep.training._choice import choose_finalist, probe_challenge
+
+        _, labels = self.train_and_val()
+        config = self.config.finalists
+        anchor = next((f.number for f in finalists if f.anchor), None)
+        choice = choose_finalist(self.by_trial, anchor, labels, self.objective,
+                                 config.margin_se, self.config.seed)
+        self.say(choice.reason)
+        self.reasons.append(choice.reason)
+        chosen = next(f for f in finalists if f.number == choice.chosen)
+        if not config.probe_competes:
+            return chosen, None
+        probe = probe_challenge(baselines, self.by_trial[chosen.number], labels,
+                                self.objective, config.margin_se, self.config.seed)
+        if probe is not None:
+            self.say(probe.reason)
+            self.reasons.append(probe.reason)
+        return chosen, probe.chosen if probe else None
 
     def fold_path(self, finalist: Finalist, index: int) -> Path:
         return fold_model_path(self.task.out_dir, finalist.number, index)
@@ -235,9 +261,7 @@ class FinalRun(ProbeStage):
             method = CV_METHOD.format(folds=self.task.folds, n=n, anchor=anchor)
             for result in self.cross_validate(finalists):
                 by_trial[result["trial"]].update(result)
-            chosen = max(finalists, key=lambda f: (
-                _score(by_trial[f.number]["cv_confusion"], self.objective), f.value))
-            probe = self.probe_beating_finalists(baselines, by_trial)
+            chosen, probe = self.choose(finalists, baselines)
         else:
             chosen, probe = finalists[0], None
         for finalist in finalists:
@@ -267,6 +291,7 @@ class FinalRun(ProbeStage):
         return {"objective": self.objective, "reevaluated": self.task.reevaluate,
                 "method": method, "baseline": baselines,
                 "finalists": list(by_trial.values()), "chosen": number,
+                "choice": "; ".join(self.reasons) or None,
                 "delivered": delivered,
                 "n": {"train": len(self.data.y_train), "val": len(self.data.y_val),
                       "test": len(self.data.y_test) if self.data.has_test else 0}}

@@ -1,7 +1,8 @@
 """The linear-probe side of the finalists' stage: the baseline per backbone, fitted on train (its
-validation score), cross-validated on the finalists' folds, and tested; and, when it scores
-strictly above every finalist on those folds (``finalists.probe_competes``), the probe itself
-delivered as a Keras model. A mixin of ``_final.FinalRun``, whose data, pool and folds it uses."""
+validation score), cross-validated on the finalists' folds, and tested; and, when it leads the
+chosen finalist clearly on those folds (``finalists.probe_competes``, ``_choice``), the probe
+itself delivered as a Keras model. A mixin of ``_final.FinalRun``, whose data, pool and folds it
+uses."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class ProbeStage:
             _, features = self._frozen(name)
             row = {"backbone": name, **self._probe(name, features)}
             if self.task.reevaluate:
-                row["cv_confusion"] = self._probe_cv(features)
+                row["cv_confusion"], row["cv_predicted"] = self._probe_cv(features)
             rows.append(row)
         return rows
 
@@ -76,24 +77,6 @@ class ProbeStage:
         return warm, {split: frozen_features(warm, x, preprocess) for split, x in
                       (("train", self.data.x_train), ("val", self.data.x_val),
                        ("test", self.data.x_test)) if x is not None and len(x)}
-
-    def probe_beating_finalists(self, baselines: list[dict[str, Any]],
-                                by_trial: dict[int, dict[str, Any]]) -> str | None:
-        """The backbone whose probe's pooled out-of-fold score is strictly above every
-        finalist's, on the same folds; None when a finalist is at least level (or
-        ``finalists.probe_competes`` is off)."""
-        if not self.config.finalists.probe_competes:
-            return None
-        best = max(_score(r["cv_confusion"], self.objective) for r in by_trial.values())
-        probes = [(_score(b["cv_confusion"], self.objective), b["backbone"])
-                  for b in baselines if b.get("cv_confusion")]
-        score, name = max(probes, default=(float("-inf"), None))
-        if score <= best:
-            return None
-        self.say(f"the linear probe on {name} cross-validated at {score:.3f}, above every "
-                 f"finalist (best {best:.3f}): fine-tuning did not earn its cost here, so the "
-                 f"probe is delivered")
-        return name
 
     def deliver_probe(self, name: str, target: Path) -> tuple[str, Path]:
         """The probe on ``name``'s frozen features, refit on train+val, as a Keras model: the
@@ -114,17 +97,18 @@ class ProbeStage:
         return (np.concatenate([features["train"], features["val"]]),
                 np.concatenate([self.data.y_train, self.data.y_val]))
 
-    def _probe_cv(self, features: dict[str, np.ndarray]) -> list[list[int]]:
-        """The probe cross-validated on the finalists' folds (pooled out-of-fold), so that
-        fine-tuning's estimate has its baseline on the same images, test set or none."""
+    def _probe_cv(self, features: dict[str, np.ndarray]) -> tuple[list[list[int]], list[int]]:
+        """The probe cross-validated on the finalists' folds, so that fine-tuning's estimate
+        has its baseline on the same images, test set or none: (the pooled out-of-fold
+        confusion, the out-of-fold predictions in train+val's order)."""
         from tlsweep.training._probe import fit_probe
 
         x, y = self._train_and_val_features(features)
-        pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
+        out_of_fold = np.zeros(len(y), np.int64)
         for train, held in self.folds(y):
             fit = fit_probe(x[train], y[train], self.objective, self.config.seed)
-            pooled += np.asarray(_confusion(y[held], fit.predict(x[held]), self.data.n_classes))
-        return pooled.tolist()
+            out_of_fold[held] = fit.predict(x[held])
+        return _confusion(y, out_of_fold, self.data.n_classes), out_of_fold.tolist()
 
     def _refit_probe(self, name: str, features: dict[str, np.ndarray]) -> Any:
         """The probe on backbone ``name``'s features, fitted on train+val (once)."""

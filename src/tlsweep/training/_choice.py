@@ -1,0 +1,76 @@
+"""Which cross-validated candidate the finalists' stage delivers. No TensorFlow.
+
+On a few hundred images the finalists' pooled out-of-fold scores lie within a few images of each
+other, and the best of several of them is biased upward. So a default stands unless a challenger
+leads it clearly: by more than ``finalists.margin_se`` standard errors of their paired gap on
+the same out-of-fold images (``measures.paired_gap``). The anchor recipe, fixed before the
+search saw the data, is the default among the finalists; the finalist so chosen is the default
+the probe must beat (``finalists.probe_competes``). Without an anchor, the top cv score wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tlsweep.measures import PairedGap, estimate, paired_gap
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The candidate chosen (a trial number, or a backbone for the probe) and why, in a line."""
+
+    chosen: Any
+    reason: str
+
+
+def cv_score(row: dict[str, Any], objective: str) -> float:
+    return estimate(np.asarray(row["cv_confusion"]), objective).value
+
+
+def gap(challenger: dict[str, Any], default: dict[str, Any], labels: np.ndarray,
+        objective: str, seed: int) -> PairedGap:
+    return paired_gap(labels, np.asarray(challenger["cv_predicted"]),
+                      np.asarray(default["cv_predicted"]), objective, seed=seed)
+
+
+def _verdict(name: str, against: str, lead: PairedGap, margin: float) -> str:
+    cleared = "a clear lead" if lead.clear_lead(margin) else "not a clear lead"
+    return (f"{name} cross-validated {lead.gap:+.3f} ± {lead.se:.3f} (1 SE, paired) against "
+            f"{against}: {cleared} at {margin:g} SE")
+
+
+def choose_finalist(rows: dict[int, dict[str, Any]], anchor: int | None, labels: np.ndarray,
+                    objective: str, margin: float, seed: int) -> Choice:
+    """``rows``: each finalist's report by trial number, with its ``cv_confusion``,
+    ``cv_predicted`` (out-of-fold, in ``labels``' order) and search ``value``."""
+    ranked = sorted(rows, key=lambda n: (cv_score(rows[n], objective), rows[n]["value"]),
+                    reverse=True)
+    searched = [n for n in ranked if n != anchor]
+    if anchor is None or anchor not in rows:
+        return Choice(ranked[0], f"trial {ranked[0]}: the top cross-validated score")
+    if not searched:
+        return Choice(anchor, f"trial {anchor}: the anchor recipe, the only finalist")
+    best = searched[0]
+    lead = gap(rows[best], rows[anchor], labels, objective, seed)
+    verdict = _verdict(f"trial {best}", f"the anchor recipe (trial {anchor})", lead, margin)
+    return Choice(best if lead.clear_lead(margin) else anchor,
+                  f"{verdict}, so trial {best if lead.clear_lead(margin) else anchor} is chosen")
+
+
+def probe_challenge(baselines: list[dict[str, Any]], chosen: dict[str, Any],
+                    labels: np.ndarray, objective: str, margin: float, seed: int) -> Choice | None:
+    """The backbone whose probe leads the chosen finalist clearly on the same folds, or None."""
+    probes = [b for b in baselines if b.get("cv_predicted") is not None]
+    if not probes:
+        return None
+    best = max(probes, key=lambda b: cv_score(b, objective))
+    lead = gap(best, chosen, labels, objective, seed)
+    if not lead.clear_lead(margin):
+        return None
+    verdict = _verdict(f"the linear probe on {best['backbone']}",
+                       f"the chosen finalist (trial {chosen['trial']})", lead, margin)
+    return Choice(best["backbone"], f"{verdict}: fine-tuning did not earn its cost here, so the "
+                                    f"probe is delivered")

@@ -1,0 +1,56 @@
+"""Which finalist the stage delivers: the anchor unless a searched finalist leads it clearly on
+the same out-of-fold images, then the probe only when it leads that choice clearly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tlsweep.training._choice import choose_finalist, probe_challenge
+
+LABELS = np.repeat([0, 1], 150)
+
+
+def _row(trial: int | None, wrong: range, value: float = 0.5, **extra: Any) -> dict[str, Any]:
+    predicted = LABELS.copy()
+    predicted[list(wrong)] = 1 - LABELS[list(wrong)]
+    confusion = np.zeros((2, 2), np.int64)
+    np.add.at(confusion, (LABELS, predicted), 1)
+    return {"trial": trial, "value": value, "cv_confusion": confusion.tolist(),
+            "cv_predicted": predicted.tolist(), **extra}
+
+
+def _choose(rows: dict[int, dict[str, Any]], anchor: int | None, margin: float = 1.0) -> Any:
+    return choose_finalist(rows, anchor, LABELS, "accuracy", margin, seed=0)
+
+
+def test_a_searched_finalist_a_few_images_ahead_does_not_displace_the_anchor() -> None:
+    rows = {0: _row(0, range(0, 300, 5)),  # 60 wrong
+            3: _row(3, range(1, 286, 5), value=0.9)}  # 57 wrong, all other images
+    choice = _choose(rows, anchor=0)
+    assert choice.chosen == 0 and "not a clear lead" in choice.reason
+    assert _choose(rows, anchor=0, margin=0.0).chosen == 3  # no margin: the top score
+    assert _choose(rows, anchor=None).chosen == 3  # no anchor: the top score
+
+
+def test_a_searched_finalist_far_ahead_displaces_the_anchor() -> None:
+    rows = {0: _row(0, range(0, 300, 3)), 4: _row(4, range(0, 300, 30)),
+            5: _row(5, range(0, 300, 20))}
+    choice = _choose(rows, anchor=0)
+    assert choice.chosen == 4 and "a clear lead" in choice.reason
+
+
+def test_without_an_anchor_ties_on_the_folds_go_to_the_better_search_value() -> None:
+    rows = {1: _row(1, range(0, 300, 5), value=0.7), 2: _row(2, range(1, 300, 5), value=0.8)}
+    assert _choose(rows, anchor=None).chosen == 2
+
+
+def test_the_probe_must_lead_the_chosen_finalist_clearly() -> None:
+    chosen = _row(0, range(0, 300, 5))
+    close = [_row(None, range(1, 286, 5), backbone="Tiny")]
+    far = [_row(None, range(0, 300, 50), backbone="Tiny")]
+    assert probe_challenge(close, chosen, LABELS, "accuracy", 1.0, 0) is None
+    assert probe_challenge(close, chosen, LABELS, "accuracy", 0.0, 0).chosen == "Tiny"
+    challenge = probe_challenge(far, chosen, LABELS, "accuracy", 1.0, 0)
+    assert challenge.chosen == "Tiny" and "fine-tuning did not earn its cost" in challenge.reason
