@@ -404,13 +404,18 @@ def test_ctrl_c_while_decoding_says_how_to_resume(ws: Workspace) -> None:
     import sys
     import time
 
+    import numpy as np
     from PIL import Image
 
     many = ws.root / "many"
+    rng = np.random.default_rng(0)
+    # Noise, not flat colour: flat PNGs decode in about a second in all, a window that a test
+    # process starved by a loaded machine could miss, and then it signalled a running sweep.
     for label in ("a", "b"):
         (many / label).mkdir(parents=True)
         for i in range(400):
-            Image.new("RGB", (400, 400), (i % 255, 40, 90)).save(many / label / f"{i}.png")
+            pixels = rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(many / label / f"{i}.png", compress_level=1)
     sweep = ws.sweep("many.yaml", data=f"{{dir: {many}, image_size: 32}}")
     run = subprocess.Popen([sys.executable, "-m", "tlsweep", "run", str(sweep), "--results-dir",
                             str(ws.results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
