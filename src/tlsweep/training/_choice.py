@@ -26,8 +26,13 @@ class Choice:
     reason: str
 
 
+def score(confusion: list[list[int]], objective: str) -> float:
+    """The objective's value of a confusion matrix (the finalists' and the probe's scores)."""
+    return estimate(np.asarray(confusion), objective).value
+
+
 def cv_score(row: dict[str, Any], objective: str) -> float:
-    return estimate(np.asarray(row["cv_confusion"]), objective).value
+    return score(row["cv_confusion"], objective)
 
 
 def gap(challenger: dict[str, Any], default: dict[str, Any], labels: np.ndarray,
@@ -56,8 +61,8 @@ def choose_finalist(rows: dict[int, dict[str, Any]], anchor: int | None, labels:
     best = searched[0]
     lead = gap(rows[best], rows[anchor], labels, objective, seed)
     verdict = _verdict(f"trial {best}", f"the anchor recipe (trial {anchor})", lead, margin)
-    return Choice(best if lead.clear_lead(margin) else anchor,
-                  f"{verdict}, so trial {best if lead.clear_lead(margin) else anchor} is chosen")
+    winner = best if lead.clear_lead(margin) else anchor
+    return Choice(winner, f"{verdict}, so trial {winner} is chosen")
 
 
 def probe_challenge(baselines: list[dict[str, Any]], chosen: dict[str, Any],

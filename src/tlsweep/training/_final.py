@@ -19,7 +19,8 @@ import numpy as np
 
 from tlsweep.config import TrialParams
 from tlsweep.system import redirect_to_log
-from tlsweep.training._final_probe import ProbeStage, _confusion, _score
+from tlsweep.training._choice import score
+from tlsweep.training._final_probe import ProbeStage, _confusion
 from tlsweep.training._worker import WorkerSpec
 from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
 
@@ -109,7 +110,6 @@ class FinalRun(ProbeStage):
         # Each finalist's report, trial by trial: the stage's answer, and where the fold scores
         # that choose a best fold are read from.
         self.by_trial: dict[int, dict[str, Any]] = {}
-        self.reasons: list[str] = []  # why the delivered model was chosen, as said
         task.out_dir.mkdir(parents=True, exist_ok=True)
 
     def say(self, text: str) -> None:
@@ -183,34 +183,32 @@ class FinalRun(ProbeStage):
                 out_of_fold[held] = predict_images(model, x_held, preprocess)
                 confusion = _confusion(y_held, out_of_fold[held], self.data.n_classes)
                 pooled += np.asarray(confusion)
-                scores.append(_score(confusion, self.objective))
+                scores.append(score(confusion, self.objective))
                 model.save(self.fold_path(finalist, index))
             results.append({"trial": finalist.number, "cv_confusion": pooled.tolist(),
                             "cv_predicted": out_of_fold.tolist(), "fold_scores": scores})
         return results
 
     def choose(self, finalists: list[Finalist], baselines: list[dict[str, Any]]) -> tuple[
-            Finalist, str | None]:
+            Finalist, str | None, str]:
         """(the finalist chosen on the folds, the probe's backbone when the probe displaces
-        it); each choice said with its paired gap (``_choice``)."""
+        it, why); each choice said with its paired gap (``_choice``)."""
         from tlsweep.training._choice import choose_finalist, probe_challenge
 
-        _, labels = self.train_and_val()
+        labels = np.concatenate([self.data.y_train, self.data.y_val])  # train_and_val's order
         config = self.config.finalists
         anchor = next((f.number for f in finalists if f.anchor), None)
         choice = choose_finalist(self.by_trial, anchor, labels, self.objective,
                                  config.margin_se, self.config.seed)
         self.say(choice.reason)
-        self.reasons.append(choice.reason)
         chosen = next(f for f in finalists if f.number == choice.chosen)
-        if not config.probe_competes:
-            return chosen, None
         probe = probe_challenge(baselines, self.by_trial[chosen.number], labels,
-                                self.objective, config.margin_se, self.config.seed)
-        if probe is not None:
-            self.say(probe.reason)
-            self.reasons.append(probe.reason)
-        return chosen, probe.chosen if probe else None
+                                self.objective, config.margin_se, self.config.seed) \
+            if config.probe_competes else None
+        if probe is None:
+            return chosen, None, choice.reason
+        self.say(probe.reason)
+        return chosen, probe.chosen, f"{choice.reason}; {probe.reason}"
 
     def fold_path(self, finalist: Finalist, index: int) -> Path:
         return fold_model_path(self.task.out_dir, finalist.number, index)
@@ -261,9 +259,9 @@ class FinalRun(ProbeStage):
             method = CV_METHOD.format(folds=self.task.folds, n=n, anchor=anchor)
             for result in self.cross_validate(finalists):
                 by_trial[result["trial"]].update(result)
-            chosen, probe = self.choose(finalists, baselines)
+            chosen, probe, reason = self.choose(finalists, baselines)
         else:
-            chosen, probe = finalists[0], None
+            chosen, probe, reason = finalists[0], None, None
         for finalist in finalists:
             if finalist.kept_model is not None and self.data.has_test:
                 self.say(f"trial {finalist.number}: kept model on the test set")
@@ -291,7 +289,7 @@ class FinalRun(ProbeStage):
         return {"objective": self.objective, "reevaluated": self.task.reevaluate,
                 "method": method, "baseline": baselines,
                 "finalists": list(by_trial.values()), "chosen": number,
-                "choice": "; ".join(self.reasons) or None,
+                "choice": reason,
                 "delivered": delivered,
                 "n": {"train": len(self.data.y_train), "val": len(self.data.y_val),
                       "test": len(self.data.y_test) if self.data.has_test else 0}}

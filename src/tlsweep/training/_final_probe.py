@@ -22,12 +22,6 @@ def _confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> lis
     return confusion_matrix(np.asarray(labels), np.asarray(predicted), n_classes).tolist()
 
 
-def _score(confusion: list[list[int]], objective: str) -> float:
-    from tlsweep.measures import estimate
-
-    return estimate(np.asarray(confusion), objective).value
-
-
 class ProbeStage:
     """Needs, from the class it is mixed into: ``task``, ``data``, ``config``, ``objective``,
     ``pool``, ``say`` and ``folds``."""
