@@ -92,13 +92,32 @@ def phase_one(results: Path, study_name: str, head_epochs: int) -> dict[str, flo
         if not timings:
             continue
         n += 1
-        seconds += sum(s for phase, s, _ in timings["epochs"] if phase == "head")
+        seconds += sum(s for phase, s, _, _ in timings["epochs"] if phase == "head")
         seconds += timings["features_s"] + timings.get("probe_s", 0.0)
         cached += timings["features_s"] > 0
         at = trial.user_attrs.get("pruned_at")
         pruned_early += at is not None and at < head_epochs
     return {"phase1_s": seconds, "cached_share": cached / max(n, 1),
             "pruned_before_finetune": pruned_early / max(n, 1), "trials_timed": n}
+
+
+def epoch_cpu(results: Path, study_name: str) -> dict[str, float]:
+    """The search's training epochs: the worker's CPU seconds over their wall seconds, for all
+    of them and for the untraced ones (a model's first epoch traces its step, on one thread),
+    and their seconds in all: is it training that leaves a core idle, or what lies around it?"""
+    from tlsweep.store import load_study
+
+    study = load_study(results / study_name, study_name)
+    epochs = [epoch for trial in study.trials
+              for epoch in ((trial.user_attrs.get("result") or {}).get("timings") or {}).get(
+                  "epochs", []) if len(epoch) == 4]
+    steady = [epoch for epoch in epochs if not epoch[2]]
+
+    def share(chosen: list) -> float:
+        return sum(e[3] for e in chosen) / max(sum(e[1] for e in chosen), 1e-9)
+
+    return {"epoch_cpu": share(epochs), "steady_epoch_cpu": share(steady),
+            "epochs_s": sum(e[1] for e in epochs)}
 
 
 def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
@@ -263,14 +282,16 @@ def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int
     phase1 = phase_one(root / "results", study_name, head_epochs)
     return {"set": name, "arm": arm, "seed": seed, "workers": workers, "wall_s": wall, "cpu": cpu,
             "phase1_share": phase1.pop("phase1_s") / wall, **phase1,
+            **epoch_cpu(root / "results", study_name),
             **measure(root / "results", study_name), **probes_on_test(sweep, root / "results")}
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| set | arm | seed | probe test: train / train+val | delivered test [95% CI] "
              "| − probe (train+val) | fold ensemble test | best fold test | chosen trial "
-             "| sweep s | CPU | phase 1 share | on cached features | pruned before fine-tuning |",
-             "| --- " * 14 + "|"]
+             "| sweep s | CPU | CPU in epochs (untraced) | search epochs' share of wall "
+             "| phase 1 share | on cached features | pruned before fine-tuning |",
+             "| --- " * 16 + "|"]
     for r in rows:
         lines.append(
             f"| {r['set']} | {r['arm']} | {r['seed']} | {r['probe_train_test']:.3f} / "
@@ -278,7 +299,9 @@ def table(rows: list[dict]) -> str:
             f"{r['test_high']:.3f}] | {r['test'] - r['probe_trainval_test']:+.3f} "
             f"| {r['ensemble_test']:.3f} | {r['best_fold_test']:.3f} "
             f"| {r['chosen_trial']} | {r['wall_s']:.0f} | {r['cpu']:.0%} "
-            f"| {r['phase1_share']:.0%} | {r['cached_share']:.0%} "
+            f"| {r['epoch_cpu']:.0%} ({r['steady_epoch_cpu']:.0%}) "
+            f"| {r['epochs_s'] / r['wall_s']:.0%} | {r['phase1_share']:.0%} "
+            f"| {r['cached_share']:.0%} "
             f"| {r['pruned_before_finetune']:.0%} |")
     for key in dict.fromkeys((r["set"], r["arm"]) for r in rows):
         mine = [r for r in rows if (r["set"], r["arm"]) == key]

@@ -60,7 +60,7 @@ def main() -> None:
                                  seed=0, cache_features=cached)
         results[cached] = run_trial(params, backbone, dataset, settings, Quiet(),
                                     pool=ModelPool(keep=False))
-    steady = {c: median(s for _, s, traced in r.timings["epochs"] if not traced)
+    steady = {c: median(s for _, s, traced, _ in r.timings["epochs"] if not traced)
               for c, r in results.items()}
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"## Frozen-feature cache, phase 1 ({datetime.now(UTC).date()})\n\n"

@@ -81,7 +81,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         attrs = trial.user_attrs
         timings = (attrs.get("result") or {}).get("timings") or {}
         firsts = first_of_fit(curve)
-        traced = [flag for _, _, flag in timings.get("epochs", [])] or firsts
+        traced = [epoch[2] for epoch in timings.get("epochs", [])] or firsts  # 3 or 4 fields
         steady = {phase: median([r["duration_s"] for r, first in zip(curve, firsts, strict=True)
                                  if r["phase"] == phase and not first] or [study_steady[phase]])
                   for phase in {r["phase"] for r in curve}}

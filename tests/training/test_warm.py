@@ -58,7 +58,7 @@ def test_a_warm_worker_gives_the_cold_curve(tmp_path: Path, tiny_backbone: Path,
     # Nor was TensorFlow's global seed set: that empties its kernel cache (0.1 s a fit).
     assert seeded == []
     # No epoch traced anew: the phase models of the earlier trials were reused.
-    assert not any(traced for _, _, traced in warm.timings["epochs"])
+    assert not any(traced for _, _, traced, _ in warm.timings["epochs"])
     np.testing.assert_allclose(curve(warm), curve(cold), atol=EXACT)
     for before, after in zip(cold.model.weights, warm.model.weights, strict=True):
         np.testing.assert_allclose(np.asarray(after), np.asarray(before), atol=EXACT)
@@ -82,7 +82,7 @@ def test_a_new_training_model_traces_its_step_once(tmp_path: Path, tiny_backbone
     result = run_trial(TrialParams("Tiny", 0.5, 2e-2, 3e-3, 0.4, "sqrt"), plan.backbones["Tiny"],
                        plan.dataset, TrialSettings(16, 2, 2, 16, 0.3, "val_accuracy", seed=1),
                        Quiet(), pool=ModelPool())
-    assert [phase for phase, _, traced in result.timings["epochs"] if traced] == [
+    assert [phase for phase, _, traced, _ in result.timings["epochs"] if traced] == [
         "head", "finetune"]
     assert len(traces) == 2, traces
 

@@ -107,7 +107,9 @@ class Timings(Record):
     validation_s: float = 0.0
     checkpoint_s: float = 0.0
     report_s: float = 0.0  # the orchestrator storing the epoch and answering
-    epochs: list[tuple[str, float, bool]] = field(default_factory=list)  # phase, s, traced
+    # Per epoch: phase, wall seconds, traced (the model's first epoch), and the worker's CPU
+    # seconds in it (all its threads): whether training itself keeps the cores busy.
+    epochs: list[tuple[str, float, bool, float]] = field(default_factory=list)
 
 
 
@@ -219,7 +221,7 @@ def _callback_class() -> type:
             self.inputs, self.first = inputs, first
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.started = time.perf_counter()
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
             self.tracker.reporter.epoch_started(self.phase, epoch, self.tracker.total_steps)
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -230,7 +232,8 @@ def _callback_class() -> type:
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             duration = time.perf_counter() - self.started
-            self.tracker.timings.epochs.append((self.phase, duration, self.first))
+            cpu_s = time.process_time() - self.cpu_started
+            self.tracker.timings.epochs.append((self.phase, duration, self.first, cpu_s))
             self.first = False
             self.tracker.finish_epoch(self.model, self.inputs, self.phase,
                                       epoch - self.first_step, epoch,
