@@ -120,15 +120,11 @@ def epoch_cpu(results: Path, study_name: str) -> dict[str, float]:
             "epochs_s": sum(e[1] for e in epochs)}
 
 
-def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
-    """On test: the probe fitted on train alone and on train+val (the refit's images), and the
-    other two deliveries of the same chosen finalist, built from its fold models that the stage
-    keeps: their average (``deliver: ensemble``) and the best fold's (``deliver: best_fold``)."""
+def frozen_sets(sweep: Path, results: Path) -> tuple[Any, dict[str, np.ndarray], Any]:
+    """A finished run's plan, its frozen MobileNetV2 features of train, val and test (by those
+    names), and the backbone's preprocessing; TensorFlow set up as a worker sets it."""
     from tlsweep.config import load_sweep
-    from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.sweep._study import prepare
-    from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._probe import fit_probe
     from tlsweep.training._warm import ModelPool, Structure, frozen_features
     from tlsweep.training._worker import setup_tensorflow
     from tlsweep.training.backbones import preprocessor
@@ -140,8 +136,21 @@ def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
     warm, _ = ModelPool(keep=False).get(Structure(backbone, config.data.image_size,
                                                   data.n_classes, config.training.dropout), 0)
     warm.reset(config.seed)
-    f = {s: frozen_features(warm, getattr(data, f"x_{s}"), preprocessor(backbone))
-         for s in ("train", "val", "test")}
+    preprocess = preprocessor(backbone)
+    return plan, {s: frozen_features(warm, getattr(data, f"x_{s}"), preprocess)
+                  for s in ("train", "val", "test")}, preprocess
+
+
+def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
+    """On test: the probe fitted on train alone and on train+val (the refit's images), and the
+    other two deliveries of the same chosen finalist, built from its fold models that the stage
+    keeps: their average (``deliver: ensemble``) and the best fold's (``deliver: best_fold``)."""
+    from tlsweep.measures._intervals import balanced_estimate
+    from tlsweep.training._epochs import confusion_matrix
+    from tlsweep.training._probe import fit_probe
+
+    plan, f, preprocess = frozen_sets(sweep, results)
+    config, data = plan.sweep.config, plan.dataset
     found = {}
     for name, x, y in (("probe_train_test", f["train"], data.y_train),
                        ("probe_trainval_test", np.concatenate([f["train"], f["val"]]),
@@ -149,8 +158,8 @@ def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
         fit = fit_probe(x, y, config.objective, config.seed)
         found[name] = balanced_estimate(confusion_matrix(
             data.y_test, fit.predict(f["test"]), data.n_classes)).value
-    rules = rules_on_test(plan, preprocessor(backbone), found["probe_trainval_test"])
-    return {**found, **fold_deliveries_on_test(plan, preprocessor(backbone)), **rules}
+    rules = rules_on_test(plan, preprocess, found["probe_trainval_test"])
+    return {**found, **fold_deliveries_on_test(plan, preprocess), **rules}
 
 
 def every_refit_on_test(plan: Any, final: dict, preprocess: Any) -> dict[int, float]:
