@@ -3,6 +3,7 @@ as the full model does."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,11 @@ def test_a_new_training_model_traces_its_step_once(tmp_path: Path, tiny_backbone
     assert [phase for phase, _, traced, _ in result.timings["epochs"] if traced] == [
         "head", "finetune"]
     assert len(traces) == 2, traces
+    # Each epoch's CPU seconds are the worker's own, counted over that epoch alone: positive,
+    # and under the wall seconds times the cores (more is impossible in one epoch).
+    cores = os.cpu_count() or 1
+    assert all(0 < cpu_s <= seconds * cores + 0.05
+               for _, seconds, _, cpu_s in result.timings["epochs"]), result.timings["epochs"]
 
 
 def test_head_on_cached_features_matches_the_full_model(tmp_path: Path) -> None:
