@@ -1,6 +1,7 @@
 """Deliveries averaged with the probe, on finished ``beat_probe.py`` runs: would averaging class
-probabilities (the refit, the chosen finalist's fold models, the probe fitted on train+val) beat
-the probe on test where the refit alone does not? Nothing is trained but the probe; the models
+probabilities (the refit, the chosen finalist's fold models, the probe fitted on train+val, and
+each model's on the test images mirrored left-right) beat the probe on test where the refit alone
+does not? Nothing is trained but the probe; the models
 are the ones each run's stage kept.
 
     python benchmarks/beat_probe.py --arms anchor --out runs        # first, or runs kept
@@ -36,27 +37,33 @@ def probabilities(run: Path) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
                       np.concatenate([data.y_train, data.y_val]), config.objective, config.seed)
     found = {"probe": probe.model.predict_proba(features["test"])}  # type: ignore[attr-defined]
 
-    def of(model: Any) -> np.ndarray:
-        return np.concatenate([np.asarray(predict(model, eval_inputs(data.x_test[i:i + 256],
+    def of(model: Any, images: np.ndarray = data.x_test) -> np.ndarray:
+        return np.concatenate([np.asarray(predict(model, eval_inputs(images[i:i + 256],
                                                                      preprocess)))
-                               for i in range(0, len(data.x_test), 256)])
+                               for i in range(0, len(images), 256)])
+
+    mirrored = data.x_test[:, :, ::-1].copy()  # left-right: test-time augmentation by a flip
 
     final = load_study(plan.directory, config.study).user_attrs["final"]
     kept = plan.directory / "final"
     if final["chosen"] is not None and (kept / "model.keras").is_file():
-        found["refit"] = of(keras.models.load_model(kept / "model.keras", compile=False))
+        refit = keras.models.load_model(kept / "model.keras", compile=False)
+        found["refit"], found["refit, mirrored"] = of(refit), of(refit, mirrored)
         chosen = next(f for f in final["finalists"] if f["trial"] == final["chosen"])
         folds = len(chosen.get("fold_scores") or [])
         if folds:
-            found["ensemble"] = of(fold_ensemble(
-                [fold_model_path(kept, final["chosen"], i) for i in range(folds)]))
+            ensemble = fold_ensemble(
+                [fold_model_path(kept, final["chosen"], i) for i in range(folds)])
+            found["ensemble"], found["ensemble, mirrored"] = of(ensemble), of(ensemble, mirrored)
     return found, data.y_test, data.n_classes
 
 
 # Each blend: the deliveries whose probabilities are averaged, with equal weight.
 BLENDS = {"refit": ("refit",), "ensemble": ("ensemble",), "refit + probe": ("refit", "probe"),
           "ensemble + probe": ("ensemble", "probe"), "refit + ensemble": ("refit", "ensemble"),
-          "refit + ensemble + probe": ("refit", "ensemble", "probe")}
+          "refit + ensemble + probe": ("refit", "ensemble", "probe"),
+          "refit, flip TTA": ("refit", "refit, mirrored"),
+          "ensemble, flip TTA": ("ensemble", "ensemble, mirrored")}
 
 
 def gains(run: Path) -> dict[str, float]:
