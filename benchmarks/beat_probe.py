@@ -8,7 +8,7 @@ train alone and on train+val (the images the delivered refit trains on: the fair
 delivered model (the finalists' choice), their difference; the chosen finalist's other two
 deliveries, from the fold models the stage keeps (their average, ``deliver: ensemble``, and the
 best fold's model), so that refit, ensemble and best fold meet on the same searches; the sweep's
-wall time and CPU use
+wall time, the finalists' stage's, and CPU use
 (the run's children: user + system seconds over wall seconds); phase 1's share of the wall time
 (head epochs, frozen features and probe fits, summed over trials); the share of trials whose
 phase 1 trained on cached features; the share pruned before fine-tuning began.
@@ -16,6 +16,8 @@ phase 1 trained on cached features; the share pruned before fine-tuning began.
     python benchmarks/beat_probe.py                          # every arm, 2 sets x 3 seeds
     python benchmarks/beat_probe.py --arms anchor            # the anchor recipe as a finalist
     python benchmarks/beat_probe.py --arms after --sets flowers-small --seeds 0 --trials 6
+    python benchmarks/beat_probe.py --arms anchor anchor-fold-workers --sets flowers-small \
+        --seeds 0 --no-rules                                  # fold workers against none
 """
 
 from __future__ import annotations
@@ -59,8 +61,12 @@ ARMS = {
 ARMS["anchor"] = ARMS["after"]
 # "anchor-probe": "anchor" with the probe delivered when it cross-validates above every finalist.
 ARMS["anchor-probe"] = ARMS["after"]
+# "anchor-fold-workers": "anchor" with the folds trained side by side, one one-thread process
+# per core (finalists.fold_workers: auto); "anchor" trains them one after another.
+ARMS["anchor-fold-workers"] = ARMS["after"]
 FINALISTS = {"anchor": "finalists: {anchor: true}\n",
-             "anchor-probe": "finalists: {anchor: true, probe_competes: true}\n"}
+             "anchor-probe": "finalists: {anchor: true, probe_competes: true}\n",
+             "anchor-fold-workers": "finalists: {anchor: true, fold_workers: auto}\n"}
 
 
 def write_sweep(root: Path, arm: str, name: str, data: Path, size: int, seed: int,
@@ -141,7 +147,7 @@ def frozen_sets(sweep: Path, results: Path) -> tuple[Any, dict[str, np.ndarray],
                   for s in ("train", "val", "test")}, preprocess
 
 
-def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
+def probes_on_test(sweep: Path, results: Path, rules: bool = True) -> dict[str, float]:
     """On test: the probe fitted on train alone and on train+val (the refit's images), and the
     other two deliveries of the same chosen finalist, built from its fold models that the stage
     keeps: their average (``deliver: ensemble``) and the best fold's (``deliver: best_fold``)."""
@@ -158,8 +164,8 @@ def probes_on_test(sweep: Path, results: Path) -> dict[str, float]:
         fit = fit_probe(x, y, config.objective, config.seed)
         found[name] = balanced_estimate(confusion_matrix(
             data.y_test, fit.predict(f["test"]), data.n_classes)).value
-    rules = rules_on_test(plan, preprocess, found["probe_trainval_test"])
-    return {**found, **fold_deliveries_on_test(plan, preprocess), **rules}
+    ruled = rules_on_test(plan, preprocess, found["probe_trainval_test"]) if rules else {}
+    return {**found, **fold_deliveries_on_test(plan, preprocess), **ruled}
 
 
 def every_refit_on_test(plan: Any, final: dict, preprocess: Any) -> dict[int, float]:
@@ -168,30 +174,26 @@ def every_refit_on_test(plan: Any, final: dict, preprocess: Any) -> dict[int, fl
     have delivered, on the same search."""
     from rich.console import Console
 
-    from tlsweep.datasets import Dataset
     from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.store import load_study
     from tlsweep.sweep import FinalStage
+    from tlsweep.sweep._runner import worker_spec
     from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._final import _Silent, predict_images
-    from tlsweep.training._trial import TwoPhaseTrial
+    from tlsweep.training._folds import RecipeTrainer, predict_images
     from tlsweep.training._warm import ModelPool
 
     data = plan.dataset
-    both = Dataset(np.concatenate([data.x_train, data.x_val]),
-                   np.concatenate([data.y_train, data.y_val]), data.x_val, data.y_val,
-                   data.class_names, [])
+    trainer = RecipeTrainer(worker_spec(plan), data, ModelPool(keep=True))
+    x, y = trainer.train_and_val()
     study = load_study(plan.directory, plan.sweep.config.study)
-    pool, tested = ModelPool(keep=True), {}
+    tested = {}
     for finalist in FinalStage(Console(stderr=True)).choose_finalists(plan, study, True):
         if finalist.number == final["chosen"]:
             confusion = final["delivered"]["test_confusion"]
         else:
-            trial = TwoPhaseTrial(finalist.params, plan.backbones[finalist.params.backbone],
-                                  both, finalist.settings, _Silent(), pool=pool)
-            trial.fit(0, finalist.epochs)
+            model = trainer.train(finalist, x, y, data.x_val, data.y_val)
             confusion = confusion_matrix(data.y_test, predict_images(
-                trial.model, data.x_test, preprocess), data.n_classes)
+                model, data.x_test, preprocess), data.n_classes)
         tested[finalist.number] = balanced_estimate(np.asarray(confusion)).value
     return tested
 
@@ -231,7 +233,8 @@ def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
     from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.store import load_study
     from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._final import fold_ensemble, fold_model_path, predict_images
+    from tlsweep.training._final import fold_ensemble, fold_model_path
+    from tlsweep.training._folds import predict_images
 
     final = load_study(plan.directory, plan.sweep.config.study).user_attrs["final"]
     chosen = next((f for f in final["finalists"] if f["trial"] == final["chosen"]), {})
@@ -268,7 +271,15 @@ def measure(results: Path, study_name: str) -> dict[str, float]:
             "chosen_trial": "probe" if pd.isna(chosen["trial"]) else int(chosen["trial"])}
 
 
-def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int = 1) -> dict:
+def stage_seconds(results: Path, study_name: str) -> float:
+    """The finalists' stage's wall seconds, as the stage recorded them."""
+    from tlsweep.store import load_study
+
+    return float(load_study(results / study_name, study_name).user_attrs["final"]["seconds"])
+
+
+def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int = 1,
+            rules: bool = True) -> dict:
     make, size = SETS[name]
     root = out / (f"{name}-{arm}-seed{seed}" + (f"-workers{workers}" if workers > 1 else ""))
     shutil.rmtree(root, ignore_errors=True)
@@ -290,24 +301,28 @@ def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int
     head_epochs = int(ARMS[arm][0].split("head_epochs: ")[1].split(",")[0])
     phase1 = phase_one(root / "results", study_name, head_epochs)
     return {"set": name, "arm": arm, "seed": seed, "workers": workers, "wall_s": wall, "cpu": cpu,
+            "stage_s": stage_seconds(root / "results", study_name),
             "phase1_share": phase1.pop("phase1_s") / wall, **phase1,
             **epoch_cpu(root / "results", study_name),
-            **measure(root / "results", study_name), **probes_on_test(sweep, root / "results")}
+            **measure(root / "results", study_name),
+            **probes_on_test(sweep, root / "results", rules)}
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| set | arm | seed | probe test: train / train+val | delivered test [95% CI] "
              "| − probe (train+val) | fold ensemble test | best fold test | chosen trial "
-             "| sweep s | CPU | CPU in epochs (untraced) | search epochs' share of wall "
-             "| phase 1 share | on cached features | pruned before fine-tuning |",
-             "| --- " * 16 + "|"]
+             "| sweep s | finalists' stage s | CPU | CPU in epochs (untraced) "
+             "| search epochs' share of wall | phase 1 share | on cached features "
+             "| pruned before fine-tuning |",
+             "| --- " * 17 + "|"]
     for r in rows:
         lines.append(
             f"| {r['set']} | {r['arm']} | {r['seed']} | {r['probe_train_test']:.3f} / "
             f"{r['probe_trainval_test']:.3f} | {r['test']:.3f} [{r['test_low']:.3f}, "
             f"{r['test_high']:.3f}] | {r['test'] - r['probe_trainval_test']:+.3f} "
             f"| {r['ensemble_test']:.3f} | {r['best_fold_test']:.3f} "
-            f"| {r['chosen_trial']} | {r['wall_s']:.0f} | {r['cpu']:.0%} "
+            f"| {r['chosen_trial']} | {r['wall_s']:.0f} | {r.get('stage_s', float('nan')):.0f} "
+            f"| {r['cpu']:.0%} "
             f"| {r['epoch_cpu']:.0%} ({r['steady_epoch_cpu']:.0%}) "
             f"| {r['epochs_s'] / r['wall_s']:.0%} | {r['phase1_share']:.0%} "
             f"| {r['cached_share']:.0%} "
@@ -355,6 +370,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1, help="tlsweep run --workers")
+    parser.add_argument("--no-rules", action="store_true",
+                        help="skip refitting every finalist to score the choice rules")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "runs" / "beat_probe")
     args = parser.parse_args()
     args.out = args.out.resolve()  # the sweep files name their paths absolutely
@@ -364,7 +381,8 @@ def main() -> None:
     for name in args.sets:
         for seed in args.seeds:
             for arm in args.arms:  # interleaved: the arms see the same machine load
-                rows.append(run_one(args.out, arm, name, seed, args.trials, args.workers))
+                rows.append(run_one(args.out, arm, name, seed, args.trials, args.workers,
+                                    not args.no_rules))
                 print(json.dumps(rows[-1]), flush=True)
                 (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     print(table(rows))

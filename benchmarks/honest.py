@@ -109,7 +109,7 @@ sampler: {{kind: tpe}}
 def _test_score(model, dataset, backbone) -> float:
     from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._final import predict_images
+    from tlsweep.training._folds import predict_images
     from tlsweep.training.backbones import preprocessor
 
     predicted = predict_images(model, dataset.x_test, preprocessor(backbone))

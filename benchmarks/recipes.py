@@ -36,7 +36,7 @@ from tlsweep.training import TwoPhaseTrial
 from tlsweep.training._batches import eval_inputs
 from tlsweep.training._classifier import unfrozen_count
 from tlsweep.training._epochs import confusion_matrix
-from tlsweep.training._final import predict_images
+from tlsweep.training._folds import predict_images
 from tlsweep.training._probe import fit_probe
 from tlsweep.training._warm import ModelPool, Structure, frozen_features
 from tlsweep.training._worker import setup_tensorflow

@@ -101,6 +101,8 @@ def test_impossible_ranges(files: tuple[Path, Path], replacement: str, expected:
     ("data: {dir: x, train_dir: y, val_dir: z}", "not both"),
     ("budget: {trials: 0}", "budget.trials"),
     ("budget: {timeout: soon}", "not a duration"),
+    ("finalists: {fold_workers: 0}", "finalists.fold_workers"),
+    ("finalists: {fold_workers: many}", "finalists.fold_workers"),
 ])
 def test_sweep_values_out_of_range(files: tuple[Path, Path], line: str, expected: str) -> None:
     sweep, _ = files

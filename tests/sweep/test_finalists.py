@@ -70,10 +70,12 @@ def test_finalists_are_cross_validated_and_scored_on_the_test_set(tmp_path: Path
     data = write_class_images(tmp_path / "data", {"a": 24, "b": 24, "c": 16})
     sweep = sweep_file(tmp_path, tiny_backbone,
                        f"{{dir: {data}, val_split: 0.25, test_split: 0.25, image_size: 16}}",
-                       finalists="{k: 2, reevaluate: on, folds: 2}")
+                       finalists="{k: 2, reevaluate: on, folds: 2, fold_workers: 2}")
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "finalists" in done.stdout and "fold 2/2" in done.stdout
+    # The 2 x 2 folds trained side by side by the fold workers asked for (training._folds).
+    assert "folds trained by 2 workers" in done.stdout, done.stdout
     directory = tmp_path / "results" / "tiny"
     board = pd.concat([pd.read_parquet(directory / name)
                        for name in ("leaderboard.parquet", "final.parquet")])

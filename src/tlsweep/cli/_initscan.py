@@ -5,7 +5,6 @@ Pillow and NumPy only, never TensorFlow."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
@@ -16,7 +15,7 @@ from PIL import Image
 
 from tlsweep.datasets import Skipped, decode_or_skip, scan_classes
 from tlsweep.errors import ConfigError, DataError
-from tlsweep.system import environment
+from tlsweep.system import usable_cores
 from tlsweep.training import backbones as bb
 
 SOURCE = Path("tlsweep init")
@@ -125,10 +124,7 @@ def read_layout(data_dir: Path, layout: dict[str, Path], found: list[str]) -> di
 # ----------------------------------------------------------------------------- the machine
 def machine() -> tuple[int, bool]:
     """(CPU cores this process may use, whether TensorFlow here can use an NVIDIA GPU)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        os.cpu_count() or 1
-    threads = os.environ.get(environment.THREADS, "0")
-    cores = min(cores, int(threads)) if threads.isdigit() and int(threads) > 0 else cores
+    cores = usable_cores()
     try:
         metadata.distribution("tensorflow-cpu")
         return cores, False

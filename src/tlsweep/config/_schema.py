@@ -197,6 +197,18 @@ class FinalistsConfig(Strict):
     # errors of their paired out-of-fold gap: a searched finalist the anchor, the probe the
     # chosen finalist (training._choice). 0: the top score wins, however slight its lead.
     margin_se: float = Field(default=1.0, ge=0.0)
+    # Processes that train the folds side by side (training._folds). ``auto``: one per CPU core,
+    # each with one thread, on CPU; the stage's own process on a GPU. 1: that process alone, the
+    # default: two one-thread workers did not shorten the stage on 2 cores (benchmarks/RESULTS.md,
+    # "Fold workers").
+    fold_workers: int | Literal["auto"] = 1
+
+    @field_validator("fold_workers")
+    @classmethod
+    def _at_least_one(cls, value: int | str) -> int | str:
+        if value != "auto" and int(value) < 1:
+            raise ValueError("must be auto or a whole number of at least 1")
+        return value
 
     @field_validator("anchor", mode="before")
     @classmethod

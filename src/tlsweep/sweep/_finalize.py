@@ -166,7 +166,9 @@ class FinalStage:
 
         context = multiprocessing.get_context("spawn")
         conn, child = context.Pipe()
-        process = context.Process(target=final_main, args=(child, task), daemon=True,
+        # Not daemonic: it starts fold workers of its own. It dies with this process all the
+        # same (``die_with_parent``), and is killed below if it outlives the stage.
+        process = context.Process(target=final_main, args=(child, task), daemon=False,
                                   name="tlsweep-final")
         process.start()
         child.close()

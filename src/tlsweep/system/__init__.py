@@ -1,8 +1,8 @@
 """What every layer leans on: atomic file writes, the TLSWEEP_* environment variables, process
-checks and TensorFlow's log."""
+checks, the usable cores and TensorFlow's log."""
 
 from tlsweep.system._atomic import replacing, write_text
-from tlsweep.system._process import process_alive
+from tlsweep.system._process import process_alive, usable_cores
 from tlsweep.system._record import Record
 from tlsweep.system._tflog import log_path, redirect_to_log, see_log, stderr_to_log
 
@@ -14,5 +14,6 @@ __all__ = [
     "replacing",
     "see_log",
     "stderr_to_log",
+    "usable_cores",
     "write_text",
 ]

@@ -6,10 +6,12 @@ numbers are shown, with one method each (``measures``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -21,8 +23,9 @@ from tlsweep.config import TrialParams
 from tlsweep.system import redirect_to_log
 from tlsweep.training._choice import score
 from tlsweep.training._final_probe import ProbeStage, _confusion
+from tlsweep.training._folds import FoldWorkers, RecipeTrainer, fold_workers, predict_images
 from tlsweep.training._worker import WorkerSpec
-from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
+from tlsweep.training.protocol import FinalDone, FinalFailed, FoldDone, FoldJob, Progress
 
 DELIVERED = "model.keras"
 
@@ -77,35 +80,16 @@ def fold_ensemble(paths: list[Path]) -> Any:
     return keras.Model(inputs, outputs, name="fold_ensemble")
 
 
-class _Silent:
-    """A reporter that lets a recipe train every epoch: nothing prunes a finalist."""
-
-    def epoch_started(self, phase: str, step: int, total_steps: int) -> None:
-        pass
-
-    def epoch_finished(self, record: Any) -> None:
-        pass
-
-
-def predict_images(model: Any, images: np.ndarray, preprocess: Any,
-                   chunk: int = 256) -> np.ndarray:
-    """Class indices for uint8 images, preprocessed a slice at a time (a float copy of a large
-    test set at once would not fit)."""
-    from tlsweep.training._batches import eval_inputs
-    from tlsweep.training._classifier import predict
-
-    return np.concatenate([predict(model, eval_inputs(images[i:i + chunk], preprocess))
-                           .argmax(axis=1) for i in range(0, len(images), chunk)])
-
-
 class FinalRun(ProbeStage):
-    def __init__(self, conn: Connection, task: FinalTask, dataset: Any) -> None:
+    def __init__(self, conn: Connection, task: FinalTask, dataset: Any,
+                 workers: FoldWorkers | None = None) -> None:
         from tlsweep.training._warm import ModelPool
 
-        self.conn, self.task, self.data = conn, task, dataset
+        self.conn, self.task, self.data, self.workers = conn, task, dataset, workers
         self.config = task.spec.sweep.config
         self.objective = self.config.objective
         self.pool = ModelPool(keep=True)
+        self.trainer = RecipeTrainer(task.spec, dataset, self.pool)
         self.refit_probes = {}
         # Each finalist's report, trial by trial: the stage's answer, and where the fold scores
         # that choose a best fold are read from.
@@ -125,24 +109,6 @@ class FinalRun(ProbeStage):
                           self.data.n_classes)
 
     # ------------------------------------------------------------------ recipes
-    def train_recipe(self, finalist: Finalist, x_train: np.ndarray, y_train: np.ndarray,
-                     x_val: np.ndarray, y_val: np.ndarray) -> Any:
-        """The finalist's recipe on other data: its parameters and seed, trained to its best
-        epoch with nothing pruned. Returns the model at that epoch."""
-        from tlsweep.datasets import Dataset
-        from tlsweep.training._trial import TwoPhaseTrial
-
-        dataset = Dataset(x_train, y_train, x_val, y_val, self.data.class_names, [])
-        trial = TwoPhaseTrial(finalist.params, self.task.spec.backbones[finalist.params.backbone],
-                              dataset, finalist.settings, _Silent(), pool=self.pool)
-        trial.fit(0, finalist.epochs)
-        return trial.model
-
-    def train_and_val(self) -> tuple[np.ndarray, np.ndarray]:
-        """Train and validation images together: what the folds split and the refit trains on."""
-        return (np.concatenate([self.data.x_train, self.data.x_val]),
-                np.concatenate([self.data.y_train, self.data.y_val]))
-
     def folds(self, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         from sklearn.model_selection import StratifiedGroupKFold
 
@@ -162,32 +128,39 @@ class FinalRun(ProbeStage):
         return list(splitter.split(labels, labels, groups))
 
     def cross_validate(self, finalists: list[Finalist]) -> list[dict[str, Any]]:
-        from tlsweep.training.backbones import preprocessor
-
-        x, y = self.train_and_val()
+        """Every finalist on every fold, in this process or over fold workers (``_folds``);
+        pooled out-of-fold predictions, in train+val's order (for pairing)."""
+        y = np.concatenate([self.data.y_train, self.data.y_val])  # train_and_val's order
         folds = self.folds(y)
-        # Held once, so every finalist trains on the same arrays: a warm worker's compiled
-        # models and batches are found by array identity.
-        parts = [(x[train], y[train], x[held], y[held]) for train, held in folds]
+        jobs = [FoldJob(f, index, train, held, self.fold_path(f, index))
+                for f in finalists for index, (train, held) in enumerate(folds)]
+        predicted = {f.number: np.zeros(len(y), np.int64) for f in finalists}
+        for done in self.fold_results(jobs, len(folds)):
+            predicted[done.trial][folds[done.index][1]] = done.predicted
         results = []
         for finalist in finalists:
-            pooled = np.zeros((self.data.n_classes,) * 2, np.int64)
-            out_of_fold = np.zeros(len(y), np.int64)  # in train_and_val's order, for pairing
-            scores: list[float] = []
-            preprocess = preprocessor(self.task.spec.backbones[finalist.params.backbone])
-            for index, ((x_tr, y_tr, x_held, y_held), (_, held)) in enumerate(
-                    zip(parts, folds, strict=True)):
-                label = f" (anchor, {finalist.epochs} epochs)" if finalist.anchor else ""
-                self.say(f"trial {finalist.number}{label}: fold {index + 1}/{len(parts)}")
-                model = self.train_recipe(finalist, x_tr, y_tr, x_held, y_held)
-                out_of_fold[held] = predict_images(model, x_held, preprocess)
-                confusion = _confusion(y_held, out_of_fold[held], self.data.n_classes)
-                pooled += np.asarray(confusion)
-                scores.append(score(confusion, self.objective))
-                model.save(self.fold_path(finalist, index))
-            results.append({"trial": finalist.number, "cv_confusion": pooled.tolist(),
-                            "cv_predicted": out_of_fold.tolist(), "fold_scores": scores})
+            confusions = [_confusion(y[held], predicted[finalist.number][held],
+                                     self.data.n_classes) for _, held in folds]
+            results.append({"trial": finalist.number,
+                            "cv_confusion": np.sum(confusions, axis=0).tolist(),
+                            "cv_predicted": predicted[finalist.number].tolist(),
+                            "fold_scores": [score(c, self.objective) for c in confusions]})
         return results
+
+    def fold_results(self, jobs: list[FoldJob], folds: int) -> Iterator[FoldDone]:
+        """Each job's result, trained here or by the fold workers; each said as it starts."""
+
+        def started(job: FoldJob) -> None:
+            f = job.finalist
+            label = f" (anchor, {f.epochs} epochs)" if f.anchor else ""
+            self.say(f"trial {f.number}{label}: fold {job.index + 1}/{folds}")
+
+        if self.workers is None:
+            for job in jobs:
+                started(job)
+                yield self.trainer.run(job)
+        else:
+            yield from self.workers.run(jobs, started)
 
     def choose(self, finalists: list[Finalist], baselines: list[dict[str, Any]]) -> tuple[
             Finalist, str | None, str]:
@@ -239,8 +212,8 @@ class FinalRun(ProbeStage):
             fold_ensemble(self.fold_paths(chosen)).save(target)
             return "ensemble", target
         self.say(f"trial {chosen.number}: refit on train+val")
-        x, y = self.train_and_val()
-        self.train_recipe(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
+        x, y = self.trainer.train_and_val()
+        self.trainer.train(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
         return "refit", target
 
     def run(self) -> dict[str, Any]:
@@ -295,6 +268,18 @@ class FinalRun(ProbeStage):
                       "test": len(self.data.y_test) if self.data.has_test else 0}}
 
 
+def start_fold_workers(task: FinalTask) -> FoldWorkers | None:
+    """The fold workers ``finalists.fold_workers`` asks for on this machine, started; None when
+    the stage's process trains the folds itself."""
+    from tlsweep.system import usable_cores
+    from tlsweep.training._worker import _gpu_capabilities
+
+    jobs = len(task.finalists) * task.folds if task.reevaluate else 0
+    workers, threads = fold_workers(task.spec.sweep.config.finalists.fold_workers,
+                                    usable_cores(), jobs, bool(_gpu_capabilities()))
+    return FoldWorkers(task.spec, workers, threads) if workers > 1 else None
+
+
 def final_main(conn: Connection, task: FinalTask) -> None:
     from tlsweep.training._worker import die_with_parent, setup_tensorflow
 
@@ -308,7 +293,14 @@ def final_main(conn: Connection, task: FinalTask) -> None:
         config = task.spec.sweep.config
         dataset = load_dataset(config.data, config.seed, task.spec.sweep.path)
         setup_tensorflow(config)
-        conn.send(FinalDone(FinalRun(conn, task, dataset).run()))
+        workers = start_fold_workers(task)
+        with workers or contextlib.nullcontext():
+            if workers is not None:
+                conn.send(Progress(f"folds trained by {workers.workers} workers, "
+                                   f"{workers.threads} CPU thread(s) each"))
+            report = FinalRun(conn, task, dataset, workers).run()
+        # Sent once the workers are joined: the orchestrator ends this process on this message.
+        conn.send(FinalDone(report))
     except Exception as exc:  # reported, never raised: the sweep itself is finished
         traceback.print_exc()  # into the study's log, which the orchestrator's message names
         conn.send(FinalFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))

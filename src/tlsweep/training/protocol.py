@@ -12,7 +12,8 @@ A trial's conversation over the worker's pipe:
     orchestrator:  RunTrial again, or StopWorker
 
 The epoch's answer is read while the next epoch trains (``_worker.PipeReporter``). The
-finalists' stage sends Progress lines, then FinalDone or FinalFailed. Nothing here imports
+finalists' stage sends Progress lines, then FinalDone or FinalFailed; its fold workers answer
+each FoldJob with FoldDone or FoldFailed (``_folds``). Nothing here imports
 TensorFlow: both ends use this module.
 """
 
@@ -23,6 +24,11 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from tlsweep.training._final import Finalist
     from tlsweep.training._trial import TrialTask
 
 
@@ -130,6 +136,31 @@ class FinalDone:
 class FinalFailed:
     error: str
     traceback: str = ""
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One finalist's recipe to train on one fold of train+val (``_folds``), by index into
+    train+val's order (train, then validation)."""
+
+    finalist: Finalist
+    index: int  # the fold's, 0-based
+    train: np.ndarray
+    held: np.ndarray
+    path: Path  # where its model is saved
+
+
+@dataclass(frozen=True)
+class FoldDone:
+    trial: int
+    index: int
+    predicted: list[int]  # a class index per held-out image, in ``held``'s order
+
+
+@dataclass(frozen=True)
+class FoldFailed:
+    error: str
+    traceback: str
 
 
 STOPPING_ANSWERS = {EpochAnswer.PRUNE: Ending.PRUNED, EpochAnswer.INTERRUPT: Ending.INTERRUPTED}
