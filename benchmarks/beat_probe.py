@@ -184,7 +184,7 @@ def every_refit_on_test(plan: Any, final: dict, preprocess: Any) -> dict[int, fl
 
     data = plan.dataset
     trainer = RecipeTrainer(worker_spec(plan), data, ModelPool(keep=True))
-    x, y = trainer.train_and_val()
+    x, y = trainer.train_and_val
     study = load_study(plan.directory, plan.sweep.config.study)
     tested = {}
     for finalist in FinalStage(Console(stderr=True)).choose_finalists(plan, study, True):

@@ -201,14 +201,7 @@ class FinalistsConfig(Strict):
     # each with one thread, on CPU; the stage's own process on a GPU. 1: that process alone, the
     # default: two one-thread workers did not shorten the stage on 2 cores (benchmarks/RESULTS.md,
     # "Fold workers").
-    fold_workers: int | Literal["auto"] = 1
-
-    @field_validator("fold_workers")
-    @classmethod
-    def _at_least_one(cls, value: int | str) -> int | str:
-        if value != "auto" and int(value) < 1:
-            raise ValueError("must be auto or a whole number of at least 1")
-        return value
+    fold_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
 
     @field_validator("anchor", mode="before")
     @classmethod

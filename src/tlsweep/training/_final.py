@@ -7,9 +7,7 @@ numbers are shown, with one method each (``measures``).
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from tlsweep.config import TrialParams
-from tlsweep.system import redirect_to_log
 from tlsweep.training._choice import score
 from tlsweep.training._final_probe import ProbeStage, _confusion
 from tlsweep.training._folds import FoldWorkers, RecipeTrainer, fold_workers, predict_images
@@ -212,7 +209,7 @@ class FinalRun(ProbeStage):
             fold_ensemble(self.fold_paths(chosen)).save(target)
             return "ensemble", target
         self.say(f"trial {chosen.number}: refit on train+val")
-        x, y = self.trainer.train_and_val()
+        x, y = self.trainer.train_and_val
         self.trainer.train(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
         return "refit", target
 
@@ -281,12 +278,9 @@ def start_fold_workers(task: FinalTask) -> FoldWorkers | None:
 
 
 def final_main(conn: Connection, task: FinalTask) -> None:
-    from tlsweep.training._worker import die_with_parent, setup_tensorflow
+    from tlsweep.training._worker import enter_subprocess, setup_tensorflow
 
-    redirect_to_log(task.spec.log, "final stage")  # before TensorFlow is imported
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
-    die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    enter_subprocess(task.spec.log, "final stage")
     try:
         from tlsweep.datasets import load_dataset
 

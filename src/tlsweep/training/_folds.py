@@ -11,7 +11,6 @@ worker trains it does not change its model (``_warm``).
 
 The conversation over a fold worker's pipe:
 
-    worker:        WorkerReady                                (once, at start-up)
     stage:         FoldJob   -> worker: FoldDone or FoldFailed  ... repeated
     stage:         StopWorker
 """
@@ -20,18 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import numpy as np
 
-from tlsweep.system import environment, redirect_to_log
+from tlsweep.system import environment
 from tlsweep.training._worker import WorkerSpec
-from tlsweep.training.protocol import FoldDone, FoldFailed, FoldJob, StopWorker, WorkerReady
+from tlsweep.training.protocol import FoldDone, FoldFailed, FoldJob, StopWorker
 
 
 class _Silent:
@@ -88,8 +87,10 @@ class RecipeTrainer:
         trial.fit(0, finalist.epochs)
         return trial.model
 
+    @cached_property
     def train_and_val(self) -> tuple[np.ndarray, np.ndarray]:
-        """Train and validation images together: what the folds split and the refit trains on."""
+        """Train and validation images together: what the folds split and the refit trains on
+        (one copy, not one per fold)."""
         return (np.concatenate([self.data.x_train, self.data.x_val]),
                 np.concatenate([self.data.y_train, self.data.y_val]))
 
@@ -98,7 +99,7 @@ class RecipeTrainer:
         from tlsweep.training.backbones import preprocessor
 
         if job.index not in self.parts:
-            x, y = self.train_and_val()
+            x, y = self.train_and_val
             self.parts[job.index] = (x[job.train], y[job.train], x[job.held], y[job.held])
         x_train, y_train, x_held, y_held = self.parts[job.index]
         model = self.train(job.finalist, x_train, y_train, x_held, y_held)
@@ -109,23 +110,18 @@ class RecipeTrainer:
 
 
 def fold_worker_main(conn: Connection, spec: WorkerSpec, threads: int) -> None:
-    from tlsweep.training._worker import die_with_parent, rss_mb, setup_tensorflow
+    from tlsweep.training._worker import enter_subprocess, setup_tensorflow
 
-    redirect_to_log(spec.log, "fold worker")  # before TensorFlow is imported
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
-    die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    enter_subprocess(spec.log, "fold worker")
     os.environ[environment.THREADS] = str(threads)
     from tlsweep.datasets import load_dataset
 
     config = spec.sweep.config
     dataset = load_dataset(config.data, config.seed, spec.sweep.path)
-    policy, threads = setup_tensorflow(config)
+    setup_tensorflow(config)
     from tlsweep.training._warm import ModelPool
 
     trainer = RecipeTrainer(spec, dataset, ModelPool(keep=True))
-    conn.send(WorkerReady(os.getpid(), rss_mb(), {"intra_op_threads": threads,
-                                                  "precision": policy}, {}))
     try:
         while True:
             message: FoldJob | StopWorker = conn.recv()
@@ -186,14 +182,11 @@ class FoldWorkers:
                 conn.send(job)
                 busy[conn] = job
             for conn in wait(list(busy)):
-                message = self._receive(conn, busy[conn])
-                if isinstance(message, WorkerReady):
-                    continue  # its start-up, before its first answer
-                del busy[conn]
+                message = self._receive(conn, busy.pop(conn))
                 idle.append(conn)
                 yield message
 
-    def _receive(self, conn: Connection, job: FoldJob) -> WorkerReady | FoldDone:
+    def _receive(self, conn: Connection, job: FoldJob) -> FoldDone:
         where = f"trial {job.finalist.number}'s fold {job.index + 1}"
         try:
             message = conn.recv()

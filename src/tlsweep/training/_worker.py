@@ -76,6 +76,16 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def enter_subprocess(log: Path, role: str) -> None:
+    """What every TensorFlow subprocess (trial worker, final stage, fold worker) does first:
+    its output into the study's log, before TensorFlow is imported; Ctrl-C left to the
+    orchestrator; death with its parent."""
+    redirect_to_log(log, role)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def _limit_memory(extra_mb: int) -> None:
     """Cap the address space at its current size plus ``extra_mb``: past it, allocations fail."""
     with open("/proc/self/statm") as statm:
@@ -232,10 +242,7 @@ def setup_tensorflow(config: Any) -> tuple[str, int]:
 
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    redirect_to_log(spec.log, "trial worker")  # before TensorFlow is imported
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the orchestrator's to handle
-    die_with_parent()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    enter_subprocess(spec.log, "trial worker")
     began = time.perf_counter()
     from tlsweep.datasets import load_dataset
 
