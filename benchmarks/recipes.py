@@ -1,14 +1,16 @@
 """Fixed fine-tuning recipes on flowers-small (issue 14): does any beat the linear probe?
 
 No search: each recipe is one tlsweep trial (``TwoPhaseTrial`` with ``trial_settings`` of a sweep
-file written per recipe), trained every epoch on ``honest.flowers_small``, MobileNetV2 with the
-shared weights. Reported: val balanced accuracy at the best epoch, test balanced accuracy [95%
-interval] of the best- and the last-epoch model, training seconds; and tlsweep's probe on the same
-split, on the pooled output and on earlier layers (average-pooled).
+file written per recipe), trained every epoch on ``honest.flowers_small`` (``--set``: any of
+``honest.SETS``, at its size or ``--image-size``), MobileNetV2 with the shared weights. Reported:
+val balanced accuracy at the best epoch, test balanced accuracy [95% interval] of the best- and the
+last-epoch model, training seconds; and tlsweep's probe on the same split, on the pooled output and
+on earlier layers (average-pooled).
 
     python benchmarks/recipes.py                      # all recipes, seed 0
     python benchmarks/recipes.py --recipes B C --seed 1 --finetune-epochs 4
     python benchmarks/recipes.py --recipes N --seed 1 --refit   # as the finalists' refit would
+    python benchmarks/recipes.py --set hymenoptera-split --image-size 224 --recipes N --refit
 
 ``--refit`` trains every recipe and probe on train+val, as the finalists' stage refits the chosen
 recipe (validation then reads images trained on: its column means nothing; quote the test's).
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from honest import REPO, WEIGHTS, flowers_small
+from honest import REPO, SETS, WEIGHTS
 
 from tlsweep.config import TrialParams, load_sweep
 from tlsweep.measures._intervals import balanced_estimate
@@ -74,7 +76,6 @@ RECIPES = {"A": Recipe(3, True, 0.3, 3e-5, 5),  # the old default shape; the res
            "Q": Recipe(1, False, 0.3, 1e-4, 12, 1e-5, 0.6, "probe")}
 PROBE_LAYERS = ["block_9_add", "block_12_add", "block_13_expand_relu", "block_15_add",
                 "block_16_project_BN"]
-IMAGE_SIZE = 128  # honest.py's size for flowers-small (the images are 128x128)
 
 
 class Silent:  # nothing prunes a fixed recipe
@@ -82,7 +83,7 @@ class Silent:  # nothing prunes a fixed recipe
     def epoch_finished(self, record: Any) -> None: ...
 
 
-def write_sweep(folder: Path, data: Path, seed: int, r: Recipe) -> Path:
+def write_sweep(folder: Path, data: Path, seed: int, r: Recipe, size: int) -> Path:
     """The recipe as a sweep file (and a space of fixed values): ``tlsweep run`` would run it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "space.yaml").write_text(
@@ -93,7 +94,7 @@ def write_sweep(folder: Path, data: Path, seed: int, r: Recipe) -> Path:
     (folder / "sweep.yaml").write_text(
         f"study: recipe-{folder.name}-seed{seed}\nseed: {seed}\n"
         f"data: {{train_dir: {data}/train, val_dir: {data}/val, test_dir: {data}/test, "
-        f"image_size: {IMAGE_SIZE}}}\nsearch_space: {folder / 'space.yaml'}\n"
+        f"image_size: {size}}}\nsearch_space: {folder / 'space.yaml'}\n"
         f"budget: {{trials: 1}}\nobjective: val_balanced_accuracy\n"
         f"training: {{head_epochs: {r.head_epochs}, finetune_epochs: {r.finetune_epochs}, "
         f"batch_size: 32, augment_head: {str(r.augment_head).lower()}, "
@@ -120,8 +121,8 @@ def layer_features(base: Any, names: list[str], images: np.ndarray,
 
 def probes(plan: Any, pool: Any, seed: int, layers: list[str]) -> list[dict[str, Any]]:
     data, config, backbone = plan.dataset, plan.sweep.config, plan.backbones["MobileNetV2"]
-    warm, _ = pool.get(Structure(backbone, IMAGE_SIZE, data.n_classes, config.training.dropout),
-                       seed)
+    warm, _ = pool.get(Structure(backbone, config.data.image_size, data.n_classes,
+                                 config.training.dropout), seed)
     warm.reset(seed)  # the pretrained weights, as every trial starts
     preprocess = preprocessor(backbone)
     splits = {s: getattr(data, f"x_{s}") for s in ("train", "val", "test")}
@@ -185,6 +186,8 @@ def table(probe_rows: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", default="flowers-small", choices=list(SETS))
+    parser.add_argument("--image-size", type=int, help="default: honest.py's for the set")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--finetune-epochs", type=int, help="override every recipe's")
     parser.add_argument("--probe-layers", nargs="*", default=PROBE_LAYERS)
@@ -194,12 +197,15 @@ def main() -> None:
     if not WEIGHTS.is_file():
         sys.exit(f"skipped: {WEIGHTS} is absent (../shared or $TLSWEEP_SHARED)")
     began = time.perf_counter()
-    root = args.out / (f"seed{args.seed}" + ("-refit" if args.refit else ""))
+    make_data, default_size = SETS[args.set]
+    size = args.image_size or default_size
+    root = args.out / (f"{args.set}-{size}px-seed{args.seed}" + ("-refit" if args.refit else ""))
     shutil.rmtree(root, ignore_errors=True)
-    data = flowers_small(root / "data", args.seed)
+    data = make_data(root / "data", args.seed)
     recipes = {name: RECIPES[name] if args.finetune_epochs is None else dataclasses.replace(
         RECIPES[name], finetune_epochs=args.finetune_epochs) for name in args.recipes}
-    sweeps = {name: write_sweep(root / name, data, args.seed, r) for name, r in recipes.items()}
+    sweeps = {name: write_sweep(root / name, data, args.seed, r, size)
+              for name, r in recipes.items()}
     plan = prepare(load_sweep(sweeps[args.recipes[0]]), root / "results")
     if args.refit:
         data = plan.dataset
@@ -211,8 +217,8 @@ def main() -> None:
     probe_rows = probes(plan, pool, args.seed, args.probe_layers)
     rows = [train(dataclasses.replace(plan, sweep=load_sweep(sweeps[name])), pool, name, r)
             for name, r in recipes.items()]
-    text = (f"{table(probe_rows, rows)}\n\nseed {args.seed}; {len(plan.dataset.y_test)} test "
-            f"images; {len(plan.dataset.y_train)} training images"
+    text = (f"{table(probe_rows, rows)}\n\n{args.set} at {size} px, seed {args.seed}; "
+            f"{len(plan.dataset.y_test)} test images; {len(plan.dataset.y_train)} training images"
             f"{' (train+val)' if args.refit else ''}; total wall "
             f"{time.perf_counter() - began:.0f} s")
     (root / "results.json").write_text(json.dumps({"probes": probe_rows, "recipes": rows}))
