@@ -18,6 +18,7 @@ phase 1 trained on cached features; the share pruned before fine-tuning began.
     python benchmarks/beat_probe.py --arms after --sets flowers-small --seeds 0 --trials 6
     python benchmarks/beat_probe.py --arms anchor anchor-fold-workers --sets flowers-small \
         --seeds 0 --no-rules                                  # fold workers against none
+    python benchmarks/beat_probe.py --arms anchor --sets hymenoptera-split --image-size 224
 """
 
 from __future__ import annotations
@@ -279,9 +280,11 @@ def stage_seconds(results: Path, study_name: str) -> float:
 
 
 def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int = 1,
-            rules: bool = True) -> dict:
+            rules: bool = True, image_size: int | None = None) -> dict:
     make, size = SETS[name]
-    root = out / (f"{name}-{arm}-seed{seed}" + (f"-workers{workers}" if workers > 1 else ""))
+    size = image_size or size
+    root = out / (f"{name}-{arm}-seed{seed}" + (f"-workers{workers}" if workers > 1 else "")
+                  + (f"-{size}px" if image_size else ""))
     shutil.rmtree(root, ignore_errors=True)
     sweep = write_sweep(root, arm, name, make(root / "data", seed), size, seed, trials)
     env = {**os.environ, "TLSWEEP_RESULTS": str(root / "results")}
@@ -300,7 +303,8 @@ def run_one(out: Path, arm: str, name: str, seed: int, trials: int, workers: int
     study_name = f"{name}-{arm}-seed{seed}"
     head_epochs = int(ARMS[arm][0].split("head_epochs: ")[1].split(",")[0])
     phase1 = phase_one(root / "results", study_name, head_epochs)
-    return {"set": name, "arm": arm, "seed": seed, "workers": workers, "wall_s": wall, "cpu": cpu,
+    return {"set": name, "arm": arm, "seed": seed, "image_size": size, "workers": workers,
+            "wall_s": wall, "cpu": cpu,
             "stage_s": stage_seconds(root / "results", study_name),
             "phase1_share": phase1.pop("phase1_s") / wall, **phase1,
             **epoch_cpu(root / "results", study_name),
@@ -370,6 +374,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1, help="tlsweep run --workers")
+    parser.add_argument("--image-size", type=int, help="every set's (default: honest.SETS')")
     parser.add_argument("--no-rules", action="store_true",
                         help="skip refitting every finalist to score the choice rules")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "runs" / "beat_probe")
@@ -382,7 +387,7 @@ def main() -> None:
         for seed in args.seeds:
             for arm in args.arms:  # interleaved: the arms see the same machine load
                 rows.append(run_one(args.out, arm, name, seed, args.trials, args.workers,
-                                    not args.no_rules))
+                                    not args.no_rules, args.image_size))
                 print(json.dumps(rows[-1]), flush=True)
                 (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     print(table(rows))

@@ -196,6 +196,7 @@ def test_hymenoptera_one_trial_with_shared_mobilenetv2() -> None:
     assert str(shared.resolve()) in str(plan.backbones["MobileNetV2"].weights)
     result = run_trial(TrialParams("MobileNetV2", 0.3, 3e-3, 1e-5, 0.3, "none"),
                        plan.backbones["MobileNetV2"], plan.dataset,
-                       TrialSettings(160, 3, 2, 32, 0.2, "val_accuracy", 0), Quiet())
+                       TrialSettings(plan.sweep.config.data.image_size, 3, 2, 32, 0.2,
+                                     "val_accuracy", 0), Quiet())
     print(f"hymenoptera val_accuracy {result.value:.4f} at step {result.best_step}")
     assert result.value >= 0.88
