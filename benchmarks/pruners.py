@@ -1,6 +1,6 @@
 """Optuna's pruners side by side (issue 14): which default finds the better model for its epochs?
 
-The search-efficiency setup (``search_efficiency.FULL``: a flowers subset with 2,000 validation
+The search-efficiency setup (``search_efficiency.VAL_400``: a flowers subset with 2,000 validation
 images, MobileNetV2 with the shared weights at 96 px, 2 head + 4 fine-tune epochs a full trial,
 a budget of 48 epochs), the product's search space and recipe. Every arm is a real `tlsweep run`
 with the TPE sampler (4 random trials first), stopped by the epoch budget, and no pruning before
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 from search_efficiency import (
-    FULL,
     HERE,
     SHARED,
+    VAL_400,
     WEIGHTS,
     Setup,
     best_at,
@@ -97,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (SHARED / "data" / "flowers").is_dir() or not WEIGHTS.is_file():
         raise SystemExit(f"needs {SHARED}/data/flowers and {WEIGHTS}; set TLSWEEP_SHARED")
-    setup = Setup(**{**FULL.__dict__, "seeds": args.seeds})
+    setup = Setup(**{**VAL_400.__dict__, "seeds": args.seeds})
     arms = [arm for arm in PRUNERS if arm in args.arms]
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()

@@ -6,17 +6,20 @@ Run by hand:  python benchmarks/search_efficiency.py            (over an hour on
               --arms tlsweep kt-hyperband reference: the arms the targets compare
 
 Arms, each a real `tlsweep run` of a generated sweep file (its own process and TensorFlow import):
-- tlsweep:      TPE sampler + Optuna's Hyperband pruner, stopped by the epoch budget
+- tlsweep:      TPE sampler + Optuna's Hyperband pruner, stopped by the epoch budget; its first
+                trial is the default recipe (sampler.start_from_default)
 - kt-hyperband: keras-tuner Hyperband (engine: keras-tuner), stopped by the epoch budget
 - kt-random:    keras-tuner random search, as many full trials as the reference
 - reference:    tlsweep random search without pruning: the full-budget reference
 
-Data: ../shared/data/flowers, a seeded per-class subset for training and another for validation
-(fixed for every arm and seed), MobileNetV2 with ../shared/weights. The validation subset is four
-times the training one: with a few hundred images, one point of accuracy was a few images and the
-arms' differences were noise (RESULTS.md, "Search efficiency"). Every arm gets the reference's
-epoch budget (trials x epochs per trial); wall time is recorded too. The search seed varies. The
-trial recipe and search ranges are the product's defaults (the head starts as the probe).
+Data: ../shared/data/flowers, a seeded per-class subset for training and every other image of
+those classes for validation (fixed for every arm and seed), MobileNetV2 with ../shared/weights.
+The validation set is as large as flowers allows: with 2,000 images one point of accuracy was
+still inside a standard error, and the arms' differences were noise (RESULTS.md, "Search
+efficiency"; ``VAL_400`` is that setup, which pruners.py measured on). Every arm gets the
+reference's epoch budget (trials x epochs per trial); wall time is recorded too. The search
+seed varies. The trial recipe and search ranges are the product's defaults (the head starts as
+the probe).
 Writes search_efficiency.md and .png beside this file (or under --out with --smoke) and, unless
 --smoke, replaces its section of benchmarks/RESULTS.md.
 """
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,7 +54,7 @@ class Setup:
     seeds: list[int]
     image_size: int
     train_per_class: int
-    val_per_class: int
+    val_per_class: int | None  # None: every image of the class not in training
     reference_trials: int
     head_epochs: int
     finetune_epochs: int
@@ -67,8 +70,9 @@ class Setup:
         return self.reference_trials * self.epochs_per_trial
 
 
-FULL = Setup(seeds=[0, 1, 2], image_size=96, train_per_class=100, val_per_class=400,
+FULL = Setup(seeds=[0, 1, 2], image_size=96, train_per_class=100, val_per_class=None,
              reference_trials=8, head_epochs=2, finetune_epochs=4, max_depth=0.7, classes=5)
+VAL_400 = replace(FULL, val_per_class=400)
 SMOKE = Setup(seeds=[0], image_size=32, train_per_class=8, val_per_class=4,
               reference_trials=2, head_epochs=1, finetune_epochs=1, max_depth=0.05, classes=2)
 
@@ -81,7 +85,9 @@ def subset(out: Path, setup: Setup) -> Path:
     classes = sorted(p for p in (SHARED / "data" / "flowers").iterdir() if p.is_dir())
     for folder in classes[:setup.classes]:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
-        picked = rng.sample(files, setup.train_per_class + setup.val_per_class)
+        wanted = len(files) if setup.val_per_class is None else \
+            setup.train_per_class + setup.val_per_class
+        picked = rng.sample(files, wanted)
         for part, chosen in (("train", picked[:setup.train_per_class]),
                              ("val", picked[setup.train_per_class:])):
             target = root / part / folder.name
@@ -112,7 +118,8 @@ def arm_options(arm: str, setup: Setup) -> str:
         # Hyperband over successive halving: it hedges over several minimum budgets, which
         # matters here because a fine-tune LR only shows its worth after the head epochs.
         # One fine-tune epoch before pruning: the default (4) is this whole fine-tune phase.
-        "tlsweep": by_epochs + "sampler: {kind: tpe, n_startup_trials: 4}\n"
+        "tlsweep": by_epochs + "sampler: {kind: tpe, n_startup_trials: 4, "
+                   "start_from_default: true}\n"
                    "pruner: {kind: hyperband, min_resource: 1, reduction_factor: 3, "
                    "min_finetune_epochs: 1}\n",
         "kt-hyperband": by_epochs + "engine: keras-tuner\n"
@@ -272,13 +279,29 @@ def plot(paths: dict[tuple[str, int], pd.DataFrame], setup: Setup, target: Path)
     figure.savefig(target, dpi=110)
 
 
-def report(summary: pd.DataFrame, setup: Setup, command: str, wall: float, png: Path) -> str:
+def validation_counts(data: Path) -> dict[str, int]:
+    return {folder.name: sum(1 for _ in folder.iterdir())
+            for folder in sorted((data / "val").iterdir())}
+
+
+def standard_error(summary: pd.DataFrame, images: int) -> float:
+    """Binomial standard error, in points, of one accuracy near the reference's mean best."""
+    best = float(summary.loc[summary["arm"] == "reference", "final_best"].mean())
+    return 100 * float(np.sqrt(best * (1 - best) / images))
+
+
+def report(summary: pd.DataFrame, setup: Setup, counts: dict[str, int], command: str,
+           wall: float, png: Path) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    images = sum(counts.values())
+    per_class = ", ".join(f"{name} {n}" for name, n in counts.items())
     return "\n".join([
         f"## Search efficiency ({datetime.now(UTC).date()})", "",
         f"Machine: {machine}; command: `{command}`; total wall time {wall / 60:.1f} min.", "",
-        f"Setup: flowers, {setup.classes} classes, {setup.train_per_class} training and "
-        f"{setup.val_per_class} validation images per class (a fixed seeded subset), "
+        f"Setup: flowers, {setup.classes} classes, {setup.train_per_class} training images per "
+        f"class and {images} validation images ({per_class}; a fixed seeded split; binomial "
+        f"standard error of one accuracy near the reference's best: "
+        f"{standard_error(summary, images):.2f} points), "
         f"{setup.image_size} px, MobileNetV2 with the shared weights; {setup.head_epochs} head "
         f"+ {setup.finetune_epochs} fine-tune epochs per full trial; epoch budget "
         f"{setup.budget_epochs} (the reference's {setup.reference_trials} full trials); seeds "
@@ -331,7 +354,8 @@ def main() -> None:
     plot(paths, setup, png)
     command = "python benchmarks/search_efficiency.py" + (" --smoke" if args.smoke else "") \
         + ("" if arms == list(ARMS) else " --arms " + " ".join(arms))
-    section = report(summary, setup, command, time.perf_counter() - began, png)
+    section = report(summary, setup, validation_counts(data), command,
+                     time.perf_counter() - began, png)
     (target / "search_efficiency.md").write_text(section)
     summary.to_csv(out / "summary.csv", index=False)
     json.dump({f"{a}-s{s}": p.to_dict("list") for (a, s), p in paths.items()},

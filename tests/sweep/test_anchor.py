@@ -14,7 +14,8 @@ from rich.console import Console
 from tests.conftest import tiny_space, tiny_sweep, write_yaml
 from tlsweep.config import anchor_params, load_sweep, suggest
 from tlsweep.errors import ConfigError
-from tlsweep.store import ANCHOR, anchor_recipe, local_url
+from tlsweep.store import ANCHOR, DEFAULT_START, anchor_recipe, local_url
+from tlsweep.store._parquet import leaderboard_frame
 from tlsweep.store._storage import STORAGE_FILE
 from tlsweep.sweep._finalize import FinalStage
 from tlsweep.sweep._study import discard_new_study, enqueue_anchor, join_study
@@ -86,6 +87,38 @@ def test_the_anchor_stays_inside_the_space_and_leaves_what_it_fixes(tmp_path: Pa
 def test_without_an_anchor_nothing_is_enqueued(tmp_path: Path) -> None:
     study, trial = first_trial(sweep_with(tmp_path, None))
     assert ANCHOR not in trial.user_attrs and len(study.trials) == 1
+
+
+def test_start_from_default_queues_the_default_recipe_as_an_ordinary_first_trial(
+        tmp_path: Path) -> None:
+    sweep_path = sweep_with(tmp_path, None, sampler="{kind: tpe, start_from_default: true}")
+    study, trial = first_trial(sweep_path)
+    params = suggest(trial, load_sweep(sweep_path).space)
+    assert trial.number == 0 and trial.user_attrs[DEFAULT_START] is True
+    assert ANCHOR not in trial.user_attrs  # searched like any other: no finalist of its own
+    assert (params.unfreeze_depth, params.head_lr, params.finetune_lr,
+            params.augmentation_strength, params.class_weighting) == (
+        0.3, 1e-3, 1e-4, 0.3, "none")  # AnchorConfig's values, clipped into the tiny space
+    study.tell(trial, 0.5)
+    frame = leaderboard_frame(study)
+    assert frame.loc[0, "note"].startswith("the default recipe (sampler.start_from_default)")
+    assert DEFAULT_START not in study.ask().user_attrs  # then the sampler's own
+
+
+def test_start_from_default_is_off_by_default_and_yields_to_an_anchor(tmp_path: Path) -> None:
+    assert not load_sweep(sweep_with(tmp_path, None)).config.sampler.start_from_default
+    study, trial = first_trial(sweep_with(tmp_path, "{anchor: true}",
+                                          sampler="{start_from_default: true}"))
+    assert ANCHOR in trial.user_attrs and DEFAULT_START not in trial.user_attrs
+    assert len(study.trials) == 1  # one recipe queued, not two
+
+
+def test_a_study_that_already_has_trials_gets_no_default_recipe(tmp_path: Path) -> None:
+    sweep = load_sweep(sweep_with(tmp_path, None, sampler="{start_from_default: true}"))
+    study = optuna.create_study(direction="maximize")
+    study.ask()  # a worker's trial, before another worker sets the study up
+    enqueue_anchor(study, sweep)
+    assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
 
 
 def test_workers_that_set_up_one_study_queue_one_anchor(tmp_path: Path) -> None:

@@ -139,6 +139,10 @@ class PrunerConfig(Strict):
 class SamplerConfig(Strict):
     kind: Literal["tpe", "random"] = "tpe"
     n_startup_trials: int = Field(default=5, ge=0)
+    # The study's first trial is the default recipe (AnchorConfig's values, clipped into the
+    # space), trained for the sweep's schedule: the search starts from a measured point, not a
+    # random one. Without an anchor only; an anchor is enqueued first anyway.
+    start_from_default: bool = False
 
 
 class TunerConfig(Strict):

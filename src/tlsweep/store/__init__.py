@@ -20,6 +20,7 @@ from tlsweep.store._parquet import (
 from tlsweep.store._paths import results_root, study_dir
 from tlsweep.store._recorded import (
     ANCHOR,
+    DEFAULT_START,
     anchor_recipe,
     best_value,
     checkpoint_folder,
@@ -37,6 +38,7 @@ from tlsweep.store._storage import StorageURL, budget_lock, is_local, local_url,
 __all__ = [
     "ANCHOR",
     "CURVES",
+    "DEFAULT_START",
     "LEADERBOARD",
     "REFERENCES",
     "StorageURL",

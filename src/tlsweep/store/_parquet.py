@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from tlsweep import __version__
 from tlsweep.config import NUMERIC_PARAMS, PARAM_NAMES
 from tlsweep.measures import estimate
-from tlsweep.store._recorded import anchor_recipe, best_value
+from tlsweep.store._recorded import DEFAULT_START, anchor_recipe, best_value
 from tlsweep.system import replacing
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ LEADERBOARD_COLUMNS = [
 # The anchor recipe's trial row: its value and test are the search's run of it; its cv, once
 # cross-validated, the recipe's own schedule (``training._final``).
 ANCHOR_NOTE = "the anchor recipe (finalists.anchor); value: as the search's schedule trained it"
+DEFAULT_START_NOTE = ("the default recipe (sampler.start_from_default), the search's first "
+                      "trial; value: as the search's schedule trained it")
 ANCHOR_CV_NOTE = ("the anchor recipe (finalists.anchor); value and test: as the search's schedule "
                   "trained it; cv: its own schedule of {epochs} epochs")
 # role: "trial" (ranked), "baseline" (the linear probe per backbone) or "chosen" (the delivered
@@ -118,7 +120,8 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
         "started_at": started,
         "worker": attrs.get("worker"),
         "error": attrs.get("error"),
-        "note": ANCHOR_NOTE if anchor_recipe(trial) else None,
+        "note": ANCHOR_NOTE if anchor_recipe(trial) else
+        DEFAULT_START_NOTE if trial.user_attrs.get(DEFAULT_START) else None,
     }
 
 

@@ -18,6 +18,7 @@ from tlsweep.system import environment
 
 # The user attribute of the anchor recipe's trial (``finalists.anchor``): the recipe as enqueued.
 ANCHOR = "anchor"
+DEFAULT_START = "default_start"  # the enqueued default recipe (sampler.start_from_default)
 
 
 def anchor_recipe(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:

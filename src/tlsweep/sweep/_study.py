@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from tlsweep import __version__
 from tlsweep.config import (
+    AnchorConfig,
     PrunerConfig,
     SamplerConfig,
     Sweep,
@@ -30,6 +31,7 @@ from tlsweep.datasets import Dataset, Skipped, check_layout, load_dataset
 from tlsweep.errors import ConfigError, StudyExists
 from tlsweep.store import (
     ANCHOR,
+    DEFAULT_START,
     StorageURL,
     anchor_recipe,
     budget_lock,
@@ -220,13 +222,17 @@ def record_sweep(study: optuna.Study, sweep: Sweep) -> None:
 
 def enqueue_anchor(study: optuna.Study, sweep: Sweep) -> None:
     """The anchor recipe as the new study's first trial: a real trial, with a leaderboard row,
-    that the finalists' stage then trains for the schedule stored with it. Once per study,
-    however many workers set it up."""
+    that the finalists' stage then trains for the schedule stored with it. Without an anchor,
+    with ``sampler.start_from_default``, the default recipe instead: an ordinary trial that
+    the sampler then learns from. Once per study, however many workers set it up."""
     anchor = sweep.config.finalists.anchor
-    if anchor is None or any(anchor_recipe(t) for t in study.get_trials(deepcopy=False)):
-        return
-    study.enqueue_trial(anchor_params(sweep.space, anchor),
-                        user_attrs={ANCHOR: anchor.model_dump()})
+    trials = study.get_trials(deepcopy=False)
+    if anchor is not None and not any(anchor_recipe(t) for t in trials):
+        study.enqueue_trial(anchor_params(sweep.space, anchor),
+                            user_attrs={ANCHOR: anchor.model_dump()})
+    elif anchor is None and sweep.config.sampler.start_from_default and not trials:
+        study.enqueue_trial(anchor_params(sweep.space, AnchorConfig()),
+                            user_attrs={DEFAULT_START: True})
 
 
 def set_up_new(study: optuna.Study, sweep: Sweep) -> None:
