@@ -135,6 +135,8 @@ def sweep_file(out: Path, data: Path, space: Path, setup: Setup, arm: str, seed:
     ``arm_options``'s for this benchmark's arms."""
     path = out / "sweeps" / f"{arm}-s{seed}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Absolute: a relative path in a sweep file is read against the sweep file's folder.
+    data, space = data.resolve(), space.resolve()
     path.write_text(
         f"study: {arm}-s{seed}\n"
         f"data: {{train_dir: {data / 'train'}, val_dir: {data / 'val'}, "
