@@ -18,7 +18,7 @@ from tlsweep.store import ANCHOR, DEFAULT_START, anchor_recipe, local_url
 from tlsweep.store._parquet import leaderboard_frame
 from tlsweep.store._storage import STORAGE_FILE
 from tlsweep.sweep._finalize import FinalStage
-from tlsweep.sweep._study import discard_new_study, enqueue_anchor, join_study
+from tlsweep.sweep._study import discard_new_study, enqueue_first_trial, join_study
 
 
 def sweep_with(tmp_path: Path, finalists: str | None, space: dict[str, str] | None = None,
@@ -57,7 +57,7 @@ def test_a_bad_anchor_names_its_key(tmp_path: Path, finalists: str,
 def first_trial(sweep_path: Path) -> tuple[optuna.Study, optuna.Trial]:
     sweep = load_sweep(sweep_path)
     study = optuna.create_study(direction="maximize")
-    enqueue_anchor(study, sweep)
+    enqueue_first_trial(study, sweep)
     return study, study.ask()
 
 
@@ -117,7 +117,7 @@ def test_a_study_that_already_has_trials_gets_no_default_recipe(tmp_path: Path) 
     sweep = load_sweep(sweep_with(tmp_path, None, sampler="{start_from_default: true}"))
     study = optuna.create_study(direction="maximize")
     study.ask()  # a worker's trial, before another worker sets the study up
-    enqueue_anchor(study, sweep)
+    enqueue_first_trial(study, sweep)
     assert not study.get_trials(states=(optuna.trial.TrialState.WAITING,))
 
 
@@ -134,7 +134,7 @@ def test_a_new_study_holding_only_its_queued_anchor_is_discarded(tmp_path: Path)
     sweep = load_sweep(sweep_with(tmp_path, "{anchor: true}"))
     url = local_url(tmp_path, workers=1)
     study = optuna.create_study(study_name="tiny", storage=url)
-    enqueue_anchor(study, sweep)
+    enqueue_first_trial(study, sweep)
     assert (tmp_path / STORAGE_FILE).is_file() and len(study.trials) == 1
     discard_new_study(study, url)  # as ``run`` does when the images then fail to load
     assert not (tmp_path / STORAGE_FILE).exists()

@@ -220,7 +220,7 @@ def record_sweep(study: optuna.Study, sweep: Sweep) -> None:
         study.set_user_attr(key, value)
 
 
-def enqueue_anchor(study: optuna.Study, sweep: Sweep) -> None:
+def enqueue_first_trial(study: optuna.Study, sweep: Sweep) -> None:
     """The anchor recipe as the new study's first trial: a real trial, with a leaderboard row,
     that the finalists' stage then trains for the schedule stored with it. Without an anchor,
     with ``sampler.start_from_default``, the default recipe instead: an ordinary trial that
@@ -236,9 +236,10 @@ def enqueue_anchor(study: optuna.Study, sweep: Sweep) -> None:
 
 
 def set_up_new(study: optuna.Study, sweep: Sweep) -> None:
-    """Under the budget lock. The anchor first: a study whose sweep is recorded has its anchor
-    queued, so a worker that joins it never asks for a trial before the anchor exists."""
-    enqueue_anchor(study, sweep)
+    """Under the budget lock. The queued first trial first: a study whose sweep is recorded has
+    its anchor (or default recipe) queued, so a worker that joins it never asks for a trial
+    before that trial exists."""
+    enqueue_first_trial(study, sweep)
     record_sweep(study, sweep)
 
 
