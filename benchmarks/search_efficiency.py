@@ -251,7 +251,7 @@ def targets(summary: pd.DataFrame) -> list[str]:
         f"every seed: **{'met' if ok1 else 'missed'}** (per seed: "
         + ", ".join("never" if np.isinf(v) else f"{v:.2f}" for v in share) + ").",
         f"- tlsweep's best at equal epochs at least keras-tuner Hyperband's, averaged over "
-        f"seeds: **{'met' if ok2 else 'missed'}** ({tl_mean:.3f} against {hb_mean:.3f}, seeds "
+        f"seeds: **{'met' if ok2 else 'missed'}** ({tl_mean:.4f} against {hb_mean:.4f}, seeds "
         f"{', '.join(map(str, both))}).",
     ]
 
