@@ -13,24 +13,10 @@ arm is judged against it); a later run's reference is checked against the kept o
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-from search_efficiency import FULL, HERE, Paths, publish, update_results
-
-
-def load_run(folder: Path) -> tuple[Paths, dict[tuple[str, int], float], str]:
-    """A finished run's trajectories and wall seconds, keyed (arm, seed), and its command."""
-    saved = json.loads((folder / "trajectories.json").read_text())
-    paths = {(key.rsplit("-s", 1)[0], int(key.rsplit("-s", 1)[1])): pd.DataFrame(columns)
-             for key, columns in saved.items()}
-    walls = {(row.arm, int(row.seed)): float(row.wall_s)
-             for row in pd.read_csv(folder / "summary.csv").itertuples()}
-    run = folder / "run.json"
-    command = json.loads(run.read_text())["command"] if run.is_file() else "command not recorded"
-    return paths, walls, command
+from search_efficiency import FULL, HERE, Paths, load_run, publish, summarise, update_results
 
 
 def merge_runs(folders: list[Path]) -> tuple[Paths, dict[tuple[str, int], float], list[str]]:
@@ -43,7 +29,8 @@ def merge_runs(folders: list[Path]) -> tuple[Paths, dict[tuple[str, int], float]
     notes = []
     for folder in folders:
         more_paths, more_walls, command = load_run(folder)
-        notes.append(f"- `{folder.name}`: {command}; arms "
+        said = f"`{command}`" if command else "command not recorded"
+        notes.append(f"- `{folder.name}`: {said}; arms "
                      + ", ".join(f"{arm} s{seed}" for arm, seed in more_paths) + ".")
         for key, path in more_paths.items():
             if key not in paths:
@@ -69,7 +56,7 @@ def main() -> None:
     paths, walls, notes = merge_runs(folders)
     setup = replace(FULL, seeds=sorted({seed for _, seed in paths}))
     command = "python benchmarks/efficiency_merge.py " + " ".join(map(str, folders))
-    section = publish(paths, walls, setup, folders[0] / "data",
+    section = publish(paths, summarise(paths, walls, setup), setup, folders[0] / "data",
                       f"merged by `{command}` from these runs", HERE, tuple(notes))
     update_results(section)
     print(section)

@@ -330,10 +330,29 @@ def update_results(section: str) -> None:
     results.write_text(text)
 
 
-def publish(paths: Paths, walls: dict[tuple[str, int], float], setup: Setup, data: Path,
-            provenance: str, target: Path, notes: tuple[str, ...] = ()) -> str:
+def save_run(out: Path, paths: Paths, summary: pd.DataFrame, command: str, wall: float) -> None:
+    """A finished run's files under its --out folder, read back by ``load_run``."""
+    summary.to_csv(out / "summary.csv", index=False)
+    json.dump({f"{a}-s{s}": p.to_dict("list") for (a, s), p in paths.items()},
+              (out / "trajectories.json").open("w"))
+    (out / "run.json").write_text(json.dumps({"command": command, "wall_s": wall}))
+
+
+def load_run(folder: Path) -> tuple[Paths, dict[tuple[str, int], float], str | None]:
+    """``save_run``'s files: trajectories and wall seconds keyed (arm, seed), and the command
+    (None for a run from before run.json was written)."""
+    saved = json.loads((folder / "trajectories.json").read_text())
+    paths = {(key.rsplit("-s", 1)[0], int(key.rsplit("-s", 1)[1])): pd.DataFrame(columns)
+             for key, columns in saved.items()}
+    walls = {(row.arm, int(row.seed)): float(row.wall_s)
+             for row in pd.read_csv(folder / "summary.csv").itertuples()}
+    run = folder / "run.json"
+    return paths, walls, json.loads(run.read_text())["command"] if run.is_file() else None
+
+
+def publish(paths: Paths, summary: pd.DataFrame, setup: Setup, data: Path, provenance: str,
+            target: Path, notes: tuple[str, ...] = ()) -> str:
     """The table, targets and figure: search_efficiency.md and .png under ``target``."""
-    summary = summarise(paths, walls, setup)
     png = target / "search_efficiency.png"
     plot(paths, setup, png)
     section = report(summary, setup, validation_counts(data), provenance, png, notes)
@@ -362,11 +381,9 @@ def measured(args: argparse.Namespace) -> str:
         + ("" if arms == list(ARMS) else " --arms " + " ".join(arms)) \
         + (" --seeds " + " ".join(map(str, args.seeds)) if args.seeds else "")
     wall = time.perf_counter() - began
-    summarise(paths, walls, setup).to_csv(out / "summary.csv", index=False)
-    json.dump({f"{a}-s{s}": p.to_dict("list") for (a, s), p in paths.items()},
-              (out / "trajectories.json").open("w"))
-    (out / "run.json").write_text(json.dumps({"command": f"`{command}`", "wall_s": wall}))
-    return publish(paths, walls, setup, data,
+    summary = summarise(paths, walls, setup)
+    save_run(out, paths, summary, command, wall)
+    return publish(paths, summary, setup, data,
                    f"command: `{command}`; total wall time {wall / 60:.1f} min",
                    out if args.smoke else HERE)
 
