@@ -1,0 +1,223 @@
+"""Search efficiency, paired: are the arms' best models different on the validation images?
+
+    python benchmarks/efficiency_paired.py benchmarks/runs/search_efficiency \
+        benchmarks/runs/search_efficiency_kt benchmarks/runs/search_efficiency_kt12
+
+Reads finished runs of ``search_efficiency.py`` (each (arm, seed) from the first run that has it,
+as ``efficiency_merge.py`` does) and trains nothing. For each arm and seed it takes the model
+behind "best at the epoch budget" (a kept trial's model; for keras-tuner, its best epoch's
+checkpoint), predicts every validation image, checks that the prediction reproduces the score
+the sweep recorded, and compares the arms of a seed on the same images.
+
+Why paired: one accuracy on 3,817 images has a binomial standard error near 0.76 points, so a
+one-point gap between two independent scores is not two standard errors. Two models scored on
+the *same* images share most of their right and wrong answers, and only the images where they
+disagree carry the gap's noise (McNemar 1947): the paired, class-stratified bootstrap of
+``tlsweep.measures.paired_gap`` measures that standard error directly.
+
+Writes paired.parquet (each model's predicted class per image) under the first run's folder,
+and replaces its section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from search_efficiency import FULL, HERE, SHARED
+
+from tlsweep.measures import paired_gap
+
+if TYPE_CHECKING:
+    from tlsweep.delivery._modelcard import ModelCard, ModelSource
+
+BEGIN, END = "<!-- efficiency_paired:begin -->", "<!-- efficiency_paired:end -->"
+PAIRS = (("tlsweep", "reference"), ("tlsweep", "kt-hyperband"), ("kt-hyperband", "reference"))
+SIGNAL = 2.0  # standard errors: a gap this many SEs from zero is read as signal
+
+
+@dataclass(frozen=True)
+class Study:
+    arm: str
+    seed: int
+    folder: Path  # results-*/ARM-sSEED
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+
+def studies(runs: list[Path]) -> dict[tuple[str, int], Study]:
+    """Each (arm, seed)'s study folder, from the first run that has it."""
+    found: dict[tuple[str, int], Study] = {}
+    for run in runs:
+        for folder in sorted(run.glob("results-*/*-s*")):
+            arm, seed = folder.name.rsplit("-s", 1)
+            found.setdefault((arm, int(seed)), Study(arm, int(seed), folder))
+    return found
+
+
+def chosen_trial(board: pd.DataFrame, budget_epochs: int) -> pd.Series:
+    """The trial behind ``search_efficiency.best_at(..., budget)``: the best value among the
+    trials finished within the epoch budget, in trial order (the first of equals)."""
+    trials = board[(board["role"] == "trial") & board["value"].notna()].sort_values("trial")
+    within = trials[trials["epochs_run"].cumsum() <= budget_epochs]
+    return within.loc[within["value"].idxmax()]
+
+
+# ----------------------------------------------------------------------------- models (TF)
+def _kt_checkpoint(study: Study, trial: int) -> Path:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    loaded = optuna.load_study(study_name=study.name,
+                               storage=f"sqlite:///{study.folder / 'study.db'}")
+    kt_id = loaded.trials[trial].user_attrs["keras_tuner_trial"]
+    return study.folder / "keras-tuner" / f"trial_{kt_id}" / "checkpoint.weights.h5"
+
+
+def kt_source(study: Study, trial: int, card: ModelCard, scratch: Path) -> ModelSource:
+    """keras-tuner keeps only weights (its best epoch's checkpoint): they go into the same
+    classifier, under the card of a tlsweep trial on the same data and backbone."""
+    from tlsweep.delivery._modelcard import ModelSource
+    from tlsweep.inspection import StudyView
+    from tlsweep.store import recorded_sweep
+    from tlsweep.training._classifier import build_classifier
+    from tlsweep.training.backbones import resolve
+
+    sweep = recorded_sweep(StudyView.load(study.folder, study.name).study)
+    choice = sweep.space.backbone_choices()[card.backbone]
+    backbone = resolve(card.backbone, choice, card.image_size, str(sweep.path))
+    model, _ = build_classifier(backbone, card.image_size, len(card.class_names),
+                                sweep.config.training.dropout)
+    model.load_weights(_kt_checkpoint(study, trial))
+    path = scratch / f"{study.name}.keras"
+    model.save(path)
+    return ModelSource(path, "keras", card)
+
+
+def predicted_classes(chosen: dict[tuple[str, int], tuple[Study, int]], val: Path,
+                      ) -> tuple[np.ndarray, list[str], dict[tuple[str, int], np.ndarray]]:
+    """Labels of the validation images (decoded once) and each chosen model's predictions."""
+    from tlsweep.delivery._evaluate import labelled_files
+    from tlsweep.delivery._modelcard import study_source
+    from tlsweep.delivery._predict import decode_batches, load_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        sources = {key: study_source(study.folder, study.name, trial)
+                   for key, (study, trial) in chosen.items() if study.arm != "kt-hyperband"}
+        card = next(iter(sources.values())).card
+        sources |= {key: kt_source(study, trial, card, Path(scratch))
+                    for key, (study, trial) in chosen.items() if study.arm == "kt-hyperband"}
+        files, labels = labelled_files(val, card.class_names)
+        label_of = dict(zip(map(str, files), labels, strict=True))
+        batches = [b for b in decode_batches(files, card.image_size) if len(b.paths)]
+        kept = [str(p) for b in batches for p in b.paths]
+        predictions = {}
+        for key in sorted(sources):
+            model = load_model(sources[key])
+            predictions[key] = np.concatenate([model(b.images).argmax(axis=1) for b in batches])
+            print(f"{key[0]} s{key[1]}: predicted {len(kept)} images", flush=True)
+    return np.asarray([label_of[p] for p in kept]), kept, predictions
+
+
+# ----------------------------------------------------------------------------- report
+def gaps(labels: np.ndarray, predictions: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
+    rows = []
+    for seed in sorted({s for _, s in predictions}):
+        for a, b in PAIRS:
+            if (a, seed) in predictions and (b, seed) in predictions:
+                gap = paired_gap(labels, predictions[(a, seed)], predictions[(b, seed)],
+                                 "accuracy", seed=seed)
+                disagree = float(np.mean(predictions[(a, seed)] != predictions[(b, seed)]))
+                rows.append({"seed": seed, "pair": f"{a} − {b}", "gap": 100 * gap.gap,
+                             "se": 100 * gap.se, "disagree": disagree})
+    return pd.DataFrame(rows)
+
+
+def checks(chosen: dict[tuple[str, int], tuple[Study, int]], boards: dict, labels: np.ndarray,
+           predictions: dict[tuple[str, int], np.ndarray]) -> list[str]:
+    """Each model's accuracy from its predictions against the value its sweep recorded."""
+    lines = []
+    for key, (_, trial) in chosen.items():
+        recorded = float(boards[key].set_index("trial").loc[trial, "value"])
+        again = float(np.mean(predictions[key] == labels))
+        verdict = "reproduced" if abs(again - recorded) < 0.5 / len(labels) else "DIFFERS"
+        lines.append(f"| {key[0]} | {key[1]} | {trial} | {recorded:.4f} | {again:.4f} | "
+                     f"{verdict} |")
+    return lines
+
+
+def report(table: pd.DataFrame, check_rows: list[str], accuracy: float, images: int,
+           command: str) -> str:
+    """``accuracy``: the reference's mean, near which the unpaired standard error is taken."""
+    unpaired = 100 * np.sqrt(accuracy * (1 - accuracy) / images)
+    lines = [
+        f"## Search efficiency, paired on the validation images ({datetime.now(UTC).date()})",
+        "",
+        f"Command: `{command}` (no training: the kept models of the runs above predict the "
+        f"{images} validation images). Gap: the first arm's accuracy minus the second's, in "
+        f"points, on the same images; SE: its standard error from a paired, class-stratified "
+        f"bootstrap over the images (2,000 draws). For comparison, one accuracy alone has a "
+        f"binomial SE of {unpaired:.2f} points, and two independent ones a gap SE of "
+        f"{unpaired * np.sqrt(2):.2f}.", "",
+        "| seed | pair | gap (points) | paired SE | gap / SE | images they disagree on |",
+        "| --- | --- | --- | --- | --- | --- |"]
+    for row in table.itertuples():
+        lines.append(f"| {row.seed} | {row.pair} | {row.gap:+.2f} | {row.se:.2f} | "
+                     f"{row.gap / row.se:+.1f} | {row.disagree:.1%} |")
+    lines += ["", f"Paired SE over these {len(table)} comparisons: {table['se'].min():.2f}–"
+              f"{table['se'].max():.2f} points (mean {table['se'].mean():.2f}); a one-point gap "
+              f"is {1 / table['se'].max():.1f}–{1 / table['se'].min():.1f} paired SEs.", "",
+              "Each model's accuracy from these predictions, against the value its sweep "
+              "recorded:", "",
+              "| arm | seed | trial | recorded | predicted here | |", "| --- | --- | --- | --- | "
+              "--- | --- |", *check_rows, ""]
+    return "\n".join(lines)
+
+
+def update_results(section: str) -> None:
+    results = HERE / "RESULTS.md"
+    text = results.read_text()
+    block = f"{BEGIN}\n{section}{END}"
+    if BEGIN in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        anchor = "<!-- search_efficiency:end -->"
+        text = text.replace(anchor, anchor + "\n\n" + block, 1)
+    results.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+", help="search_efficiency.py --out folders")
+    runs = parser.parse_args().runs
+    if not (SHARED / "weights").is_dir():
+        raise SystemExit(f"needs {SHARED}/weights (the kt-hyperband models are rebuilt on them)")
+    found = studies(runs)
+    boards = {key: pd.read_parquet(s.folder / "leaderboard.parquet") for key, s in found.items()}
+    chosen = {key: (found[key], int(chosen_trial(board, FULL.budget_epochs)["trial"]))
+              for key, board in boards.items()}
+    labels, files, predictions = predicted_classes(chosen, runs[0] / "data" / "val")
+    pd.DataFrame({"file": files, "label": labels,
+                  **{f"{a}-s{s}": p for (a, s), p in predictions.items()}}
+                 ).to_parquet(runs[0] / "paired.parquet")
+    command = "python benchmarks/efficiency_paired.py " + " ".join(map(str, runs))
+    reference = np.mean([np.mean(p == labels) for (arm, _), p in predictions.items()
+                         if arm == "reference"])
+    section = report(gaps(labels, predictions), checks(chosen, boards, labels, predictions),
+                     float(reference), len(labels), command)
+    (runs[0] / "paired.json").write_text(json.dumps({"command": command}))
+    update_results(section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
