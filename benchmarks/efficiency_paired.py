@@ -144,14 +144,13 @@ def gaps(labels: np.ndarray, predictions: dict[tuple[str, int], np.ndarray]) -> 
 
 def checks(chosen: dict[tuple[str, int], tuple[Study, int]], boards: dict, labels: np.ndarray,
            predictions: dict[tuple[str, int], np.ndarray]) -> list[str]:
-    """Each model's accuracy from its predictions against the value its sweep recorded."""
+    """Each model's right answers from these predictions against those its sweep recorded."""
     lines = []
     for key, (_, trial) in chosen.items():
-        recorded = float(boards[key].set_index("trial").loc[trial, "value"])
-        again = float(np.mean(predictions[key] == labels))
-        verdict = "reproduced" if abs(again - recorded) < 0.5 / len(labels) else "DIFFERS"
-        lines.append(f"| {key[0]} | {key[1]} | {trial} | {recorded:.4f} | {again:.4f} | "
-                     f"{verdict} |")
+        recorded = round(float(boards[key].set_index("trial").loc[trial, "value"]) * len(labels))
+        again = int(np.sum(predictions[key] == labels))
+        lines.append(f"| {key[0]} | {key[1]} | {trial} | {recorded} | {again} | "
+                     f"{again - recorded:+d} |")
     return lines
 
 
@@ -160,7 +159,7 @@ def report(table: pd.DataFrame, check_rows: list[str], accuracy: float, images: 
     """``accuracy``: the reference's mean, near which the unpaired standard error is taken."""
     unpaired = 100 * np.sqrt(accuracy * (1 - accuracy) / images)
     lines = [
-        f"## Search efficiency, paired on the validation images ({datetime.now(UTC).date()})",
+        f"### Search efficiency, paired on the validation images ({datetime.now(UTC).date()})",
         "",
         f"Command: `{command}` (no training: the kept models of the runs above predict the "
         f"{images} validation images). Gap: the first arm's accuracy minus the second's, in "
@@ -176,10 +175,10 @@ def report(table: pd.DataFrame, check_rows: list[str], accuracy: float, images: 
     lines += ["", f"Paired SE over these {len(table)} comparisons: {table['se'].min():.2f}–"
               f"{table['se'].max():.2f} points (mean {table['se'].mean():.2f}); a one-point gap "
               f"is {1 / table['se'].max():.1f}–{1 / table['se'].min():.1f} paired SEs.", "",
-              "Each model's accuracy from these predictions, against the value its sweep "
-              "recorded:", "",
-              "| arm | seed | trial | recorded | predicted here | |", "| --- | --- | --- | --- | "
-              "--- | --- |", *check_rows, ""]
+              f"Each model's right answers (of {images}) from these predictions, against those "
+              f"its sweep recorded:", "",
+              "| arm | seed | trial | recorded | predicted here | difference |",
+              "| --- | --- | --- | --- | --- | --- |", *check_rows, ""]
     return "\n".join(lines)
 
 
