@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from search_efficiency import FULL, HERE, SHARED
+from search_efficiency import END as EFFICIENCY_END
+from search_efficiency import FULL, SHARED, update_results
 
 from tlsweep.measures import paired_gap
 
@@ -182,18 +183,6 @@ def report(table: pd.DataFrame, check_rows: list[str], accuracy: float, images: 
     return "\n".join(lines)
 
 
-def update_results(section: str) -> None:
-    results = HERE / "RESULTS.md"
-    text = results.read_text()
-    block = f"{BEGIN}\n{section}{END}"
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        anchor = "<!-- search_efficiency:end -->"
-        text = text.replace(anchor, anchor + "\n\n" + block, 1)
-    results.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="search_efficiency.py --out folders")
@@ -214,7 +203,7 @@ def main() -> None:
     section = report(gaps(labels, predictions), checks(chosen, boards, labels, predictions),
                      float(reference), len(labels), command)
     (runs[0] / "paired.json").write_text(json.dumps({"command": command}))
-    update_results(section)
+    update_results(section, (BEGIN, END), after=EFFICIENCY_END)
     print(section)
 
 

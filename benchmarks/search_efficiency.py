@@ -319,12 +319,18 @@ def report(summary: pd.DataFrame, setup: Setup, counts: dict[str, int], provenan
         f"![search efficiency]({png.name})", ""])
 
 
-def update_results(section: str) -> None:
+def update_results(section: str, markers: tuple[str, str] = (BEGIN, END),
+                   after: str | None = None) -> None:
+    """Replace the section between ``markers`` in RESULTS.md; a first one goes right after the
+    text ``after``, or at the end."""
     results = HERE / "RESULTS.md"
     text = results.read_text()
-    block = f"{BEGIN}\n{section}{END}"
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    begin, end = markers
+    block = f"{begin}\n{section}{end}"
+    if begin in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    elif after is not None and after in text:
+        text = text.replace(after, after + "\n\n" + block, 1)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     results.write_text(text)
