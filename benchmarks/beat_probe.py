@@ -148,23 +148,35 @@ def frozen_sets(sweep: Path, results: Path) -> tuple[Any, dict[str, np.ndarray],
                   for s in ("train", "val", "test")}, preprocess
 
 
+def probe_on_test(plan: Any, features: dict[str, np.ndarray], parts: tuple[str, ...],
+                  ) -> np.ndarray:
+    """The classes that the probe fitted on ``parts`` (train, or train and val) predicts for
+    the test images."""
+    from tlsweep.training._probe import fit_probe
+
+    config, data = plan.sweep.config, plan.dataset
+    fit = fit_probe(np.concatenate([features[p] for p in parts]),
+                    np.concatenate([getattr(data, f"y_{p}") for p in parts]),
+                    config.objective, config.seed)
+    return fit.predict(features["test"])
+
+
+def scored_on_test(data: Any, predicted: np.ndarray) -> float:
+    """Balanced accuracy of predicted classes on the test images."""
+    from tlsweep.measures._intervals import balanced_estimate
+    from tlsweep.training._epochs import confusion_matrix
+
+    return balanced_estimate(confusion_matrix(data.y_test, predicted, data.n_classes)).value
+
+
 def probes_on_test(sweep: Path, results: Path, rules: bool = True) -> dict[str, float]:
     """On test: the probe fitted on train alone and on train+val (the refit's images), and the
     other two deliveries of the same chosen finalist, built from its fold models that the stage
     keeps: their average (``deliver: ensemble``) and the best fold's (``deliver: best_fold``)."""
-    from tlsweep.measures._intervals import balanced_estimate
-    from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._probe import fit_probe
-
     plan, f, preprocess = frozen_sets(sweep, results)
-    config, data = plan.sweep.config, plan.dataset
-    found = {}
-    for name, x, y in (("probe_train_test", f["train"], data.y_train),
-                       ("probe_trainval_test", np.concatenate([f["train"], f["val"]]),
-                        np.concatenate([data.y_train, data.y_val]))):
-        fit = fit_probe(x, y, config.objective, config.seed)
-        found[name] = balanced_estimate(confusion_matrix(
-            data.y_test, fit.predict(f["test"]), data.n_classes)).value
+    found = {name: scored_on_test(plan.dataset, probe_on_test(plan, f, parts))
+             for name, parts in (("probe_train_test", ("train",)),
+                                 ("probe_trainval_test", ("train", "val")))}
     ruled = rules_on_test(plan, preprocess, found["probe_trainval_test"]) if rules else {}
     return {**found, **fold_deliveries_on_test(plan, preprocess), **ruled}
 
@@ -231,9 +243,7 @@ def rules_on_test(plan: Any, preprocess: Any, probe_test: float) -> dict[str, An
 def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
     import keras
 
-    from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.store import load_study
-    from tlsweep.training._epochs import confusion_matrix
     from tlsweep.training._final import fold_ensemble, fold_model_path
     from tlsweep.training._folds import predict_images
 
@@ -247,8 +257,7 @@ def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
     data = plan.dataset
 
     def tested(model: Any) -> float:
-        return balanced_estimate(confusion_matrix(
-            data.y_test, predict_images(model, data.x_test, preprocess), data.n_classes)).value
+        return scored_on_test(data, predict_images(model, data.x_test, preprocess))
 
     return {"ensemble_test": tested(fold_ensemble(paths)),
             "best_fold_test": tested(keras.models.load_model(best, compile=False))}

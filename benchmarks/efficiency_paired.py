@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from search_efficiency import END as EFFICIENCY_END
-from search_efficiency import FULL, SHARED, update_results
+from search_efficiency import FULL, SHARED, arm_seed, finished_trials, update_results
 
 from tlsweep.measures import paired_gap
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 BEGIN, END = "<!-- efficiency_paired:begin -->", "<!-- efficiency_paired:end -->"
 PAIRS = (("tlsweep", "reference"), ("tlsweep", "kt-hyperband"), ("kt-hyperband", "reference"))
-SIGNAL = 2.0  # standard errors: a gap this many SEs from zero is read as signal
 
 
 @dataclass(frozen=True)
@@ -60,45 +59,37 @@ def studies(runs: list[Path]) -> dict[tuple[str, int], Study]:
     found: dict[tuple[str, int], Study] = {}
     for run in runs:
         for folder in sorted(run.glob("results-*/*-s*")):
-            arm, seed = folder.name.rsplit("-s", 1)
-            found.setdefault((arm, int(seed)), Study(arm, int(seed), folder))
+            arm, seed = arm_seed(folder.name)
+            found.setdefault((arm, seed), Study(arm, seed, folder))
     return found
 
 
 def chosen_trial(board: pd.DataFrame, budget_epochs: int) -> pd.Series:
     """The trial behind ``search_efficiency.best_at(..., budget)``: the best value among the
     trials finished within the epoch budget, in trial order (the first of equals)."""
-    trials = board[(board["role"] == "trial") & board["value"].notna()].sort_values("trial")
+    trials = finished_trials(board)
     within = trials[trials["epochs_run"].cumsum() <= budget_epochs]
     return within.loc[within["value"].idxmax()]
 
 
 # ----------------------------------------------------------------------------- models (TF)
-def _kt_checkpoint(study: Study, trial: int) -> Path:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    loaded = optuna.load_study(study_name=study.name,
-                               storage=f"sqlite:///{study.folder / 'study.db'}")
-    kt_id = loaded.trials[trial].user_attrs["keras_tuner_trial"]
-    return study.folder / "keras-tuner" / f"trial_{kt_id}" / "checkpoint.weights.h5"
-
-
 def kt_source(study: Study, trial: int, card: ModelCard, scratch: Path) -> ModelSource:
     """keras-tuner keeps only weights (its best epoch's checkpoint): they go into the same
     classifier, under the card of a tlsweep trial on the same data and backbone."""
     from tlsweep.delivery._modelcard import ModelSource
-    from tlsweep.inspection import StudyView
-    from tlsweep.store import recorded_sweep
+    from tlsweep.engines._keras_tuner import KT_TRIAL_ATTR
+    from tlsweep.store import load_study, recorded_sweep
     from tlsweep.training._classifier import build_classifier
     from tlsweep.training.backbones import resolve
 
-    sweep = recorded_sweep(StudyView.load(study.folder, study.name).study)
+    recorded = load_study(study.folder, study.name)
+    sweep = recorded_sweep(recorded)
     choice = sweep.space.backbone_choices()[card.backbone]
     backbone = resolve(card.backbone, choice, card.image_size, str(sweep.path))
     model, _ = build_classifier(backbone, card.image_size, len(card.class_names),
                                 sweep.config.training.dropout)
-    model.load_weights(_kt_checkpoint(study, trial))
+    kt_id = recorded.trials[trial].user_attrs[KT_TRIAL_ATTR]
+    model.load_weights(study.folder / "keras-tuner" / f"trial_{kt_id}" / "checkpoint.weights.h5")
     path = scratch / f"{study.name}.keras"
     model.save(path)
     return ModelSource(path, "keras", card)

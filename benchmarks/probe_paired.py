@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from beat_probe import frozen_sets
+from beat_probe import frozen_sets, probe_on_test, scored_on_test
 
 from tlsweep.measures import paired_gap
 
@@ -40,28 +40,20 @@ def against_probe(root: Path) -> dict:
     """The delivered model's and the train+val probe's test predictions, and their paired gap."""
     import keras
 
-    from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.store import load_study
-    from tlsweep.training._epochs import confusion_matrix
     from tlsweep.training._folds import predict_images
-    from tlsweep.training._probe import fit_probe
 
     plan, features, preprocess = frozen_sets(root / "sweep.yaml", root / "results")
     config, data = plan.sweep.config, plan.dataset
-    probe = fit_probe(np.concatenate([features["train"], features["val"]]),
-                      np.concatenate([data.y_train, data.y_val]), config.objective, config.seed
-                      ).predict(features["test"])
+    probe = probe_on_test(plan, features, ("train", "val"))
     final = load_study(plan.directory, config.study).user_attrs["final"]
     delivered = probe if final["chosen"] is None else predict_images(
         keras.models.load_model(final["delivered"]["path"], compile=False), data.x_test,
         preprocess)
     gap = paired_gap(data.y_test, delivered, probe, config.objective, seed=config.seed)
-
-    def score(predicted: np.ndarray) -> float:
-        return balanced_estimate(confusion_matrix(data.y_test, predicted, data.n_classes)).value
-
-    return {"run": config.study, "images": len(data.y_test), "delivered": score(delivered),
-            "probe": score(probe), "gap": gap.gap, "se": gap.se,
+    return {"run": config.study, "images": len(data.y_test),
+            "delivered": scored_on_test(data, delivered), "probe": scored_on_test(data, probe),
+            "gap": gap.gap, "se": gap.se,
             "disagree": float(np.mean(delivered != probe)), "recorded": recorded(root)}
 
 

@@ -172,10 +172,15 @@ def run_traced(sweep: Path, results: Path) -> tuple[pd.DataFrame, pd.DataFrame, 
     return board, trajectory(board, started), wall
 
 
+def finished_trials(board: pd.DataFrame) -> pd.DataFrame:
+    """The searched trials that have a value, in trial order: what the trajectory counts."""
+    trials = board[board["role"] == "trial"] if "role" in board else board  # no reference rows
+    return trials[trials["value"].notna()].sort_values("trial")
+
+
 def trajectory(board: pd.DataFrame, started: float) -> pd.DataFrame:
     """Best value found so far after each trial, against cumulative epochs and wall time."""
-    trials = board[board["role"] == "trial"] if "role" in board else board  # no reference rows
-    rows = trials[trials["value"].notna()].sort_values("trial")
+    rows = finished_trials(board)
     ended = pd.to_datetime(rows["started_at"], utc=True).map(lambda t: t.timestamp()) \
         + rows["duration_s"] - started
     return pd.DataFrame({"epochs": rows["epochs_run"].cumsum().to_numpy(),
@@ -336,6 +341,12 @@ def update_results(section: str, markers: tuple[str, str] = (BEGIN, END),
     results.write_text(text)
 
 
+def arm_seed(key: str) -> tuple[str, int]:
+    """'ARM-sSEED' (a run file's key, a study's name) as (arm, seed)."""
+    arm, seed = key.rsplit("-s", 1)
+    return arm, int(seed)
+
+
 def save_run(out: Path, paths: Paths, summary: pd.DataFrame, command: str, wall: float) -> None:
     """A finished run's files under its --out folder, read back by ``load_run``."""
     summary.to_csv(out / "summary.csv", index=False)
@@ -348,8 +359,7 @@ def load_run(folder: Path) -> tuple[Paths, dict[tuple[str, int], float], str | N
     """``save_run``'s files: trajectories and wall seconds keyed (arm, seed), and the command
     (None for a run from before run.json was written)."""
     saved = json.loads((folder / "trajectories.json").read_text())
-    paths = {(key.rsplit("-s", 1)[0], int(key.rsplit("-s", 1)[1])): pd.DataFrame(columns)
-             for key, columns in saved.items()}
+    paths = {arm_seed(key): pd.DataFrame(columns) for key, columns in saved.items()}
     walls = {(row.arm, int(row.seed)): float(row.wall_s)
              for row in pd.read_csv(folder / "summary.csv").itertuples()}
     run = folder / "run.json"
