@@ -16,7 +16,8 @@ disagree carry the gap's noise (McNemar 1947): the paired, class-stratified boot
 ``tlsweep.measures.paired_gap`` measures that standard error directly.
 
 Writes paired.parquet (each model's predicted class per image) under the first run's folder,
-and replaces its section of benchmarks/RESULTS.md.
+and replaces its section of benchmarks/RESULTS.md. ``--reuse`` reports again from that file,
+without TensorFlow (the scores the sweeps recorded are still checked against it).
 """
 
 from __future__ import annotations
@@ -122,15 +123,19 @@ def predicted_classes(chosen: dict[tuple[str, int], tuple[Study, int]], val: Pat
 
 # ----------------------------------------------------------------------------- report
 def gaps(labels: np.ndarray, predictions: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
+    """Each pair's gap per seed, then on the mean of its seeds: every seed's models predicted
+    the same validation images, so the mean's bootstrap resamples them once for all seeds."""
     rows = []
-    for seed in sorted({s for _, s in predictions}):
-        for a, b in PAIRS:
-            if (a, seed) in predictions and (b, seed) in predictions:
-                gap = paired_gap(labels, predictions[(a, seed)], predictions[(b, seed)],
-                                 "accuracy", seed=seed)
-                disagree = float(np.mean(predictions[(a, seed)] != predictions[(b, seed)]))
-                rows.append({"seed": seed, "pair": f"{a} − {b}", "gap": 100 * gap.gap,
-                             "se": 100 * gap.se, "disagree": disagree})
+    seeds = sorted({s for _, s in predictions})
+    for a, b in PAIRS:
+        both = [s for s in seeds if (a, s) in predictions and (b, s) in predictions]
+        runs = [(str(s), [s]) for s in both] + ([("mean", both)] if len(both) > 1 else [])
+        for label, chosen in runs:
+            first = np.stack([predictions[(a, s)] for s in chosen])
+            second = np.stack([predictions[(b, s)] for s in chosen])
+            gap = paired_gap(labels, first, second, "accuracy", seed=chosen[0])
+            rows.append({"seed": label, "pair": f"{a} − {b}", "gap": 100 * gap.gap,
+                         "se": 100 * gap.se, "disagree": float(np.mean(first != second))})
     return pd.DataFrame(rows)
 
 
@@ -154,9 +159,10 @@ def report(table: pd.DataFrame, check_rows: list[str], accuracy: float, images: 
         f"### Search efficiency, paired on the validation images ({datetime.now(UTC).date()})",
         "",
         f"Command: `{command}` (no training: the kept models of the runs above predict the "
-        f"{images} validation images). Gap: the first arm's accuracy minus the second's, in "
-        f"points, on the same images; SE: its standard error from a paired, class-stratified "
-        f"bootstrap over the images (2,000 draws). For comparison, one accuracy alone has a "
+        f"{images} validation images; with `--reuse`, as saved in paired.parquet). Gap: the "
+        f"first arm's accuracy minus the second's, in points, on the same images; SE: its "
+        f"standard error from a paired, class-stratified bootstrap over the images (2,000 "
+        f"draws). For comparison, one accuracy alone has a "
         f"binomial SE of {unpaired:.2f} points, and two independent ones a gap SE of "
         f"{unpaired * np.sqrt(2):.2f}.", "",
         "| seed | pair | gap (points) | paired SE | gap / SE | images they disagree on |",
@@ -164,31 +170,54 @@ def report(table: pd.DataFrame, check_rows: list[str], accuracy: float, images: 
     for row in table.itertuples():
         lines.append(f"| {row.seed} | {row.pair} | {row.gap:+.2f} | {row.se:.2f} | "
                      f"{row.gap / row.se:+.1f} | {row.disagree:.1%} |")
-    lines += ["", f"Paired SE over these {len(table)} comparisons: {table['se'].min():.2f}–"
-              f"{table['se'].max():.2f} points (mean {table['se'].mean():.2f}); a one-point gap "
-              f"is {1 / table['se'].max():.1f}–{1 / table['se'].min():.1f} paired SEs.", "",
-              f"Each model's right answers (of {images}) from these predictions, against those "
+    each, mean = table[table["seed"] != "mean"], table[table["seed"] == "mean"]
+    lines += ["", f"Paired SE of one seed's gap, over these {len(each)} comparisons: "
+              f"{each['se'].min():.2f}–{each['se'].max():.2f} points (mean "
+              f"{each['se'].mean():.2f}); a one-point gap is {1 / each['se'].max():.1f}–"
+              f"{1 / each['se'].min():.1f} paired SEs.", ""]
+    if len(mean):
+        lines += [f"On the mean of the seeds (each seed's models disagree on different images, "
+                  f"so their noise partly averages out): {mean['se'].min():.2f}–"
+                  f"{mean['se'].max():.2f} points; a one-point gap is "
+                  f"{1 / mean['se'].max():.1f}–{1 / mean['se'].min():.1f} paired SEs.", ""]
+    lines += [f"Each model's right answers (of {images}) from these predictions, against those "
               f"its sweep recorded:", "",
               "| arm | seed | trial | recorded | predicted here | difference |",
               "| --- | --- | --- | --- | --- | --- |", *check_rows, ""]
     return "\n".join(lines)
 
 
+def saved_predictions(path: Path) -> tuple[np.ndarray, list[str], dict[tuple[str, int],
+                                                                     np.ndarray]]:
+    """The labels, files and predictions that an earlier run wrote to paired.parquet."""
+    frame = pd.read_parquet(path)
+    models = [c for c in frame.columns if c not in ("file", "label")]
+    return (frame["label"].to_numpy(), frame["file"].tolist(),
+            {arm_seed(c): frame[c].to_numpy() for c in models})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="search_efficiency.py --out folders")
-    runs = parser.parse_args().runs
-    if not (SHARED / "weights").is_dir():
+    parser.add_argument("--reuse", action="store_true",
+                        help="report from the predictions an earlier run saved in paired.parquet "
+                             "(no TensorFlow); the recorded scores are still checked")
+    args = parser.parse_args()
+    runs, saved = args.runs, args.runs[0] / "paired.parquet"
+    if not args.reuse and not (SHARED / "weights").is_dir():
         raise SystemExit(f"needs {SHARED}/weights (the kt-hyperband models are rebuilt on them)")
     found = studies(runs)
     boards = {key: pd.read_parquet(s.folder / "leaderboard.parquet") for key, s in found.items()}
     chosen = {key: (found[key], int(chosen_trial(board, FULL.budget_epochs)["trial"]))
               for key, board in boards.items()}
-    labels, files, predictions = predicted_classes(chosen, runs[0] / "data" / "val")
-    pd.DataFrame({"file": files, "label": labels,
-                  **{f"{a}-s{s}": p for (a, s), p in predictions.items()}}
-                 ).to_parquet(runs[0] / "paired.parquet")
+    if args.reuse:
+        labels, files, predictions = saved_predictions(saved)
+    else:
+        labels, files, predictions = predicted_classes(chosen, runs[0] / "data" / "val")
+        pd.DataFrame({"file": files, "label": labels,
+                      **{f"{a}-s{s}": p for (a, s), p in predictions.items()}}).to_parquet(saved)
     command = "python benchmarks/efficiency_paired.py " + " ".join(map(str, runs))
+    command += " --reuse" * args.reuse
     reference = np.mean([np.mean(p == labels) for (arm, _), p in predictions.items()
                          if arm == "reference"])
     section = report(gaps(labels, predictions), checks(chosen, boards, labels, predictions),

@@ -58,3 +58,20 @@ def test_paired_gaps_are_far_less_noisy_than_independent_scores() -> None:
     unpaired = 100 * np.sqrt(2 * 0.67 * 0.33 / 4000)  # two independent accuracies' gap
     assert row["se"] < unpaired / 2
     assert row["gap"] / row["se"] > 2  # a 1.3-point gap on consistent images is signal
+
+
+def test_the_mean_of_seeds_is_reported_and_less_noisy_than_one_seed() -> None:
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 5, 3000)
+    predictions = {}
+    for seed in range(3):
+        reference = np.where(rng.random(3000) < 0.67, labels, (labels + 1) % 5)
+        predictions[("reference", seed)] = reference
+        # Each seed's challenger differs from its reference on its own 20% of the images.
+        flipped = rng.random(3000) < 0.2
+        predictions[("tlsweep", seed)] = np.where(flipped, (reference + 2) % 5, reference)
+    table = gaps(labels, predictions)
+    assert list(table["seed"]) == ["0", "1", "2", "mean"]
+    per_seed, mean = table.iloc[:3], table.iloc[3]
+    assert abs(mean["gap"] - per_seed["gap"].mean()) < 1e-9
+    assert mean["se"] < 0.75 * per_seed["se"].min()

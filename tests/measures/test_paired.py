@@ -48,3 +48,20 @@ def test_identical_predictions_have_no_gap_and_no_noise() -> None:
     same = _predictions(labels % 2, np.arange(0, 60, 7))
     lead = paired_gap(labels, same, same, "balanced_accuracy")
     assert (lead.gap, lead.se) == (0.0, 0.0) and not lead.clear_lead(0.0)
+
+
+def test_runs_on_the_same_images_average_their_gaps_and_resample_the_images_once() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 2000)
+    default = np.stack([np.where(rng.random(2000) < 0.7, labels, 1 - labels) for _ in range(4)])
+    fixed = rng.random((4, 2000)) < 0.05
+    challenger = np.where(fixed, labels, default)
+    each = [paired_gap(labels, challenger[i], default[i], "accuracy") for i in range(4)]
+    mean = paired_gap(labels, challenger, default, "accuracy")
+    assert mean.gap == pytest.approx(np.mean([g.gap for g in each]))
+    # Each run's models disagree on different images, so the mean's noise falls near 1/sqrt(4).
+    assert mean.se == pytest.approx(np.mean([g.se for g in each]) / 2, rel=0.2)
+    # Four copies of one run are one run: nothing averages out when the images are shared.
+    copies = paired_gap(labels, np.stack([challenger[0]] * 4), np.stack([default[0]] * 4),
+                        "accuracy")
+    assert copies.gap == pytest.approx(each[0].gap) and copies.se == pytest.approx(each[0].se)

@@ -44,19 +44,23 @@ def paired_gap(labels: np.ndarray, challenger: np.ndarray, default: np.ndarray, 
                draws: int = _DRAWS, seed: int = 0) -> PairedGap:
     """The gap in ``metric`` between two sets of predicted classes of the same labelled images,
     with its standard error from resampling the images within each class (so that every
-    resample holds every class, in its own proportion, as balanced accuracy needs)."""
+    resample holds every class, in its own proportion, as balanced accuracy needs).
+
+    ``challenger`` and ``default`` may also be runs x images (several seeds' models, each pair
+    scored on the same images): the gap is then the mean of the runs' gaps, and each draw
+    resamples the images once for every run, because the runs share them."""
     labels = np.asarray(labels)
     balanced = Objective.named(metric).balanced
     classes = np.unique(labels)
-    right_a = (np.asarray(challenger) == labels).astype(np.float64)
-    right_b = (np.asarray(default) == labels).astype(np.float64)
-    gap = float(_score(labels, right_a, classes, balanced) -
-                _score(labels, right_b, classes, balanced))
+    right_a = np.atleast_2d(np.asarray(challenger) == labels).astype(np.float64)
+    right_b = np.atleast_2d(np.asarray(default) == labels).astype(np.float64)
+    gap = float(np.mean(_score(labels, right_a, classes, balanced) -
+                        _score(labels, right_b, classes, balanced)))
     rng = np.random.default_rng(seed)
     picks = np.empty((draws, len(labels)), np.int64)
     for c in classes:
         members = np.flatnonzero(labels == c)
         picks[:, members] = rng.choice(members, size=(draws, len(members)))
-    gaps = (_score(labels, right_a[picks], classes, balanced) -
-            _score(labels, right_b[picks], classes, balanced))
+    gaps = np.mean(_score(labels, right_a[:, picks], classes, balanced) -
+                   _score(labels, right_b[:, picks], classes, balanced), axis=0)
     return PairedGap(gap, float(np.std(gaps, ddof=1)))
