@@ -90,6 +90,17 @@ def means(rows: list[dict]) -> list[str]:
     return lines
 
 
+def once_per_study(runs: list[Path]) -> list[Path]:
+    """Each study once, from the first folder given for it: the same set, arm and seed from two
+    runs would count that seed twice in the mean."""
+    first: dict[str, Path] = {}
+    for root in runs:
+        if root.name in first:
+            print(f"{root}: {root.name} already given as {first[root.name]}; counted once")
+        first.setdefault(root.name, root)
+    return list(first.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="beat_probe run folders")
@@ -98,7 +109,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"{missing[0]}: no sweep.yaml; give beat_probe run folders "
                          f"(benchmarks/runs/beat_probe*/SET-ARM-seedN)")
-    rows = [against_probe(root.resolve()) for root in runs]
+    rows = [against_probe(root.resolve()) for root in once_per_study(runs)]
     command = "python benchmarks/probe_paired.py " + " ".join(map(str, runs))
     print("\n".join([f"Paired on test ({datetime.now(UTC).date()}), command: `{command}`", "",
                      *table(rows), "", *means(rows)]))

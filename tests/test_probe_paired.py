@@ -13,7 +13,7 @@ from tests.conftest import REPO
 # As in test_efficiency_merge: the benchmarks folder leaves sys.path again.
 sys.path.insert(0, str(REPO / "benchmarks"))
 try:
-    from probe_paired import means, recorded
+    from probe_paired import means, once_per_study, recorded
 finally:
     sys.path.remove(str(REPO / "benchmarks"))
 
@@ -44,3 +44,10 @@ def test_each_set_and_arm_gets_its_own_line(group: str) -> None:
     rows = [{"run": f"{g}-seed0", "gap": 0.01, "se": 0.01}
             for g in ("flowers-small-before", "flowers-small-anchor")]
     assert sum(line.startswith(f"- {group}:") for line in means(rows)) == 1
+
+
+def test_a_study_given_from_two_runs_counts_once(capsys: pytest.CaptureFixture[str]) -> None:
+    first, again = Path("a/hym-anchor-seed0"), Path("b/hym-anchor-seed0")
+    other = Path("b/hym-anchor-seed1")
+    assert once_per_study([first, again, other]) == [first, other]
+    assert "counted once" in capsys.readouterr().out
