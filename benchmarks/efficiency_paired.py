@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from search_efficiency import END as EFFICIENCY_END
-from search_efficiency import FULL, SHARED, arm_seed, finished_trials, update_results
+from search_efficiency import FULL, SHARED, arm_key, arm_seed, finished_trials, update_results
 
 from tlsweep.measures import paired_gap
 
@@ -215,7 +215,7 @@ def main() -> None:
     else:
         labels, files, predictions = predicted_classes(chosen, runs[0] / "data" / "val")
         pd.DataFrame({"file": files, "label": labels,
-                      **{f"{a}-s{s}": p for (a, s), p in predictions.items()}}).to_parquet(saved)
+                      **{arm_key(a, s): p for (a, s), p in predictions.items()}}).to_parquet(saved)
     command = "python benchmarks/efficiency_paired.py " + " ".join(map(str, runs))
     command += " --reuse" * args.reuse
     reference = np.mean([np.mean(p == labels) for (arm, _), p in predictions.items()

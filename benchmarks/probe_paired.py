@@ -91,13 +91,17 @@ def means(rows: list[dict]) -> list[str]:
 
 
 def once_per_study(runs: list[Path]) -> list[Path]:
-    """Each study once, from the first folder given for it: the same set, arm and seed from two
-    runs would count that seed twice in the mean."""
+    """Each study once, from the first folder given for it: ``means`` groups by the study's
+    name, which a folder's name need not be (beat_probe adds ``-224px``, ``-workersN``), so the
+    same set, arm and seed from two runs would count that seed twice."""
+    from tlsweep.config import load_sweep
+
     first: dict[str, Path] = {}
     for root in runs:
-        if root.name in first:
-            print(f"{root}: {root.name} already given as {first[root.name]}; counted once")
-        first.setdefault(root.name, root)
+        study = load_sweep(root / "sweep.yaml").config.study
+        if study in first:
+            print(f"{root}: study {study} already given as {first[study]}; counted once")
+        first.setdefault(study, root)
     return list(first.values())
 
 

@@ -135,12 +135,12 @@ def sweep_file(out: Path, data: Path, space: Path, setup: Setup, arm: str, seed:
                options: str | None = None) -> Path:
     """The arm's sweep file: its ``options`` (sampler, pruner, budget), by default
     ``arm_options``'s for this benchmark's arms."""
-    path = out / "sweeps" / f"{arm}-s{seed}.yaml"
+    path = out / "sweeps" / f"{arm_key(arm, seed)}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     # Absolute: a relative path in a sweep file is read against the sweep file's folder.
     data, space = data.resolve(), space.resolve()
     path.write_text(
-        f"study: {arm}-s{seed}\n"
+        f"study: {arm_key(arm, seed)}\n"
         f"data: {{train_dir: {data / 'train'}, val_dir: {data / 'val'}, "
         f"image_size: {setup.image_size}}}\n"
         f"search_space: {space}\nseed: {seed}\n"
@@ -341,6 +341,11 @@ def update_results(section: str, markers: tuple[str, str] = (BEGIN, END),
     results.write_text(text)
 
 
+def arm_key(arm: str, seed: int) -> str:
+    """'ARM-sSEED': a study's name and its key in a run's files; ``arm_seed`` reads it back."""
+    return f"{arm}-s{seed}"
+
+
 def arm_seed(key: str) -> tuple[str, int]:
     """'ARM-sSEED' (a run file's key, a study's name) as (arm, seed)."""
     arm, seed = key.rsplit("-s", 1)
@@ -350,7 +355,7 @@ def arm_seed(key: str) -> tuple[str, int]:
 def save_run(out: Path, paths: Paths, summary: pd.DataFrame, command: str, wall: float) -> None:
     """A finished run's files under its --out folder, read back by ``load_run``."""
     summary.to_csv(out / "summary.csv", index=False)
-    json.dump({f"{a}-s{s}": p.to_dict("list") for (a, s), p in paths.items()},
+    json.dump({arm_key(a, s): p.to_dict("list") for (a, s), p in paths.items()},
               (out / "trajectories.json").open("w"))
     (out / "run.json").write_text(json.dumps({"command": command, "wall_s": wall}))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_space, tiny_sweep, write_yaml
 
 # As in test_efficiency_merge: the benchmarks folder leaves sys.path again.
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -46,8 +46,15 @@ def test_each_set_and_arm_gets_its_own_line(group: str) -> None:
     assert sum(line.startswith(f"- {group}:") for line in means(rows)) == 1
 
 
-def test_a_study_given_from_two_runs_counts_once(capsys: pytest.CaptureFixture[str]) -> None:
-    first, again = Path("a/hym-anchor-seed0"), Path("b/hym-anchor-seed0")
-    other = Path("b/hym-anchor-seed1")
-    assert once_per_study([first, again, other]) == [first, other]
-    assert "counted once" in capsys.readouterr().out
+def test_a_study_given_from_two_runs_counts_once(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(None))
+    folders = {}
+    for folder, study in (("a/hym-anchor-seed0", "hym-anchor-seed0"),
+                          ("b/hym-anchor-seed0-224px", "hym-anchor-seed0"),  # the same study
+                          ("b/hym-anchor-seed1-224px", "hym-anchor-seed1")):
+        folders[folder] = tmp_path / folder
+        write_yaml(folders[folder] / "sweep.yaml", tiny_sweep(tmp_path, space, study=study))
+    kept = once_per_study(list(folders.values()))
+    assert kept == [folders["a/hym-anchor-seed0"], folders["b/hym-anchor-seed1-224px"]]
+    assert "study hym-anchor-seed0 already given" in capsys.readouterr().out
