@@ -34,7 +34,7 @@ def test_anchor_is_off_unless_asked_and_true_gives_the_measured_recipe(tmp_path:
     anchor = load_sweep(sweep_with(tmp_path, "{anchor: true}")).config.finalists.anchor
     assert anchor is not None
     assert (anchor.unfreeze_depth, anchor.head_lr, anchor.finetune_lr,
-            anchor.augmentation_strength, anchor.class_weighting) == (0.3, 1e-5, 1e-4, 0.6, "none")
+            anchor.augmentation_strength, anchor.class_weighting) == (0.3, 1e-5, 1e-4, 0.6, "auto")
     assert (anchor.head_epochs, anchor.finetune_epochs, anchor.total_epochs) == (1, 25, 26)
     shorter = load_sweep(sweep_with(tmp_path, "{anchor: {finetune_epochs: 8}}"))
     assert shorter.config.finalists.anchor.total_epochs == 9
@@ -77,11 +77,24 @@ def test_the_anchor_is_the_first_trial_with_its_values(tmp_path: Path) -> None:
 def test_the_anchor_stays_inside_the_space_and_leaves_what_it_fixes(tmp_path: Path) -> None:
     sweep = load_sweep(sweep_with(tmp_path, "{anchor: true}", space={
         "unfreeze_depth": "0.5", "class_weighting": "{choices: [sqrt, balanced]}"}))
-    values = anchor_params(sweep.space, sweep.config.finalists.anchor)
+    values = anchor_params(sweep.space, sweep.config.finalists.anchor, "val_accuracy")
     # head_lr 1e-5 clipped up to the range's low end; "none" is not allowed here, so the
     # first choice; the fixed depth is not asked for; augmentation 0.6 clipped to 0.3.
     assert values == {"backbone": "MobileNetV2", "head_lr": 1e-3, "finetune_lr": 1e-4,
                       "augmentation_strength": 0.3, "class_weighting": "sqrt"}
+
+
+def test_the_anchor_weighs_classes_under_a_balanced_objective(tmp_path: Path) -> None:
+    sweep = load_sweep(sweep_with(tmp_path, "{anchor: true}", space={
+        "class_weighting": "{choices: [none, balanced, sqrt]}"}))
+    anchor = sweep.config.finalists.anchor
+    assert anchor.class_weighting == "auto"
+    assert anchor_params(sweep.space, anchor, "val_balanced_accuracy")[
+        "class_weighting"] == "balanced"
+    assert anchor_params(sweep.space, anchor, "val_accuracy")["class_weighting"] == "none"
+    fixed = anchor.model_copy(update={"class_weighting": "sqrt"})
+    assert anchor_params(sweep.space, fixed, "val_balanced_accuracy")[
+        "class_weighting"] == "sqrt"
 
 
 def test_without_an_anchor_nothing_is_enqueued(tmp_path: Path) -> None:

@@ -273,7 +273,7 @@ def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
     from tlsweep.config import load_sweep
     from tlsweep.datasets import load_dataset
     from tlsweep.training._classifier import predict
-    from tlsweep.training._probe import fit_probe
+    from tlsweep.training._probe import fit_baseline
 
     data = write_class_images(tmp_path / "data", {"a": 24, "b": 24})
     space = write_yaml(tmp_path / "space.yaml", tiny_space(
@@ -305,9 +305,10 @@ def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
     def unit(x: np.ndarray) -> np.ndarray:  # the tiny backbone's preprocessing
         return np.asarray(x, np.float32) / 255.0
 
-    fit = fit_probe(predict(features, unit(np.concatenate([dataset.x_train, dataset.x_val]))),
-                    np.concatenate([dataset.y_train, dataset.y_val]), config.objective,
-                    config.seed)
+    fit = fit_baseline(predict(features, unit(np.concatenate([dataset.x_train,
+                                                               dataset.x_val]))),
+                       np.concatenate([dataset.y_train, dataset.y_val]), config.objective,
+                       config.seed)
     delivered = predict(model, unit(dataset.x_test))
     expected = fit.model.predict_proba(predict(features, unit(dataset.x_test)))
     np.testing.assert_allclose(delivered, expected, atol=1e-4)
@@ -318,12 +319,28 @@ def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
     assert "linear probe (probe)" in exported.stdout
     card = json.loads((tmp_path / "out" / "card.json").read_text())
     assert (card["made_by"], card["trial"], card["params"]) == ("probe", None, {})
+    # Its headline: the probe's out-of-fold predictions on train+val pooled with its test.
+    headline = card["metrics"]["headline"]
+    n = len(dataset.y_train) + len(dataset.y_val) + len(dataset.y_test)
+    assert headline["n"] == n and headline["low"] <= headline["value"] <= headline["high"]
+    assert "out-of-fold" in headline["source"] and "test images" in headline["source"]
+    assert "estimate: accuracy" in " ".join(exported.stdout.split())
+    # The exported probe predicts new images through the CLI as the probe does.
+    images = sorted((data / "a").iterdir())[:4] + sorted((data / "b").iterdir())[:4]
+    predicted = run_cli("predict", str(tmp_path / "out"), *map(str, images), "--format", "json",
+                        "--top", "1")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    classes = [row["class_1"] for row in json.loads(predicted.stdout)]
+    from PIL import Image
+
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB").resize((16, 16))) for p in images])
+    expected_classes = fit.predict(predict(features, unit(pixels)))
+    assert classes == [card["class_names"][i] for i in expected_classes]
     found = run_cli("diagnose", "tiny")
     assert "fine-tuning did not earn its cost" in " ".join(found.stdout.split())
 
-    # Off (the default), the same seeded search delivers its best finalist however the probe
-    # scored.
-    off = text.replace(", probe_competes: true", "").replace(
+    # Off, the same seeded search delivers its best finalist however the probe scored.
+    off = text.replace("probe_competes: true", "probe_competes: false").replace(
         "study: tiny", "study: tiny_off")
     assert run_cli("run", str(write_yaml(tmp_path / "off.yaml", off))).returncode == 0
     chosen = pd.read_parquet(tmp_path / "results" / "tiny_off" / "final.parquet").query(

@@ -1,5 +1,5 @@
 """Which finalist the stage delivers: the anchor unless a searched finalist leads it clearly on
-the same out-of-fold images, then the probe only when it leads that choice clearly."""
+the same out-of-fold images; then the probe, cheaper, unless that choice leads it clearly."""
 
 from __future__ import annotations
 
@@ -46,11 +46,22 @@ def test_without_an_anchor_ties_on_the_folds_go_to_the_better_search_value() -> 
     assert _choose(rows, anchor=None).chosen == 2
 
 
-def test_the_probe_must_lead_the_chosen_finalist_clearly() -> None:
-    chosen = _row(0, range(0, 300, 5))
-    close = [_row(None, range(1, 286, 5), backbone="Tiny")]
-    far = [_row(None, range(0, 300, 50), backbone="Tiny")]
-    assert probe_challenge(close, chosen, LABELS, "accuracy", 1.0, 0) is None
-    assert probe_challenge(close, chosen, LABELS, "accuracy", 0.0, 0).chosen == "Tiny"
-    challenge = probe_challenge(far, chosen, LABELS, "accuracy", 1.0, 0)
-    assert challenge.chosen == "Tiny" and "fine-tuning did not earn its cost" in challenge.reason
+def test_the_finalist_must_lead_the_cheaper_probe_clearly_to_be_delivered() -> None:
+    chosen = _row(0, range(0, 300, 5))  # 60 wrong
+    close = [_row(None, range(1, 286, 5), backbone="Tiny")]  # 57 wrong: a hair ahead
+    level = [_row(None, range(1, 300, 5), backbone="Tiny")]  # 60 wrong, other images
+    far_behind = [_row(None, range(0, 300, 2), backbone="Tiny")]  # 150 wrong
+    ahead = [_row(None, range(0, 300, 50), backbone="Tiny")]  # 6 wrong
+    for probes in (close, level, ahead):  # not separable from the finalist, or better
+        choice = probe_challenge(probes, chosen, LABELS, "accuracy", 1.0, 0)
+        assert choice is not None and choice.chosen == "Tiny"
+        assert "the cheaper model, the probe, is delivered" in choice.reason
+    assert "cannot tell fine-tuning from the probe" in probe_challenge(
+        level, chosen, LABELS, "accuracy", 1.0, 0).reason
+    assert "the probe scored higher" in probe_challenge(
+        ahead, chosen, LABELS, "accuracy", 1.0, 0).reason
+    kept = probe_challenge(far_behind, chosen, LABELS, "accuracy", 1.0, 0)
+    assert kept.chosen is None and "the fine-tuned model is delivered" in kept.reason
+    assert probe_challenge([], chosen, LABELS, "accuracy", 1.0, 0) is None
+    # No margin: the finalist needs only to score higher (a tie is not higher).
+    assert probe_challenge(level, chosen, LABELS, "accuracy", 0.0, 0).chosen == "Tiny"

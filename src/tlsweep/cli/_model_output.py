@@ -15,6 +15,7 @@ from rich.table import Table
 
 from tlsweep.delivery import FORMAT_FILES, OUTPUT_FORMATS, ModelSource, resolve_source, study_source
 from tlsweep.errors import ConfigError
+from tlsweep.measures import headline_text
 
 PROGRESS_FROM = 200  # files: fewer finish before a bar would be worth drawing
 
@@ -48,8 +49,12 @@ def export_command(console: Console, root: Path, study: str, trial: int | None, 
     console.print(f"  input: raw RGB uint8 images of any size; resized to {card.image_size} px "
                   f"and preprocessed for {card.backbone} inside the model")
     console.print(f"  classes: {', '.join(card.class_names)}")
+    headline = headline_text(card.metrics.get("headline"),
+                             card.metrics.get("probe_on_the_same_images"))
     test = card.metrics.get("test") or {}
-    if test:
+    if headline:
+        console.print(f"  {headline}", markup=False)
+    elif test:
         console.print(f"  test ({test.get('n')} held-out images): accuracy "
                       f"{_metric_text(test, 'accuracy')}, balanced "
                       f"{_metric_text(test, 'balanced_accuracy')}")

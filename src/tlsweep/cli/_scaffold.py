@@ -250,8 +250,10 @@ def budget_entries(plan: Plan, seconds: float, ratio: float) -> list[Entry]:
             *([("finalists", {"anchor": True}, f"a fixed LP-FT recipe ({ANCHOR.head_epochs} + "
                 f"{ANCHOR.finetune_epochs} epochs, augmentation {ANCHOR.augmentation_strength}) "
                 f"runs as trial 0 and is cross-validated beside the top {FINALISTS.k} on the "
-                "same folds: a searched recipe is delivered only if it beats it there "
-                "(benchmarks/RESULTS.md, \"The anchor recipe as a finalist\")")]
+                "same folds, with the class weighting the objective asks for: a searched recipe "
+                "is delivered only if it beats it there, and either only if it beats the "
+                "linear probe there, else the cheaper probe is (benchmarks/RESULTS.md, \"The "
+                "benchmark suite\")")]
               if plan.anchor else [])]
 
 

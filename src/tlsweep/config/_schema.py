@@ -166,13 +166,22 @@ class AnchorConfig(Strict):
     head_lr: float = Field(default=1e-5, gt=0.0)
     finetune_lr: float = Field(default=1e-4, gt=0.0)
     augmentation_strength: float = Field(default=0.6, ge=0.0, le=1.0)
-    class_weighting: Literal["none", "balanced", "sqrt"] = "none"
+    # auto: balanced under a balanced-accuracy objective, else none: a recipe fixed before the
+    # data is seen must not train unweighted where the score weighs every class alike
+    # (DESIGN.md §3b; the anchor trained unweighted recalled 0.43 of a minority class).
+    class_weighting: Literal["auto", "none", "balanced", "sqrt"] = "auto"
     head_epochs: int = Field(default=1, ge=1)
     finetune_epochs: int = Field(default=25, ge=1)
 
     @property
     def total_epochs(self) -> int:
         return self.head_epochs + self.finetune_epochs
+
+    def weighting_for(self, objective: str) -> str:
+        """The class weighting this recipe trains with under the study's ``objective``."""
+        if self.class_weighting != "auto":
+            return self.class_weighting
+        return "balanced" if objective == "val_balanced_accuracy" else "none"
 
 
 class FinalistsConfig(Strict):
@@ -191,15 +200,16 @@ class FinalistsConfig(Strict):
     small_data_images: int = Field(default=2000, ge=1)
     deliver: Literal["refit", "best_fold", "ensemble"] = "refit"
     anchor: AnchorConfig | None = None  # ``anchor: true`` for the defaults
-    # Re-evaluated, the probe is cross-validated on the finalists' folds; ``true``: when it
-    # leads the chosen finalist there by more than ``margin_se``, it is the model delivered
-    # (refit on train+val). Off by default: measured with no margin, on 300 images it won by
-    # 1-3 images, inside the noise, and cost more than it saved (benchmarks/RESULTS.md, "The
-    # probe as a candidate").
-    probe_competes: bool = False
+    # Re-evaluated, the probe is cross-validated on the finalists' folds; ``true``: it is the
+    # default there, and the chosen finalist is delivered only when it leads the probe by more
+    # than ``margin_se``; otherwise the probe (refit on train+val) is, as good as far as the
+    # data can tell, and cheaper. ``false``: a fine-tuned finalist is always delivered. On by
+    # default since the suite (benchmarks/RESULTS.md, "The benchmark suite"): a fine-tuned
+    # model delivered without that check lost to the probe on imbalanced sets.
+    probe_competes: bool = True
     # A challenger displaces the default only when it leads by more than this many standard
-    # errors of their paired out-of-fold gap: a searched finalist the anchor, the probe the
-    # chosen finalist (training._choice). 0: the top score wins, however slight its lead.
+    # errors of their paired out-of-fold gap: a searched finalist the anchor, the chosen
+    # finalist the probe (training._choice). 0: the top score wins, however slight its lead.
     margin_se: float = Field(default=1.0, ge=0.0)
     # Processes that train the folds side by side (training._folds). ``auto``: one per CPU core,
     # each with one thread, on CPU; the stage's own process on a GPU. 1: that process alone, the

@@ -195,10 +195,11 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> TrialParams:
     )
 
 
-def anchor_params(space: SearchSpace, anchor: Any) -> dict[str, Any]:
+def anchor_params(space: SearchSpace, anchor: Any, objective: str) -> dict[str, Any]:
     """The values to enqueue for the anchor recipe (``FinalistsConfig.anchor``), as ``suggest``
     will ask for them: the space's first backbone, each range's value clipped into the range,
-    its class weighting if the space allows it, else the space's first. A setting the space
+    its class weighting under ``objective`` (``AnchorConfig.weighting_for``) if the space
+    allows it, else the space's first. A setting the space
     fixes is not asked for, so the trial gets the space's value; the trial's row shows them."""
     values: dict[str, Any] = {"backbone": next(iter(space.backbone_choices()))}
     for name in NUMERIC_PARAMS:
@@ -207,6 +208,7 @@ def anchor_params(space: SearchSpace, anchor: Any) -> dict[str, Any]:
             values[name] = min(max(float(getattr(anchor, name)), param.low), param.high)
     weighting = space.class_weighting
     if isinstance(weighting, WeightingChoices):
-        allowed = anchor.class_weighting in weighting.choices
-        values["class_weighting"] = anchor.class_weighting if allowed else weighting.choices[0]
+        wanted = anchor.weighting_for(objective)
+        values["class_weighting"] = wanted if wanted in weighting.choices else \
+            weighting.choices[0]
     return values

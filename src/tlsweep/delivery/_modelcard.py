@@ -38,7 +38,9 @@ class ModelCard:
     trial: int | None  # None: the linear probe (made_by "probe"), no trial's recipe
     made_by: str  # refit, best_fold, ensemble, kept, probe: how the model was trained
     params: dict[str, Any]
-    metrics: dict[str, Any]  # validation/cross_validated/test -> value, low, high, n, method
+    # headline (measures.Headline), probe_on_the_same_images, validation, cross_validated,
+    # test -> value, low, high, n, method
+    metrics: dict[str, Any]
     versions: dict[str, str | None] = field(default_factory=dict)
     input: dict[str, Any] = field(default_factory=lambda: {
         "dtype": "uint8", "shape": [None, None, None, 3], "channels": "RGB", "resize": RESIZE})
@@ -97,11 +99,17 @@ def _scores(row: pd.Series, prefix: str, n: int | None, method: str | None) -> d
     return {**found, "n": n, "method": method} if found else {}
 
 
-def _metrics(row: pd.Series, meta: dict[str, Any], objective: str) -> dict[str, Any]:
+def _metrics(row: pd.Series, meta: dict[str, Any], objective: str,
+             delivered: bool) -> dict[str, Any]:
+    """The model's scores; for the study's delivered model, first its ``headline`` (one
+    estimate, with what it was measured on) and the probe's on the same images."""
     from tlsweep.measures import BRODERSEN, WILSON
 
     method = f"accuracy: {WILSON}; balanced accuracy: {BRODERSEN}"
-    metrics = {"objective": objective,
+    headline = {"headline": meta["headline"],
+                "probe_on_the_same_images": meta.get("baseline_headline")} \
+        if delivered and meta.get("headline") else {}
+    metrics = {"objective": objective, **headline,
                "validation": _scores(row, "val", meta.get("n_val"), method),
                "test": _scores(row, "test", meta.get("n_test") or None, method)}
     if not metrics["validation"] and _number(row.get("cv_value")) is not None:
@@ -168,7 +176,7 @@ def study_source(directory: Path, name: str, trial: int | None = None) -> ModelS
         class_names=list(view.attrs.get("class_names") or []),
         image_size=int(sweep.config.data.image_size), backbone=backbone,
         preprocessing=preprocessing, study=name, trial=number, made_by=made,
-        params=params, metrics=_metrics(row, view.meta, view.objective),
+        params=params, metrics=_metrics(row, view.meta, view.objective, trial is None),
         versions=file_metadata(view.study)["versions"], format="keras")
     return ModelSource(path, "keras", card)
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from tlsweep.inspection._importance import edge
 from tlsweep.inspection._view import StudyView
-from tlsweep.measures import Objective
+from tlsweep.measures import Objective, headline_text
 
 OVERFIT_GAP = 0.20
 IMBALANCE_RATIO = 3.0
@@ -182,6 +182,9 @@ def separation(view: StudyView) -> Finding | None:
 
 
 def test_estimate(view: StudyView) -> Finding:
+    headline = headline_text(view.meta.get("headline"), view.meta.get("baseline_headline"))
+    if headline:
+        return Finding("honest estimate", "ok", f"Chosen model's {headline}")
     chosen = view.reference("chosen")
     metric = Objective.named(view.objective).test_column
     if chosen.empty or metric not in chosen or chosen[metric].isna().all():
@@ -220,11 +223,11 @@ def probe_comparison(view: StudyView) -> Finding | None:
     row = chosen.iloc[0]
     if pd.isna(row["trial"]):
         return Finding("baseline", "note", f"On the finalists' cross-validation folds the linear "
-                       f"probe on {row['backbone']}'s frozen features led the chosen "
-                       f"fine-tuned finalist by more than finalists.margin_se standard errors, "
-                       f"so the probe is the delivered model: fine-tuning did not earn its cost "
-                       f"on this data. More images, or other backbones or ranges, may change "
-                       f"that.")
+                       f"probe on {row['backbone']}'s frozen features was not clearly beaten: "
+                       f"the chosen fine-tuned finalist did not lead it by more than "
+                       f"finalists.margin_se standard errors, so the cheaper probe is the "
+                       f"delivered model: fine-tuning did not earn its cost on this data. More "
+                       f"images, or other backbones or ranges, may change that.")
     probe = probes[probes["backbone"] == row["backbone"]]
     probe = (probe if not probe.empty else probes).iloc[0]
     metric, where = _common_measure(view, row, probe)

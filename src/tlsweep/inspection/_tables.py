@@ -14,7 +14,7 @@ from rich.table import Table
 from tlsweep.config import PARAM_NAMES
 from tlsweep.errors import ConfigError
 from tlsweep.inspection._view import ClassMetrics, load_leaderboard
-from tlsweep.measures import Objective
+from tlsweep.measures import Objective, headline_text
 
 FORMATS = ("table", "csv", "json", "markdown")
 TABLE_COLUMNS = [
@@ -130,7 +130,9 @@ def honesty_notes(frame: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
     objective = meta.get("objective", "val_accuracy")
     n_val, n_test = meta.get("n_val"), meta.get("n_test") or 0
     trials = frame[frame["role"] == "trial"] if "role" in frame else frame
-    lines = [f"value: the trial's best epoch on the {n_val or '?'} validation images "
+    headline = headline_text(meta.get("headline"), meta.get("baseline_headline"))
+    lines = [f"chosen model's {headline}"] if headline else []
+    lines += [f"value: the trial's best epoch on the {n_val or '?'} validation images "
              f"({objective}); 95% CI: accuracy by Wilson's interval, balanced accuracy by its "
              f"posterior (Brodersen et al. 2010); ≈: tied with the best within that interval."]
     if n_test:
@@ -143,8 +145,8 @@ def honesty_notes(frame: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
     if meta.get("final_method"):
         lines.append(f"chosen: the anchor recipe, unless a searched finalist's cv score leads "
                      f"it by more than finalists.margin_se standard errors of their paired gap "
-                     f"(without an anchor, the best cv score); with finalists.probe_competes, "
-                     f"the baseline itself when it leads that choice so; from "
+                     f"(without an anchor, the best cv score); then, with finalists."
+                     f"probe_competes, the baseline itself unless that choice leads it so; from "
                      f"{meta['final_method']}."
                      + (f" Here: {meta['final_choice']}." if meta.get("final_choice") else ""))
     if "role" in frame and (frame["role"] == "baseline").any():

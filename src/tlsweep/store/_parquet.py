@@ -71,6 +71,7 @@ def file_metadata(study: optuna.Study) -> dict[str, Any]:
         "final_method": final.get("method"),
         "final_chosen": final.get("chosen"),
         "final_choice": final.get("choice"),
+        **_headlines(final),
         "study": study.study_name,
         "sweep_sha256": study.user_attrs.get("sweep_sha256"),
         "objective": study.user_attrs.get("objective"),
@@ -83,6 +84,17 @@ def file_metadata(study: optuna.Study) -> dict[str, Any]:
             "optuna": _version("optuna"),
         },
     }
+
+
+def _headlines(final: dict[str, Any]) -> dict[str, Any]:
+    """The delivered model's headline estimate and, on the same images, its backbone's probe's
+    (``training._final``; each a ``measures.Headline`` as a dict, or None)."""
+    delivered = final.get("delivered") or {}
+    probe = next((b.get("headline") for b in final.get("baseline", [])
+                  if b.get("backbone") == delivered.get("backbone")), None)
+    if delivered.get("kind") == "probe":  # the delivered model is that probe
+        probe = None
+    return {"headline": delivered.get("headline"), "baseline_headline": probe}
 
 
 def _best_epoch(curve: list[dict[str, Any]], objective: str) -> dict[str, Any] | None:
@@ -223,14 +235,16 @@ def _probe_chosen(baseline: dict[str, Any], delivered: dict[str, Any],
             "state": "chosen", "value": baseline["cv_value"], "value_low": baseline["cv_low"],
             "value_high": baseline["cv_high"], "note": (
                 f"the linear probe on {baseline['backbone']}'s frozen features, refit on "
-                f"train+val: on the finalists' folds it led the chosen finalist by more than "
-                f"finalists.margin_se, so fine-tuning did not earn its cost here; value: "
+                f"train+val: on the finalists' folds the chosen finalist did not lead it by "
+                f"more than finalists.margin_se, so fine-tuning did not earn its cost here; "
+                f"value: "
                 f"{method}")}
 
 
 def _probe_note(probe: dict[str, Any]) -> str:
-    note = (f"linear probe on frozen features, C={probe['c']:.3g} chosen by cross-validation "
-            f"on train")
+    weighting = f", class weighting {probe['class_weight']}" if "class_weight" in probe else ""
+    note = (f"linear probe on frozen features, C={probe['c']:.3g}{weighting} chosen by "
+            f"cross-validation on train")
     if probe.get("test_trained_on") == "train+val":  # the images the delivered model learnt
         note += (f"; test: refit on train+val, the images the delivered model learnt from "
                  f"(C={probe['test_c']:.3g} by cross-validation there)")

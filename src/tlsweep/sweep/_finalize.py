@@ -12,8 +12,8 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
    anchor stands unless a searched finalist leads it clearly (``training._choice``);
 3. delivers the chosen recipe: refit on train+val, the best fold's model, or the average of its
    fold models (or, without re-evaluation, the top trial's kept model); or the probe itself,
-   refit on train+val, when on the same folds it leads the chosen finalist clearly
-   (``finalists.probe_competes``, off by default);
+   refit on train+val, unless on the same folds the chosen finalist leads it clearly
+   (``finalists.probe_competes``, on by default);
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
    before this step has seen.
 

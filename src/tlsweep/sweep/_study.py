@@ -228,10 +228,11 @@ def enqueue_first_trial(study: optuna.Study, sweep: Sweep) -> None:
     anchor = sweep.config.finalists.anchor
     trials = study.get_trials(deepcopy=False)
     if anchor is not None and not any(anchor_recipe(t) for t in trials):
-        study.enqueue_trial(anchor_params(sweep.space, anchor),
+        study.enqueue_trial(anchor_params(sweep.space, anchor, sweep.config.objective),
                             user_attrs={ANCHOR: anchor.model_dump()})
     elif anchor is None and sweep.config.sampler.start_from_default and not trials:
-        study.enqueue_trial(anchor_params(sweep.space, AnchorConfig()),
+        study.enqueue_trial(anchor_params(sweep.space, AnchorConfig(),
+                                          sweep.config.objective),
                             user_attrs={DEFAULT_START: True})
 
 

@@ -4,8 +4,9 @@ On a few hundred images the finalists' pooled out-of-fold scores lie within a fe
 other, and the best of several of them is biased upward. So a default stands unless a challenger
 leads it clearly: by more than ``finalists.margin_se`` standard errors of their paired gap on
 the same out-of-fold images (``measures.paired_gap``). The anchor recipe, fixed before the
-search saw the data, is the default among the finalists; the finalist so chosen is the default
-the probe must beat (``finalists.probe_competes``). Without an anchor, the top cv score wins.
+search saw the data, is the default among the finalists (without an anchor, the top cv score
+wins). The probe, cheaper than any of them, is then the default that the finalist so chosen must
+beat clearly to be delivered (``finalists.probe_competes``).
 """
 
 from __future__ import annotations
@@ -67,15 +68,24 @@ def choose_finalist(rows: dict[int, dict[str, Any]], anchor: int | None, labels:
 
 def probe_challenge(baselines: list[dict[str, Any]], chosen: dict[str, Any],
                     labels: np.ndarray, objective: str, margin: float, seed: int) -> Choice | None:
-    """The backbone whose probe leads the chosen finalist clearly on the same folds, or None."""
+    """Whether the probe is delivered instead of the chosen finalist: a choice of the probe's
+    backbone, or of None to keep the finalist, with the reason in words; None without probes.
+
+    The probe is the cheaper model, so it is the default here: the fine-tuned finalist is
+    delivered only when it leads the best probe by more than ``margin`` standard errors of
+    their paired gap on the same out-of-fold images. When the data cannot tell them apart,
+    the probe is as good as far as anyone can measure, and cheaper."""
     probes = [b for b in baselines if b.get("cv_predicted") is not None]
     if not probes:
         return None
     best = max(probes, key=lambda b: cv_score(b, objective))
-    lead = gap(best, chosen, labels, objective, seed)
-    if not lead.clear_lead(margin):
-        return None
-    verdict = _verdict(f"the linear probe on {best['backbone']}",
-                       f"the chosen finalist (trial {chosen['trial']})", lead, margin)
-    return Choice(best["backbone"], f"{verdict}: fine-tuning did not earn its cost here, so the "
-                                    f"probe is delivered")
+    lead = gap(chosen, best, labels, objective, seed)
+    finalist = f"the fine-tuned finalist (trial {chosen['trial']})"
+    probe = f"the linear probe on {best['backbone']}"
+    verdict = _verdict(finalist, probe, lead, margin)
+    if lead.clear_lead(margin):
+        return Choice(None, f"{verdict}, so the fine-tuned model is delivered")
+    why = ("the probe scored higher" if lead.gap < 0 else
+           "these images cannot tell fine-tuning from the probe")
+    return Choice(best["backbone"], f"{verdict}: {why}, so the cheaper model, the probe, is "
+                                    f"delivered")

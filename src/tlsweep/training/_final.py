@@ -178,7 +178,7 @@ class FinalRun(ProbeStage):
         if probe is None:
             return chosen, None, choice.reason
         self.say(probe.reason)
-        return chosen, probe.chosen, f"{choice.reason}; {probe.reason}"
+        return chosen, probe.chosen, f"{choice.reason}; {probe.reason}"  # chosen None: kept
 
     def fold_path(self, finalist: Finalist, index: int) -> Path:
         return fold_model_path(self.task.out_dir, finalist.number, index)
@@ -212,6 +212,24 @@ class FinalRun(ProbeStage):
         x, y = self.trainer.train_and_val
         self.trainer.train(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
         return "refit", target
+
+    def headline(self, cv_confusion: list[list[int]] | None,
+                 test: list[list[int]] | None) -> dict[str, Any] | None:
+        """A model's one estimate (``measures.pooled_headline``): its recipe's pooled
+        out-of-fold predictions on train+val, when cross-validated, with the model's own on the
+        test split. The delivered model's is the headline; the probe's, on the same images,
+        what it is compared with."""
+        from tlsweep.measures import pooled_headline
+
+        parts = []
+        if self.task.reevaluate and cv_confusion is not None:
+            n = len(self.data.y_train) + len(self.data.y_val)
+            parts.append((cv_confusion, f"its recipe's {self.task.folds}-fold out-of-fold "
+                                        f"predictions on {n} train+val images"))
+        if test is not None:
+            parts.append((test, f"the model on {len(self.data.y_test)} test images"))
+        found = pooled_headline(parts, self.objective)
+        return found.as_dict() if found else None
 
     def run(self) -> dict[str, Any]:
         import keras
@@ -250,6 +268,13 @@ class FinalRun(ProbeStage):
             self.say("delivered model on the test set")
             delivered["test_confusion"] = self.test_confusion(
                 keras.models.load_model(path, compile=False), backbone)
+        source = next(b for b in baselines if b["backbone"] == probe) if probe \
+            else by_trial.get(chosen.number, {})
+        delivered["headline"] = self.headline(source.get("cv_confusion"),
+                                              delivered.get("test_confusion"))
+        for baseline in baselines:
+            baseline["headline"] = self.headline(baseline.get("cv_confusion"),
+                                                 baseline.get("test_confusion"))
         kept = self.fold_paths(chosen) if self.task.reevaluate and not probe else []
         # Only the chosen's stay, to be inspected; also any other finalist's, or an earlier
         # run's ("trial-N-best-fold.keras" before fold models were all kept).

@@ -45,14 +45,21 @@ class ProbeStage:
         """A probe per backbone: fitted on train (its validation score), and, when the
         delivered model is a refit on train+val, fitted again on train+val for the test set,
         so that the delivered model and the baseline are tested after training on the same
-        images (a probe on train alone would give the refit 25-50% more data to win by)."""
+        images (a probe on train alone would give the refit 25-50% more data to win by). Each
+        probe chooses its class weighting with its C (``_probe.fit_baseline``); its folds keep
+        the weighting chosen on train."""
+        from tlsweep.training._probe import fit_baseline
+
         rows = []
         for name in self.task.spec.backbones:
             self.say(f"baseline: linear probe on {name}'s frozen features")
             _, features = self._frozen(name)
-            row = {"backbone": name, **self._probe(name, features)}
+            fit = fit_baseline(features["train"], self.data.y_train, self.objective,
+                               self.config.seed)
+            row = {"backbone": name, **self._probe(name, features, fit)}
             if self.task.reevaluate:
-                row["cv_confusion"], row["cv_predicted"] = self._probe_cv(features)
+                row["cv_confusion"], row["cv_predicted"] = self._probe_cv(features,
+                                                                          fit.class_weight)
             rows.append(row)
         return rows
 
@@ -91,7 +98,8 @@ class ProbeStage:
         return (np.concatenate([features["train"], features["val"]]),
                 np.concatenate([self.data.y_train, self.data.y_val]))
 
-    def _probe_cv(self, features: dict[str, np.ndarray]) -> tuple[list[list[int]], list[int]]:
+    def _probe_cv(self, features: dict[str, np.ndarray],
+                  class_weight: Any) -> tuple[list[list[int]], list[int]]:
         """The probe cross-validated on the finalists' folds, so that fine-tuning's estimate
         has its baseline on the same images, test set or none: (the pooled out-of-fold
         confusion, the out-of-fold predictions in train+val's order)."""
@@ -100,24 +108,20 @@ class ProbeStage:
         x, y = self._train_and_val_features(features)
         out_of_fold = np.zeros(len(y), np.int64)
         for train, held in self.folds(y):
-            fit = fit_probe(x[train], y[train], self.objective, self.config.seed)
+            fit = fit_probe(x[train], y[train], self.objective, self.config.seed, class_weight)
             out_of_fold[held] = fit.predict(x[held])
         return _confusion(y, out_of_fold, self.data.n_classes), out_of_fold.tolist()
 
     def _refit_probe(self, name: str, features: dict[str, np.ndarray]) -> Any:
         """The probe on backbone ``name``'s features, fitted on train+val (once)."""
-        from tlsweep.training._probe import fit_probe
+        from tlsweep.training._probe import fit_baseline
 
         if name not in self.refit_probes:
-            self.refit_probes[name] = fit_probe(*self._train_and_val_features(features),
-                                                self.objective, self.config.seed)
+            self.refit_probes[name] = fit_baseline(*self._train_and_val_features(features),
+                                                   self.objective, self.config.seed)
         return self.refit_probes[name]
 
-    def _probe(self, name: str, features: dict[str, np.ndarray]) -> dict[str, Any]:
-        from tlsweep.training._probe import fit_probe
-
-        probe = fit_probe(features["train"], self.data.y_train, self.objective,
-                          self.config.seed)
+    def _probe(self, name: str, features: dict[str, np.ndarray], probe: Any) -> dict[str, Any]:
         tested, trained_on = probe, "train"
         if self.task.reevaluate and self.task.deliver in TRAINED_ON_ALL and "test" in features:
             tested = self._refit_probe(name, features)
@@ -128,4 +132,5 @@ class ProbeStage:
                                             self.data.n_classes),
                 "test_confusion": None if test is None else _confusion(
                     self.data.y_test, tested.predict(test), self.data.n_classes),
-                "test_trained_on": trained_on, "test_c": tested.c}
+                "test_trained_on": trained_on, "test_c": tested.c,
+                "class_weight": probe.weighting, "test_class_weight": tested.weighting}

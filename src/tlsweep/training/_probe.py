@@ -9,6 +9,7 @@ earn its cost. scikit-learn only; the features come from the warm models' cache.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,23 +19,44 @@ C_GRID = np.logspace(-4, 2, 13)  # inverse regularisation strengths tried
 CV_FOLDS = 5
 
 
+# The study's baseline chooses its class weighting by cross-validation among these, as a user's
+# probe would (sklearn's names: None is unweighted, "balanced" is n / (k * n_c)).
+WEIGHTINGS: tuple[str | None, ...] = (None, "balanced")
+ClassWeight = dict[int, float] | str | None
+
+
 @dataclass(frozen=True)
 class ProbeFit:
     model: object  # a fitted sklearn Pipeline
     c: float
     cv_score: float  # mean cross-validated objective on the training images at ``c``
+    class_weight: ClassWeight = None  # the weighting it was fitted with (chosen or given)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self.model.predict(features)  # type: ignore[attr-defined]
 
+    @property
+    def weighting(self) -> str:
+        """The weighting in the sweep file's words: none, balanced, or per-class weights."""
+        if self.class_weight is None or isinstance(self.class_weight, str):
+            return self.class_weight or "none"
+        return "per-class weights"
 
+
+def fit_baseline(features: np.ndarray, labels: np.ndarray, objective: str,
+                 seed: int) -> ProbeFit:
+    """The study's baseline: C and the class weighting (none or balanced) chosen together by
+    cross-validated ``objective``, so that with a balanced-accuracy objective the probe is
+    unweighted only when the user's data chose that (DESIGN.md §3b: imbalance end to end)."""
+    return fit_probe(features, labels, objective, seed, weightings=WEIGHTINGS)
 
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, objective: str, seed: int,
-              class_weight: dict[int, float] | None = None) -> ProbeFit:
+              class_weight: ClassWeight = None,
+              weightings: tuple[str | None, ...] | None = None) -> ProbeFit:
     """Fit on training features; C by ``CV_FOLDS``-fold stratified CV (fewer folds when the
     smallest class is smaller than that). ``class_weight``: per-class loss weights (a trial's
-    class weighting), none for the study's baseline."""
+    class weighting); ``weightings``: choose among these by the same CV instead."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -45,13 +67,16 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, objective: str, seed: in
                              LogisticRegression(max_iter=3000, class_weight=class_weight))
     if folds < 2:  # a class of one image: no CV possible, the middle of the grid
         pipeline.set_params(logisticregression__C=1.0).fit(features, labels)
-        return ProbeFit(pipeline, 1.0, float("nan"))
-    search = GridSearchCV(pipeline, {"logisticregression__C": C_GRID},
-                          scoring=Objective.named(objective).scorer,
+        return ProbeFit(pipeline, 1.0, float("nan"), class_weight)
+    grid: dict[str, Any] = {"logisticregression__C": C_GRID}
+    if weightings is not None:
+        grid["logisticregression__class_weight"] = list(weightings)
+    search = GridSearchCV(pipeline, grid, scoring=Objective.named(objective).scorer,
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
     search.fit(features, labels)
+    chosen = search.best_params_.get("logisticregression__class_weight", class_weight)
     return ProbeFit(search.best_estimator_, float(search.best_params_["logisticregression__C"]),
-                    float(search.best_score_))
+                    float(search.best_score_), chosen)
 
 
 def head_weights(fit: ProbeFit, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
