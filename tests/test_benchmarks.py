@@ -30,3 +30,24 @@ def test_search_efficiency_smoke_runs_every_arm(tmp_path: Path) -> None:
     assert (summary["trials"] >= 2).all() and (summary["epochs"] <= 6).all()
     assert (tmp_path / "search_efficiency.png").stat().st_size > 10_000
     assert "| tlsweep |" in (tmp_path / "search_efficiency.md").read_text()
+
+
+def test_the_suite_smoke_runs_the_newcomers_path_end_to_end(tmp_path: Path) -> None:
+    """init, run, export, scored by a process without tlsweep, beside the user's probe: one
+    row, its table, and a resumed run that finds the row and redoes nothing."""
+    shared = needs_shared()
+    command = [sys.executable, str(REPO / "benchmarks" / "suite.py"), "--smoke", "--seeds", "0",
+               "--out", str(tmp_path)]
+    env = {**os.environ, "TLSWEEP_SHARED": str(shared)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = pd.read_csv(tmp_path / "suite.csv")
+    assert len(rows) == 1 and rows["arm"].iloc[0] == "tlsweep"
+    row = rows.iloc[0]
+    # 20 held-out images a class, never given to the tool; the colour classes are easy.
+    assert (row["heldout"], row["pool"]) == (60, 60)
+    assert row["delivered_accuracy"] > 0.9 and row["probe_accuracy"] > 0.9
+    assert row["low"] <= row["reported"] <= row["high"] and "out-of-fold" in row["method"]
+    assert "| smoke | 0 | tlsweep |" in (tmp_path / "suite.md").read_text()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0 and "running" not in again.stdout

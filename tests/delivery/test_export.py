@@ -104,7 +104,16 @@ def test_exported_models_predict_raw_images_like_tlsweep(study: dict[str, Path])
         assert done.returncode == 0, done.stdout + done.stderr
     card = json.loads((out / "card.json").read_text())
     assert card["class_names"] == ["cat", "dog"] and card["image_size"] == SIZE
-    assert card["backbone"] == "MobileNetV2" and set(card["params"]) >= {"head_lr"}
+    # The delivered model is a fine-tuned trial's or, when the folds cannot tell them apart
+    # (here: random weights, two colours), the cheaper probe's: either is exported alike.
+    assert card["backbone"] == "MobileNetV2"
+    if card["trial"] is None:
+        assert (card["made_by"], card["params"]) == ("probe", {})
+    else:
+        assert set(card["params"]) >= {"head_lr"}
+    headline = card["metrics"]["headline"]
+    assert headline["low"] <= headline["value"] <= headline["high"]
+    assert headline["n"] == 24 + 12 + 10 + 5 + 12 + 6  # the folds' train+val and the test
     assert card["metrics"]["test"]["accuracy"]["low"] <= card["metrics"]["test"]["accuracy"][
         "value"] <= card["metrics"]["test"]["accuracy"]["high"]
     assert card["versions"]["tensorflow"] and card["versions"]["keras"]

@@ -70,7 +70,8 @@ def test_finalists_are_cross_validated_and_scored_on_the_test_set(tmp_path: Path
     data = write_class_images(tmp_path / "data", {"a": 24, "b": 24, "c": 16})
     sweep = sweep_file(tmp_path, tiny_backbone,
                        f"{{dir: {data}, val_split: 0.25, test_split: 0.25, image_size: 16}}",
-                       finalists="{k: 2, reevaluate: on, folds: 2, fold_workers: 2}")
+                       finalists="{k: 2, reevaluate: on, folds: 2, fold_workers: 2, "
+                                 "probe_competes: false}")
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "finalists" in done.stdout and "fold 2/2" in done.stdout
@@ -174,7 +175,8 @@ def test_the_ensemble_delivered_is_the_mean_of_the_chosen_finalists_fold_models(
     data = write_class_images(tmp_path / "data", {"a": 24, "b": 24})
     sweep = sweep_file(tmp_path, tiny_backbone,
                        f"{{dir: {data}, val_split: 0.25, test_split: 0.25, image_size: 16}}",
-                       finalists="{k: 2, reevaluate: on, folds: 3, deliver: ensemble}")
+                       finalists="{k: 2, reevaluate: on, folds: 3, deliver: ensemble, "
+                                 "probe_competes: false}")
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fold models averaged" in done.stdout
@@ -287,7 +289,7 @@ def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
     sweep = write_yaml(tmp_path / "sweep.yaml", text)
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "the probe is delivered" in done.stdout
+    assert "the cheaper model, the probe, is delivered" in " ".join(done.stdout.split())
     directory = tmp_path / "results" / "tiny"
     final = pd.read_parquet(directory / "final.parquet")
     chosen = final[final["role"] == "chosen"].iloc[0]

@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from tlsweep.delivery._modelcard import FORMAT_FILES, ModelCard, ModelSource
+from tlsweep.delivery._modelcard import (
+    FORMAT_FILES,
+    RESIZE,
+    RESIZE_TFLITE,
+    ModelCard,
+    ModelSource,
+)
 from tlsweep.errors import ConfigError
 
 # TFLite against Keras on the same images: float32 kernels of another library, not bit-equal.
@@ -37,14 +43,15 @@ def preprocessing_map(preprocessing: str) -> tuple[np.ndarray, np.ndarray]:
     return matrix, offset
 
 
-def raw_image_model(classifier: Any, card: ModelCard) -> Any:
-    """uint8 (batch, height, width, 3) -> class probabilities."""
+def raw_image_model(classifier: Any, card: ModelCard, antialias: bool = True) -> Any:
+    """uint8 (batch, height, width, 3) -> class probabilities. ``antialias``: resize as PIL
+    does (``_modelcard.RESIZE``); off for TFLite, which lacks the op."""
     import keras
 
     size = card.image_size
     raw = keras.Input((None, None, 3), dtype="uint8", name="image")
-    pixels = keras.layers.Resizing(size, size, interpolation="bilinear", name="resize")(
-        keras.ops.cast(raw, "float32"))
+    pixels = keras.layers.Resizing(size, size, interpolation="bilinear", antialias=antialias,
+                                   name="resize")(keras.ops.cast(raw, "float32"))
     matrix, offset = preprocessing_map(card.preprocessing)
     if not (np.allclose(matrix, np.eye(3)) and np.allclose(offset, 0)):
         affine = keras.layers.Dense(3, name="preprocess", trainable=False)
@@ -88,7 +95,7 @@ def export(source: ModelSource, out: Path, fmt: str) -> tuple[Path, dict[str, An
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
                           f"{', '.join(FORMAT_FILES)}.")
     classifier = keras.models.load_model(source.path, compile=False)
-    model = raw_image_model(classifier, source.card)
+    model = raw_image_model(classifier, source.card, antialias=fmt != "tflite")
     out.mkdir(parents=True, exist_ok=True)
     target = out / FORMAT_FILES[fmt]
     check: dict[str, Any] = {}
@@ -110,7 +117,9 @@ def export(source: ModelSource, out: Path, fmt: str) -> tuple[Path, dict[str, An
                 raise ConfigError(f"{target}: the TFLite model differs from the Keras model by "
                                   f"{difference:.2g} (tolerance {TFLITE_TOLERANCE}); it was "
                                   f"written, but do not use it.")
-    card = replace(source.card, format=fmt, files={**_existing_files(out), fmt: target.name})
+    resize = RESIZE_TFLITE if fmt == "tflite" else RESIZE
+    card = replace(source.card, format=fmt, files={**_existing_files(out), fmt: target.name},
+                   input={**source.card.input, "resize": resize})
     card.write(out)
     return target, check
 

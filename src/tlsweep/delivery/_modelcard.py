@@ -18,11 +18,15 @@ from tlsweep.errors import ConfigError
 
 CARD = "card.json"
 FORMAT_FILES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
-# Inside the exported model: the same bilinear resize for every format (TFLite has no
-# antialiased resize), then the backbone's own preprocessing as one fixed per-pixel affine map.
-RESIZE = ("bilinear, without antialiasing, inside the model; tlsweep's training, predict and "
-          "evaluate resized with PIL's antialiased bilinear first, so images far larger than "
-          "image_size are best resized the same way before they reach the model")
+# Inside the exported model: a bilinear resize, then the backbone's own preprocessing as one
+# fixed per-pixel affine map. Antialiased as PIL's, which training used, except in TFLite, which
+# has no antialiased resize: without it a 2x downscale aliases, and a raw image's class
+# probabilities moved from 0.733 to 0.485 (issue 38).
+RESIZE = ("bilinear and antialiased inside the model, as tlsweep's training, predict and "
+          "evaluate resize with PIL")
+RESIZE_TFLITE = ("bilinear, without antialiasing (TFLite has no antialiased resize), inside the "
+                 "model; tlsweep's training resized with PIL's antialiased bilinear, so images "
+                 "far larger than image_size are best resized that way before they reach it")
 _METRICS = ("accuracy", "balanced_accuracy")
 
 
