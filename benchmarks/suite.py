@@ -133,6 +133,7 @@ def run_arm(arm: str, case: Path, duration: str, before_src: Path | None,
     shutil.rmtree(work, ignore_errors=True)  # a half-done arm starts again
     work.mkdir(parents=True)
     command, env = tool(arm, before_src)
+    env["TLSWEEP_RESULTS"] = str(work / "results")  # a user's default, whatever the caller's
     log = work / "log.txt"
     call([*command, "init", str(case / "pool"), "--weights", f"MobileNetV2={weights}",
           "--time", duration, "--out", "sweep.yaml"], work, env, log)
@@ -294,8 +295,18 @@ def candidate_coverage(rows: pd.DataFrame) -> str:
     return "\n".join(out) + "\n"
 
 
+def with_candidates(path: Path) -> dict:
+    """A row, with its candidate estimates read from its card if it was written without them."""
+    row = json.loads(path.read_text())
+    card = path.parent / "export" / "card.json"
+    if "test_covered" not in row and card.is_file():
+        held = row[f"delivered_{row['metric']}"]
+        row.update(candidates(json.loads(card.read_text()), row["metric"], held))
+    return row
+
+
 def report(out: Path, command: str, publish: bool) -> pd.DataFrame:
-    rows = pd.DataFrame([json.loads(p.read_text()) for p in sorted(out.glob("*/*/row.json"))])
+    rows = pd.DataFrame([with_candidates(p) for p in sorted(out.glob("*/*/row.json"))])
     if rows.empty:
         return rows
     rows.to_csv(out / "suite.csv", index=False)
