@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from tlsweep.config import parse_duration
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = Path(os.environ.get("TLSWEEP_SHARED", REPO.parent / "shared"))
@@ -54,12 +56,6 @@ SETS = {"flowers": ["flowers"], "hymenoptera": ["hymenoptera_data/train", "hymen
 ARMS = ("tlsweep", "before", "search-off")
 HELD_SHARE, HELD_MIN = 0.3, 20
 BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
-
-
-def seconds(duration: str) -> float:
-    units = {"h": 3600, "m": 60, "s": 1}
-    return float(duration[:-1]) * units[duration[-1]] if duration[-1] in units else float(
-        duration)
 
 
 # ----------------------------------------------------------------------------- the split
@@ -151,7 +147,8 @@ def run_arm(arm: str, case: Path, duration: str, before_src: Path | None,
           str(case / "heldout"), str(scores)], work, env, log)
     size = int(sweep["data"]["image_size"])
     return measured(arm, case, work, json.loads(scores.read_text()),
-                    probe_scores(case, size, weights), wall, cpu, seconds(duration))
+                    probe_scores(case, size, weights), wall, cpu,
+                    parse_duration(duration))
 
 
 def probe_scores(case: Path, size: int, weights: Path) -> dict:
@@ -165,35 +162,40 @@ def probe_scores(case: Path, size: int, weights: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def estimates(card: dict) -> tuple[str, dict[str, dict]]:
+    """The objective's metric, and every estimate the card holds of the delivered model by
+    name (each value/low/high/method): the pooled headline, the test split, the chosen
+    recipe's cross-validation. The suite measures them all, not just the one shown."""
+    metrics = card["metrics"]
+    metric = metrics["objective"].removeprefix("val_")
+    headline = metrics.get("headline")
+    test = metrics.get("test") or {}
+    cv = metrics.get("cross_validated") or {}
+    found = {"pooled": headline and {**headline, "method": headline["source"]},
+             "test": metric in test and {**test[metric],
+                                         "method": f"test split ({test.get('n')} images)"},
+             "cv": metrics["objective"] in cv and {**cv[metrics["objective"]],
+                                                   "method": cv.get("method")}}
+    return metric, {name: shown for name, shown in found.items()
+                    if shown and shown.get("value") is not None}
+
+
 def reported(card: dict) -> tuple[str, dict]:
     """The estimate the tool shows for its delivered model: (metric, value/low/high/method).
-    Before the headline existed, the card's test score was the number shown."""
-    metrics = card["metrics"]
-    if "headline" in metrics:
-        headline = metrics["headline"]
-        return headline["metric"], {**headline, "method": headline["source"]}
-    metric = metrics["objective"].removeprefix("val_")
-    test = metrics.get("test") or {}
-    if metric in test:
-        return metric, {**test[metric], "method": f"test split ({test.get('n')} images)"}
-    cv = metrics["cross_validated"]
-    return metric, {**cv[metrics["objective"]], "method": cv.get("method")}
+    Before the headline existed, the card's test score was the number shown, else its
+    cross-validated one."""
+    metric, found = estimates(card)
+    return metric, next(found[name] for name in ("pooled", "test", "cv") if name in found)
 
 
-def candidates(card: dict, metric: str, held: float) -> dict:
-    """Every estimate the card holds of the delivered model (the test split, the chosen
-    recipe's cross-validation, the pooled headline), each with whether it covers the held-out
-    score: the suite measures the candidates for the headline, not just the one shown."""
-    metrics = card["metrics"]
-    found = {"test": (metrics.get("test") or {}).get(metric),
-             "cv": (metrics.get("cross_validated") or {}).get(metrics["objective"]),
-             "pooled": metrics.get("headline")}
+def candidates(card: dict, held: float) -> dict:
+    """Each of the card's estimates (``estimates``), with whether it covers the held-out
+    score."""
     row = {}
-    for name, shown in found.items():
-        if shown and shown.get("value") is not None:
-            row.update({f"{name}_value": shown["value"], f"{name}_low": shown["low"],
-                        f"{name}_high": shown["high"],
-                        f"{name}_covered": bool(shown["low"] <= held <= shown["high"])})
+    for name, shown in estimates(card)[1].items():
+        row.update({f"{name}_value": shown["value"], f"{name}_low": shown["low"],
+                    f"{name}_high": shown["high"],
+                    f"{name}_covered": bool(shown["low"] <= held <= shown["high"])})
     return row
 
 
@@ -238,7 +240,7 @@ def measured(arm: str, case: Path, work: Path, model: dict, probe: dict, wall: f
             "covered": bool(shown["low"] <= held <= shown["high"]),
             "error": shown["value"] - held, "delivered_as": delivered_what(card, work, study),
             "probe_class_weight": probe["class_weight"], "wall_s": wall, "budget_s": budget,
-            "cpu": cpu, **candidates(card, metric, held)}
+            "cpu": cpu, **candidates(card, held)}
 
 
 # ----------------------------------------------------------------------------- report
@@ -301,7 +303,7 @@ def with_candidates(path: Path) -> dict:
     card = path.parent / "export" / "card.json"
     if "test_covered" not in row and card.is_file():
         held = row[f"delivered_{row['metric']}"]
-        row.update(candidates(json.loads(card.read_text()), row["metric"], held))
+        row.update(candidates(json.loads(card.read_text()), held))
     return row
 
 
