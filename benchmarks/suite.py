@@ -146,9 +146,9 @@ def run_arm(arm: str, case: Path, duration: str, before_src: Path | None,
     call([sys.executable, str(HERE / "suite_score.py"), "model", str(work / "export"),
           str(case / "heldout"), str(scores)], work, env, log)
     size = int(sweep["data"]["image_size"])
-    return measured(arm, case, work, json.loads(scores.read_text()),
-                    probe_scores(case, size, weights), wall, cpu,
-                    parse_duration(duration))
+    row = measured(arm, case, work, json.loads(scores.read_text()),
+                   probe_scores(case, size, weights), wall, cpu, parse_duration(duration))
+    return {**row, "code": commit(before_src if arm == "before" else REPO)}
 
 
 def probe_scores(case: Path, size: int, weights: Path) -> dict:
@@ -245,13 +245,13 @@ def measured(arm: str, case: Path, work: Path, model: dict, probe: dict, wall: f
 
 # ----------------------------------------------------------------------------- report
 def table(rows: pd.DataFrame) -> str:
-    lines = ["| set | seed | arm | delivered | bal. acc. (acc.) | probe | − probe ± SE | "
+    lines = ["| set | seed | arm | code | delivered | bal. acc. (acc.) | probe | − probe ± SE | "
              "reported [95%] | held-out | inside? | wall / budget | CPU |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows.sort_values(["set", "seed", "arm"]).itertuples():
         held = getattr(r, f"delivered_{r.metric}")
         lines.append(
-            f"| {r.set} | {r.seed} | {r.arm} | {r.delivered_as} | "
+            f"| {r.set} | {r.seed} | {r.arm} | {r.code} | {r.delivered_as} | "
             f"{r.delivered_balanced_accuracy:.3f} ({r.delivered_accuracy:.3f}) | "
             f"{r.probe_balanced_accuracy:.3f} | {100 * r.gap:+.1f} ± {100 * r.gap_se:.1f} | "
             f"{r.reported:.3f} [{r.low:.3f}, {r.high:.3f}] | {held:.3f} "
@@ -300,6 +300,7 @@ def candidate_coverage(rows: pd.DataFrame) -> str:
 def with_candidates(path: Path) -> dict:
     """A row, with its candidate estimates read from its card if it was written without them."""
     row = json.loads(path.read_text())
+    row.setdefault("code", "unknown")  # rows written before the code was recorded
     card = path.parent / "export" / "card.json"
     if "test_covered" not in row and card.is_file():
         held = row[f"delivered_{row['metric']}"]
@@ -326,10 +327,12 @@ def report(out: Path, command: str, publish: bool) -> pd.DataFrame:
     return rows
 
 
-def commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+def commit(checkout: Path = REPO) -> str:
+    """The checkout's short commit, marked ``+changes`` when its tracked files differ from it."""
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout,
                           capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src"], cwd=checkout)
+    return (done.stdout.strip() or "unknown") + ("+changes" if dirty.returncode == 1 else "")
 
 
 # ----------------------------------------------------------------------------- smoke

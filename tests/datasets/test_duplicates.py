@@ -174,7 +174,10 @@ def test_summary_lines_give_counts_examples_and_policy(planted: dict) -> None:
         in text
     assert "across splits: 3 group(s) of repeated images, 6 files (1 exact, 2 perceptual)" in text
     assert "1 group(s) file the same picture under 2+ classes" in text
-    assert lines[-1].startswith("policy 'drop': dropped 2 validation and 1 test images")
+    assert lines[-1].startswith("policy 'move': moved 2 validation and 1 test images")
+    assert lines[-1].endswith("to training")
+    dropped = find_duplicates(as_splits(planted), policy="drop").summary_lines()
+    assert dropped[-1].startswith("policy 'drop': dropped 2 validation and 1 test images")
     for copy in ("val/c0/exact_t0.png", "test/c0/t2.jpg", "val/c1/half_t3.png", "train/c1/t4.png"):
         assert copy in text
     # Label conflicts come first among the examples; `examples` bounds how many are shown.
@@ -187,12 +190,12 @@ def test_as_dict_round_trips_through_json(planted: dict) -> None:
     data = find_duplicates(as_splits(planted)).as_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["dropped"] == {"train": [], "val": [1, 5], "test": [4]}
-    assert len(data["groups"]) == 5 and data["policy"] == "drop"
+    assert len(data["groups"]) == 5 and data["policy"] == "move"
 
 
 def test_bad_input_is_refused(planted: dict) -> None:
     splits = as_splits(planted)
-    assert POLICIES == ("drop", "keep")
+    assert POLICIES == ("move", "drop", "keep")
     with pytest.raises(ValueError, match="policy"):
         find_duplicates(splits, policy="delete")
     with pytest.raises(ValueError, match="unknown split"):

@@ -48,22 +48,30 @@ def config(dirs: dict[str, Path], **extra: object) -> DataConfig:
                       image_size=16, **extra)
 
 
-def test_copies_across_splits_are_reported_and_dropped_from_val_and_test(tmp_path: Path) -> None:
+def test_copies_across_splits_leave_val_and_test_for_training(tmp_path: Path) -> None:
     dirs = planted(tmp_path / "data")
     data = load_dataset(config(dirs), 0, SOURCE)
     report = data.duplicates
-    assert report is not None
+    assert report is not None and report.policy == "move"
+    copies = {"exact_copy.png", "reencoded.jpg", "resized.png"}
     names = {Path(p).name for split in ("val", "test") for p in data.paths[split]}
-    assert not names & {"exact_copy.png", "reencoded.jpg", "resized.png"}
-    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (17, 8, 8)
+    assert not names & copies
+    # They grade nothing but still teach: train holds its 17 files and the 3 copies.
+    assert copies <= {Path(p).name for p in data.paths["train"]}
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (20, 8, 8)
+    assert len(data.x_train) == len(data.paths["train"]) == 20
+    moved = data.paths["train"].index(str(dirs["test"] / "b" / "reencoded.jpg"))
+    assert data.y_train[moved] == data.class_names.index("b")
     kinds = sorted(g.kind for g in report.across_splits())
     assert kinds == ["exact", "perceptual", "perceptual"]
     assert [g.kind for g in report.within_split()] == ["exact"]  # the twin stays in train
     text = "\n".join(report.summary_lines())
-    assert "exact_copy.png" in text and "dropped" in text
+    assert "exact_copy.png" in text and "moved 2 validation and 1 test" in text
 
+    dropped = load_dataset(config(dirs, duplicates="drop"), 0, SOURCE)
+    assert (len(dropped.y_train), len(dropped.y_val), len(dropped.y_test)) == (17, 8, 8)
     kept = load_dataset(config(dirs, duplicates="keep"), 0, SOURCE)
-    assert (len(kept.y_val), len(kept.y_test)) == (10, 9)
+    assert (len(kept.y_train), len(kept.y_val), len(kept.y_test)) == (17, 10, 9)
     assert len(kept.duplicates.across_splits()) == 3
 
 

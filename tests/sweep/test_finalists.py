@@ -146,7 +146,7 @@ def test_the_test_labels_cannot_reach_the_search(tmp_path: Path, tiny_backbone: 
     assert tests[0] == pytest.approx(1 - tests[1])  # two classes, every label swapped
 
 
-def test_run_reports_copies_across_splits_and_keeps_them_out_of_val_and_test(
+def test_run_reports_copies_across_splits_and_trains_on_them_out_of_val_and_test(
         tmp_path: Path, tiny_backbone: Path) -> None:
     from tests.datasets.test_honest_data import planted
 
@@ -158,7 +158,7 @@ def test_run_reports_copies_across_splits_and_keeps_them_out_of_val_and_test(
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "duplicates" in done.stdout and "exact_copy.png" in done.stdout
-    assert "17 training and 8 validation images, 8 test images" in " ".join(done.stdout.split())
+    assert "20 training and 8 validation images, 8 test images" in " ".join(done.stdout.split())
     found = run_cli("diagnose", "tiny")
     assert "groups of duplicate images, 3 across splits" in " ".join(found.stdout.split())
 

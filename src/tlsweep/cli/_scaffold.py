@@ -207,23 +207,23 @@ def data_entries(s: Scaffold, layout: dict[str, Path], folders: dict[str, Folder
 
 def duplicates_entry(folders: dict[str, Folder], val: float | None, test: float | None,
                      found: list[str]) -> Entry:
-    """drop, unless dropping copies would leave a class without validation or test images.
+    """move, unless taking copies out would leave a class without validation or test images.
     dir is split as the run splits it (seed 0), so the copies found are those it will find
     (perceptual ones up to the decoded size)."""
     parts = {("train" if k == "dir" else k): f.part() for k, f in folders.items() if f.labels}
     if "dir" in folders and not folders["dir"].sampled:
         index = stratified_splits(np.asarray(folders["dir"].labels), val or 0.2, test, seed=0)
         parts |= {k: folders["dir"].part(v) for k, v in index.items()}
-    report = find_duplicates(parts, "drop")
+    report = find_duplicates(parts, "move")
     found += [f"duplicates: {line}" for line in report.summary_lines(examples=1)] or \
         ["duplicates: none (exact by sha256, or the same picture re-encoded)"]
     n_classes = len(next(iter(folders.values())).classes)
     for split, dropped in report.dropped.items():
         if split != "train" and len(set(np.delete(parts[split][2], dropped))) < n_classes:
-            return ("duplicates", "keep", f"dropping the {split} images that copy an earlier "
+            return ("duplicates", "keep", f"taking out the {split} images that copy an earlier "
                     f"split would leave a class without {split} images: fix the copies")
-    return ("duplicates", "drop", "copies of earlier splits' images leave validation and test, "
-            "so that neither score is inflated")
+    return ("duplicates", "move", "copies of earlier splits' images leave validation and test "
+            "for training, so that neither score is inflated and no image is lost")
 
 
 def budget_entries(plan: Plan, seconds: float, ratio: float) -> list[Entry]:

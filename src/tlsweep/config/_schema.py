@@ -45,9 +45,9 @@ class DataConfig(Strict):
 
     A test set (``test_dir``, or ``test_split`` of ``dir``, carved out before validation) never
     reaches the sampler, the pruner or the choice of the winner; it scores the finalists once
-    the search ends. ``duplicates``: ``drop`` removes from validation and test every image that
-    copies one in an earlier split (train, then val), so that neither is inflated; ``keep`` only
-    reports them."""
+    the search ends. ``duplicates``: ``move`` takes out of validation and test every image that
+    copies one in an earlier split (train, then val), so that neither is inflated, and trains on
+    it; ``drop`` discards them; ``keep`` only reports them."""
 
     dir: ResolvedPath | None = None
     val_split: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -56,7 +56,7 @@ class DataConfig(Strict):
     val_dir: ResolvedPath | None = None
     test_dir: ResolvedPath | None = None
     image_size: int = Field(default=160, ge=8, le=2048)
-    duplicates: Literal["drop", "keep"] = "drop"
+    duplicates: Literal["move", "drop", "keep"] = "move"
 
     @model_validator(mode="after")
     def _one_layout(self) -> DataConfig:

@@ -183,17 +183,39 @@ def _without(part: Part, drop: list[int]) -> Part:
     return [part[0][i] for i in keep], part[1][keep], part[2][keep]
 
 
+def _only(part: Part, chosen: list[int]) -> Part:
+    return [part[0][i] for i in chosen], part[1][chosen], part[2][chosen]
+
+
+def _joined(first: Part, *more: Part) -> Part:
+    parts = [first, *(p for p in more if len(p[2]))]
+    return ([path for p in parts for path in p[0]], np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+def _separated(parts: dict[str, Part], report: DuplicateReport) -> dict[str, Part]:
+    """The splits without the copies the policy takes out of validation and test; under 'move'
+    those join training: they still teach, they only must not grade."""
+    taken = {name: _only(part, report.dropped.get(name, [])) for name, part in parts.items()
+             if name != "train"}
+    parts = {name: _without(part, report.dropped.get(name, [])) for name, part in parts.items()}
+    if report.policy == "move":
+        parts["train"] = _joined(parts["train"], *taken.values())
+    return parts
+
+
 def load_dataset(data: DataConfig, seed: int, source: Path) -> Dataset:
     parts, names, skipped, cache_dirs = _load_parts(data, seed, source)
     report = find_duplicates(parts, data.duplicates)
-    parts = {name: _without(part, report.dropped.get(name, [])) for name, part in parts.items()}
+    parts = _separated(parts, report)
     for name in ("val", "test"):
         if name in parts:
             present = np.bincount(parts[name][2], minlength=len(names))
             empty = [names[c] for c in np.flatnonzero(present == 0)]
             if empty:
-                raise DataError(f"{source}: data: after dropping copies of training images "
-                                f"(data.duplicates: drop), class {empty[0]!r} has no {name} "
+                raise DataError(f"{source}: data: after taking copies of earlier splits' images "
+                                f"out of validation and test (data.duplicates: "
+                                f"{data.duplicates}), class {empty[0]!r} has no {name} "
                                 f"image left. Add distinct images of it, or set "
                                 f"data.duplicates: keep.")
     test = parts.get("test")

@@ -18,7 +18,7 @@ from PIL import Image
 
 SPLIT_ORDER = ("train", "val", "test")
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
-POLICIES = ("drop", "keep")
+POLICIES = ("move", "drop", "keep")
 
 # Two decoded images are the same picture when BOTH tests pass: their 64-bit difference hashes
 # differ in at most HASH_DISTANCE bits, and their grayscale THUMB x THUMB thumbnails correlate at
@@ -65,14 +65,15 @@ class DuplicateGroup:
         return len({m.label for m in self.members}) > 1
 
     def later_copies(self) -> list[Entry]:
-        """Members in a later split than the group's first: what the 'drop' policy removes."""
+        """Members in a later split than the group's first: what 'move' and 'drop' take out of
+        their split."""
         return [m for m in self.members if m.split != self.members[0].split]
 
 
 @dataclass
 class DuplicateReport:
     groups: list[DuplicateGroup]  # only groups of 2+ members
-    dropped: dict[str, list[int]]  # per split: positions (into that split's arrays) removed
+    dropped: dict[str, list[int]]  # per split: positions (into that split's arrays) taken out
     policy: str
 
     def within_split(self) -> list[DuplicateGroup]:
@@ -102,8 +103,10 @@ class DuplicateReport:
         leaked = Counter(m.split for g in self.groups for m in g.later_copies())
         counts = " and ".join(f"{leaked[s]} {SPLIT_NAMES[s]}" for s in SPLIT_ORDER if leaked[s])
         if not counts:
-            return f"policy '{self.policy}': nothing to drop (no image copies an earlier split)"
+            return f"policy '{self.policy}': nothing to take out (no image copies an earlier split)"
         what = "images that copy an image of an earlier split (train < val < test)"
+        if self.policy == "move":
+            return f"policy 'move': moved {counts} {what} to training"
         if self.policy == "drop":
             return f"policy 'drop': dropped {counts} {what}"
         return f"policy 'keep': nothing dropped, so {counts} {what} may inflate those scores"
@@ -241,11 +244,12 @@ def _gather(splits: dict[str, tuple[list[str], np.ndarray, np.ndarray]]
 
 
 def find_duplicates(splits: dict[str, tuple[list[str], np.ndarray, np.ndarray]],
-                    policy: str = "drop") -> DuplicateReport:
-    """splits: name -> (paths, images uint8 (n,s,s,3), labels int). policy:
-    'drop': every image in val or test that has a copy in an earlier split (train for val;
-    train or val for test) is listed in `dropped` for its split, so that validation and test stay
-    honest; copies within one split are reported, not dropped. 'keep': report only, drop nothing."""
+                    policy: str = "move") -> DuplicateReport:
+    """splits: name -> (paths, images uint8 (n,s,s,3), labels int). policy 'move' or 'drop':
+    every image in val or test that has a copy in an earlier split (train for val; train or val
+    for test) is listed in `dropped` for its split, so that validation and test stay honest
+    (the caller moves them to training, or discards them); copies within one split are
+    reported, not taken out. 'keep': report only, take nothing out."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
     entries, positions, thumbs = _gather(splits)
@@ -256,7 +260,7 @@ def find_duplicates(splits: dict[str, tuple[list[str], np.ndarray, np.ndarray]],
         cluster.sort(key=lambda i: _entry_key(entries[i]))
         kind = "exact" if len({digests[i] for i in cluster}) == 1 else "perceptual"
         groups.append(DuplicateGroup(kind, tuple(entries[i] for i in cluster)))
-        if policy == "drop":
+        if policy != "keep":
             # A group is one picture, so a test image that matches only a val image which
             # matches a train image still counts as a copy of the earlier split.
             first = entries[cluster[0]].split

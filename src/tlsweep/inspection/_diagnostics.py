@@ -253,8 +253,13 @@ def duplicates(view: StudyView) -> Finding | None:
     dropped = {split: len(items) for split, items in (report.get("dropped") or {}).items()
                if items}
     text = (f"{len(groups)} groups of duplicate images, {len(across)} across splits; policy "
-            f"{report.get('policy')!r}" + (f": dropped {dropped}" if dropped else "") + ".")
+            f"{report.get('policy')!r}" + (f": {_taken_out(report.get('policy'))} {dropped}"
+                                           if dropped else "") + ".")
     return Finding("duplicates", "problem" if across and not dropped else "note", text)
+
+
+def _taken_out(policy: str | None) -> str:
+    return "moved to training" if policy == "move" else "dropped"
 
 
 CHECKS = (near_chance, test_estimate, probe_comparison, separation, duplicates, overfitting,

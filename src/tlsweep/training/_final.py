@@ -112,12 +112,13 @@ class FinalRun(ProbeStage):
         groups = np.arange(len(labels))
         report = self.data.duplicates
         if report is not None:  # copies of one picture stay in one fold
+            # By path alone: under data.duplicates 'move', a member found in val or test now
+            # trains, so its split in the report is not its split here.
             offsets = {"train": 0, "val": len(self.data.y_train)}
-            positions = {(split, path): offsets[split] + i for split in offsets
+            positions = {path: offsets[split] + i for split in offsets
                          for i, path in enumerate(self.data.paths.get(split, []))}
             for group in report.groups:
-                members = [positions[(m.split, m.path)] for m in group.members
-                           if (m.split, m.path) in positions]
+                members = [positions[m.path] for m in group.members if m.path in positions]
                 groups[members] = min(members, default=0)
         # A tiny set may hold fewer groups than folds: sklearn refuses that outright.
         splits = max(2, min(self.task.folds, len(np.unique(groups))))
