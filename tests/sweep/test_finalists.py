@@ -74,7 +74,9 @@ def test_finalists_are_cross_validated_and_scored_on_the_test_set(tmp_path: Path
                                  "probe_competes: false}")
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "finalists" in done.stdout and "fold 2/2" in done.stdout
+    assert "finalists" in done.stdout and "fold 2/2 scored" in done.stdout
+    # Each fold says its score as it lands, with the stage's pace.
+    assert "1 of 4 folds in" in done.stdout and "4 of 4 folds in" in done.stdout
     # The 2 x 2 folds trained side by side by the fold workers asked for (training._folds).
     assert "folds trained by 2 workers" in done.stdout, done.stdout
     directory = tmp_path / "results" / "tiny"
@@ -154,10 +156,13 @@ def test_run_reports_copies_across_splits_and_trains_on_them_out_of_val_and_test
     sweep = sweep_file(tmp_path, tiny_backbone,
                        f"{{train_dir: {dirs['train']}, val_dir: {dirs['val']}, "
                        f"test_dir: {dirs['test']}, image_size: 16}}",
-                       budget="{trials: 1}", finalists="{k: 1, reevaluate: off}")
+                       budget="{trials: 1, timeout: 1}", finalists="{k: 1, reevaluate: off}")
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "duplicates" in done.stdout and "exact_copy.png" in done.stdout
+    # A run past its timeout says so, and why (the timeout stops new trials only).
+    said = " ".join(done.stdout.split())
+    assert "past the budget: this run took" in said and "budget.timeout 0m01s" in said
     assert "20 training and 8 validation images, 8 test images" in " ".join(done.stdout.split())
     found = run_cli("diagnose", "tiny")
     assert "groups of duplicate images, 3 across splits" in " ".join(found.stdout.split())
@@ -225,7 +230,8 @@ def test_the_anchor_recipe_is_trial_0_and_a_finalist_trained_for_its_own_schedul
     done = run_cli("run", str(sweep))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "cross-validation of the top 1 and the anchor recipe" in done.stdout
-    assert "trial 0 (anchor, 5 epochs): fold 2/2" in done.stdout
+    assert "trial 0 (anchor, 5 epochs): 2 folds" in done.stdout
+    assert "trial 0: fold 2/2 scored" in done.stdout
     directory = tmp_path / "results" / "tiny"
     board, meta = read_parquet(directory / "leaderboard.parquet")
     anchor = board[board["trial"] == 0].iloc[0]

@@ -9,7 +9,8 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from tlsweep.config import TrialParams
-from tlsweep.sweep._progress import LiveView, format_seconds
+from tlsweep.sweep._progress import LiveView
+from tlsweep.system import format_seconds
 
 PARAMS = TrialParams("MobileNetV2", 0.25, 3e-3, 1e-4, 0.5, "none")
 

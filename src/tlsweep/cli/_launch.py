@@ -30,9 +30,9 @@ from tlsweep.store import (
     load_study,
     local_url,
     locate,
-    mask,
     recorded_sweep,
     results_root,
+    scrub,
     write_results,
 )
 from tlsweep.sweep import (
@@ -49,7 +49,7 @@ from tlsweep.sweep import (
     recover_stale,
     refuse_existing,
 )
-from tlsweep.system import environment
+from tlsweep.system import environment, format_seconds
 
 
 def with_overrides(sweep: Sweep, trials: int | None, timeout: str | None) -> Sweep:
@@ -120,6 +120,7 @@ class Launcher:
     def __init__(self, console: Console, errors: Console, root: Path | None) -> None:
         self.console, self.errors = console, errors
         self.root = root or results_root()
+        self.began = time.monotonic()  # the command's start: what a user's --time is held to
 
     # ----------------------------------------------------------------------- commands
     def run(self, sweep_path: Path, trials: int | None, timeout: str | None,
@@ -251,20 +252,37 @@ class Launcher:
         if code != INTERRUPTED and final:
             from tlsweep.sweep import FinalStage
 
-            if FinalStage(self.console).run(plan, study) is not None:
+            stage = FinalStage(self.console).run(plan, study)
+            if stage is not None:
                 write_results(study, plan.directory)
+            self.say_budget(plan, stage)
         if code == INTERRUPTED:
             return self.interrupted(plan, url)
         try:
             write_importance(study, plan.directory)
         except Exception as exc:  # an analysis problem must not fail a finished sweep
             self.errors.print(f"[yellow]importance not computed:[/] {type(exc).__name__}: "
-                              f"{mask(str(exc))}")
+                              f"{scrub(str(exc), url)}")
         from tlsweep.inspection import show_leaderboard
 
         show_leaderboard(plan.directory, name, self.console, top=10)
         self.console.print(f"results: {plan.directory}")
         return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
+
+    def say_budget(self, plan: Plan, stage: dict[str, Any] | None) -> None:
+        """A plain line when the run ended more than 10% past budget.timeout, and why: the
+        timeout stops new trials, while the running trial and the finalists' stage finish."""
+        timeout = plan.sweep.config.budget.timeout
+        wall = time.monotonic() - self.began
+        if timeout is None or wall <= 1.1 * timeout:
+            return
+        finalists = (f"; the finalists' stage took {format_seconds(stage['seconds'])} of it"
+                     if stage and stage.get("seconds") else "")
+        self.console.print(f"[yellow]past the budget:[/] this run took {format_seconds(wall)} "
+                           f"against budget.timeout {format_seconds(timeout)}{finalists}. The "
+                           f"timeout stops new trials; the trial running then and the "
+                           f"finalists' stage still finish. Give a longer timeout, or fewer "
+                           f"finalists.folds or finalists.k, to end sooner.")
 
     # ----------------------------------------------------------------------- several processes
     def local_workers(self, plan: Plan, study: Any, url: str, workers: int,

@@ -13,20 +13,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from tlsweep.system import format_seconds
+
 if TYPE_CHECKING:
     import optuna
 
     from tlsweep.config import TrialParams
     from tlsweep.training import EpochRecord
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _interval(trial: optuna.trial.FrozenTrial, objective: str) -> str:

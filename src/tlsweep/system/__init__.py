@@ -1,13 +1,15 @@
-"""What every layer leans on: atomic file writes, the TLSWEEP_* environment variables, process
-checks, the usable cores and TensorFlow's log."""
+"""What every layer leans on: atomic file writes, durations as text, the TLSWEEP_* environment
+variables, process checks, the usable cores and TensorFlow's log."""
 
 from tlsweep.system._atomic import replacing, write_text
+from tlsweep.system._clock import format_seconds
 from tlsweep.system._process import process_alive, usable_cores
 from tlsweep.system._record import Record
 from tlsweep.system._tflog import log_path, redirect_to_log, see_log, stderr_to_log
 
 __all__ = [
     "Record",
+    "format_seconds",
     "log_path",
     "process_alive",
     "redirect_to_log",

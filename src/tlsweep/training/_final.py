@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,13 +19,15 @@ from typing import Any
 import numpy as np
 
 from tlsweep.config import TrialParams
+from tlsweep.system import format_seconds
 from tlsweep.training._choice import score
 from tlsweep.training._final_probe import ProbeStage, _confusion
 from tlsweep.training._folds import FoldWorkers, RecipeTrainer, fold_workers, predict_images
 from tlsweep.training._worker import WorkerSpec
 from tlsweep.training.protocol import FinalDone, FinalFailed, FoldDone, FoldJob, Progress
 
-DELIVERED = "model.keras"
+FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
+DELIVERED = "model.keras"  # the delivered model, in FINAL_DIR
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,21 @@ def fold_ensemble(paths: list[Path]) -> Any:
     outputs = keras.layers.Average(name="mean_probability", dtype="float32")(
         [member(inputs) for member in members])
     return keras.Model(inputs, outputs, name="fold_ensemble")
+
+
+class _FoldClock:
+    """How far the folds are, and when they will end at the pace so far (workers included:
+    the pace is folds landed per second of the stage, however many train at once)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.began = total, 0, time.monotonic()
+
+    def landed(self) -> str:
+        self.done += 1
+        elapsed = time.monotonic() - self.began
+        left = elapsed / self.done * (self.total - self.done)
+        return (f"{self.done} of {self.total} folds in {format_seconds(elapsed)}"
+                + (f", about {format_seconds(left)} left" if self.done < self.total else ""))
 
 
 class FinalRun(ProbeStage):
@@ -133,8 +151,14 @@ class FinalRun(ProbeStage):
         jobs = [FoldJob(f, index, train, held, self.fold_path(f, index))
                 for f in finalists for index, (train, held) in enumerate(folds)]
         predicted = {f.number: np.zeros(len(y), np.int64) for f in finalists}
+        clock = _FoldClock(len(jobs))
         for done in self.fold_results(jobs, len(folds)):
-            predicted[done.trial][folds[done.index][1]] = done.predicted
+            held = folds[done.index][1]
+            predicted[done.trial][held] = done.predicted
+            fold_score = score(_confusion(y[held], np.asarray(done.predicted),
+                                          self.data.n_classes), self.objective)
+            self.say(f"trial {done.trial}: fold {done.index + 1}/{len(folds)} scored "
+                     f"{fold_score:.3f} ({self.objective}); {clock.landed()}")
         results = []
         for finalist in finalists:
             confusions = [_confusion(y[held], predicted[finalist.number][held],
@@ -149,9 +173,10 @@ class FinalRun(ProbeStage):
         """Each job's result, trained here or by the fold workers; each said as it starts."""
 
         def started(job: FoldJob) -> None:
-            f = job.finalist
-            label = f" (anchor, {f.epochs} epochs)" if f.anchor else ""
-            self.say(f"trial {f.number}{label}: fold {job.index + 1}/{folds}")
+            if job.index == 0:  # one line a finalist; each fold says its score as it lands
+                f = job.finalist
+                label = f" (anchor, {f.epochs} epochs)" if f.anchor else ""
+                self.say(f"trial {f.number}{label}: {folds} folds")
 
         if self.workers is None:
             for job in jobs:
@@ -261,8 +286,11 @@ class FinalRun(ProbeStage):
                       else self.deliver(chosen))
         number = None if probe else chosen.number
         backbone = probe or chosen.params.backbone
+        # Absolute: a path relative to the folder the run started in named nothing from any
+        # other folder (issue 38). Readers look in the study's own FINAL_DIR first, so a results
+        # folder moved elsewhere still finds its model.
         delivered: dict[str, Any] = {"trial": number, "backbone": backbone, "kind": kind,
-                                     "path": str(path) if path else None}
+                                     "path": str(path.resolve()) if path else None}
         if kind == "kept":  # a copy of the model scored above
             delivered["test_confusion"] = by_trial[chosen.number].get("test_confusion")
         elif path is not None and self.data.has_test:
