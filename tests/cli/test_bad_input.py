@@ -48,6 +48,10 @@ class Workspace:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
+    return make_workspace(tmp_path)
+
+
+def make_workspace(tmp_path: Path) -> Workspace:
     data = write_class_images(tmp_path / "data", {"a": 8, "b": 8}, size=32)
     space = write_yaml(tmp_path / "space.yaml", tiny_space(None, backbone=NO_TF_SPACE))
     results = tmp_path / "results"

@@ -24,10 +24,17 @@ from tlsweep.datasets import scan_classes, stratified_splits
 
 @pytest.fixture
 def weights(tmp_path: Path) -> Path:
-    """Stands in for a no-top weights file: init and the run's checks only look at its name."""
-    path = tmp_path / "weights" / "mobilenet_v2_1.0_notop.weights.h5"
-    path.parent.mkdir()
-    path.write_bytes(b"not really weights")
+    """Stands in for a no-top weights file: an HDF5 file with a group, which is all init checks
+    without TensorFlow (run's pre-flight, which loads the weights, is not run here)."""
+    return fake_weights(tmp_path / "weights" / "mobilenet_v2_1.0_notop.weights.h5")
+
+
+def fake_weights(path: Path) -> Path:
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as weights:
+        weights.create_group("layers").create_dataset("kernel", data=np.zeros((3, 3)))
     return path
 
 

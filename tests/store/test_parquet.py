@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import optuna
@@ -90,3 +92,16 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path: Path,
         write_results(make_study(), tmp_path)
     assert (tmp_path / "leaderboard.parquet").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.parquet", "leaderboard.parquet"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+def test_result_files_are_readable_as_the_umask_allows(tmp_path: Path) -> None:
+    """Not 0o600 as tempfile.mkstemp left them: others on the machine read results under a
+    0o022 umask, as they read any file the user makes (issue 38)."""
+    previous = os.umask(0o022)
+    try:
+        write_results(make_study(), tmp_path)
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"curves.parquet": 0o644, "leaderboard.parquet": 0o644}

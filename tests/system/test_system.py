@@ -4,6 +4,7 @@ record mixin."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -46,3 +47,24 @@ def test_a_record_is_its_fields_as_a_dict() -> None:
         label: str
 
     assert Point(0.5, "a").as_dict() == {"x": 0.5, "label": "a"}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+                         ids=["umask-022", "umask-077", "umask-002"])
+def test_a_replaced_file_has_the_mode_a_plain_open_gives(tmp_path: Path, umask: int,
+                                                         mode: int) -> None:
+    """Results are shared like any file: a temporary from tempfile.mkstemp is 0o600, and the
+    rename used to hand that mode to the Parquet files and card.json (issue 38)."""
+    previous = os.umask(umask)
+    try:
+        write_text(tmp_path / "card.json", "{}")
+        with replacing(tmp_path / "model.keras", suffix=".keras",
+                       staging=tmp_path / "staging") as temporary:
+            temporary.write_bytes(b"weights")
+        (tmp_path / "plain.txt").write_text("as open() makes it")
+    finally:
+        os.umask(previous)
+    modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode)
+             for name in ("card.json", "model.keras", "plain.txt")}
+    assert modes == dict.fromkeys(modes, mode)

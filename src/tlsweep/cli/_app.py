@@ -33,9 +33,24 @@ def main() -> None:
     try:
         app()  # typer reports usage errors itself, with exit code 2
     except TlsweepError as exc:
-        from tlsweep.store import mask
+        from tlsweep.store import scrub, storages_opened
 
-        # Messages quote user text (paths, keys): escape it so rich shows it as written.
-        errors.print("[red bold]error:[/] " + escape(mask(str(exc))), highlight=False,
-                     soft_wrap=True)
+        # Messages quote user text (paths, keys): escape it so rich shows it as written. They
+        # may quote a driver too, which can spell a password no URL holds any more.
+        errors.print("[red bold]error:[/] " + escape(scrub(str(exc), *storages_opened())),
+                     highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except Exception:
+        print_scrubbed_traceback()
+        sys.exit(1)  # Python's own exit code for an uncaught exception
+
+
+def print_scrubbed_traceback() -> None:
+    """A bug's traceback, as Python prints it, less any password of a storage this process
+    opened: a driver's error in it may spell one."""
+    import traceback
+
+    from tlsweep.store import scrub, storages_opened
+
+    sys.stderr.write(scrub(traceback.format_exc(), *storages_opened()))
+    sys.stderr.flush()

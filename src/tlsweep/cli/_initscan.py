@@ -149,3 +149,31 @@ def available_backbones(local: dict[str, Path], gpu: bool) -> tuple[dict[str, st
         f"TLSWEEP_OFFLINE is set). Point init at a local file with --weights "
         f"MobileNetV2=path/to/mobilenet_v2_1.0_notop.weights.h5 (or another registered "
         f"backbone: {', '.join(bb.REGISTRY)}).")
+
+
+# ----------------------------------------------------------------------------- weights files
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # at byte 0 of every file Keras saves weights to
+
+
+def weights_problem(path: Path) -> str | None:
+    """Why ``run``'s pre-flight would refuse this weights file, where that shows without
+    TensorFlow; None when it looks like weights. Without this, init wrote files it said run as
+    written, and run refused them (issue 38). Whether the weights fit the architecture is
+    left to run's pre-flight, which needs TensorFlow."""
+    with path.open("rb") as handle:
+        if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+            return "is not an HDF5 file (it lacks the HDF5 signature at its start)"
+    try:
+        import h5py  # installed with TensorFlow, but imports without it
+    except ImportError:
+        return None
+    try:
+        # HDF5 compares the file's size with the end it recorded: a truncated file fails here.
+        with h5py.File(path, "r") as weights:
+            groups = list(weights.keys())
+            weights.visit(lambda name: None)  # every object header is read
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        cause = (str(exc).strip().splitlines() or ["no message"])[0][:200]
+        return f"cannot be read as HDF5 ({cause}): truncated or damaged"
+    return None if groups else "holds no weights (an empty HDF5 file)"
+

@@ -18,18 +18,21 @@ def export(
     trial: Annotated[int | None, typer.Option(
         help="Export this trial's kept model instead of the study's chosen one.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel or tflite.")] = "keras",
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace --out whole when it holds another model's export.")] = False,
     results_dir: ResultsDir = None,
 ) -> None:
     """Write a self-contained model (raw uint8 images in, probabilities out) and its card."""
     from tlsweep.cli._model_output import export_command
 
-    export_command(console, results_root(results_dir), study, trial, out, fmt)
+    export_command(console, results_root(results_dir), study, trial, out, fmt, replace)
 
 
 def predict(
     model: ModelArg,
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (recursive).")],
-    top: Annotated[int, typer.Option(min=1, help="Classes per image.")] = 3,
+    top: Annotated[int | None, typer.Option(
+        min=1, help="Classes per image (default 3, or all when fewer).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or parquet.")] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
     results_dir: ResultsDir = None,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tlsweep.delivery import FORMAT_FILES, OUTPUT_FORMATS, ModelSource, resolve_source, study_source
+from tlsweep.delivery import FORMAT_FILES, ModelSource, resolve_source, study_source
 from tlsweep.errors import ConfigError
 from tlsweep.measures import headline_text
 
@@ -30,20 +30,20 @@ def _metric_text(scores: dict, name: str) -> str:
 
 
 def export_command(console: Console, root: Path, study: str, trial: int | None, out: Path,
-                   fmt: str) -> None:
-    from tlsweep.delivery import export
+                   fmt: str, replace: bool = False) -> None:
+    from tlsweep.delivery import export, plan_export
 
     if fmt not in FORMAT_FILES:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
                           f"{', '.join(FORMAT_FILES)}.")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {out} is a file; give a folder for the model and its card.")
     if not (root / study).is_dir():
         raise ConfigError(f"{root / study}: no study {study!r}. Check the name or "
                           f"--results-dir.")
-    source = study_source(root / study, study, trial)
+    # Everything, the folder included, is checked before TensorFlow is imported.
+    plan = plan_export(study_source(root / study, study, trial), out, fmt, replace)
+    source = plan.source
     with _quiet(None, _log_for(source, root), "export"):
-        target, check = export(source, out, fmt)
+        target, check = export(plan)
     card = source.card
     console.print(f"exported {study} {card.source} ({card.made_by}) as {fmt}: {target}")
     console.print(f"  input: raw RGB uint8 images of any size; resized to {card.image_size} px "
@@ -103,17 +103,17 @@ def _with_progress(console: Console, total: int, work: Callable) -> object:
         return work(lambda done: bar.advance(task, done))
 
 
-def predict_command(console: Console, errors: Console, root: Path, target: str,
-                    paths: list[Path], top: int, fmt: str, out: Path | None) -> None:
-    from tlsweep.delivery import image_files, predict_files, write_frame
+DEFAULT_TOP = 3
 
-    if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
-                          f"{', '.join(OUTPUT_FORMATS)}.")
-    if fmt == "table" and out is not None:
-        raise ConfigError("--out needs --format csv, json or parquet.")
+
+def predict_command(console: Console, errors: Console, root: Path, target: str,
+                    paths: list[Path], top: int | None, fmt: str, out: Path | None) -> None:
+    from tlsweep.delivery import check_output, image_files, predict_files, write_frame
+
+    check_output(fmt, out)  # before the model: a wrong --out used to cost the whole run
     source = resolve_source(target, root)
     files = image_files(paths)
+    top = _clamped_top(errors, top, len(source.card.class_names))
     with _quiet(errors, _log_for(source, root), "predict"):
         result = _with_progress(errors, len(files), lambda progress: predict_files(
             source, files, progress))
@@ -136,10 +136,22 @@ def predict_command(console: Console, errors: Console, root: Path, target: str,
         console.print(f"{len(frame)} predictions written to {out}")
 
 
+def _clamped_top(errors: Console, top: int | None, classes: int) -> int:
+    """--top at most the model's classes; a --top asked for above that is said so."""
+    if top is None:
+        return min(DEFAULT_TOP, classes)
+    if top > classes:
+        errors.print(f"--top {top}: the model has {classes} classes; all {classes} are shown.",
+                     highlight=False)
+    return min(top, classes)
+
+
 def evaluate_command(console: Console, errors: Console, root: Path, target: str, folder: Path,
                      out: Path | None) -> None:
-    from tlsweep.delivery import evaluate, labelled_files, write_outputs
+    from tlsweep.delivery import check_output_folder, evaluate, labelled_files, write_outputs
 
+    if out is not None:
+        check_output_folder(out)  # before the model: a wrong --out used to cost the whole run
     source = resolve_source(target, root)
     files, labels = labelled_files(folder, source.card.class_names)
     with _quiet(errors, _log_for(source, root), "evaluate"):

@@ -38,6 +38,7 @@ from tlsweep.cli._initscan import (
     find_layout,
     machine,
     read_layout,
+    weights_problem,
 )
 from tlsweep.config import load_sweep, parse_duration
 from tlsweep.datasets import check_layout, find_duplicates, stratified_splits
@@ -91,6 +92,10 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
             problem = "is not a .h5 weights file" if path.exists() else "does not exist"
             raise ConfigError(f"--weights: {name}: {path} {problem}. Give {name}'s no-top "
                               f".weights.h5 file.")
+        problem = weights_problem(path)
+        if problem is not None:
+            raise ConfigError(f"--weights {item}: {path} {problem}. Give {name}'s no-top "
+                              f".weights.h5 file (download it again if it was cut short).")
         found[name] = path.resolve()
     return found
 

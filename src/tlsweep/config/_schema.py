@@ -17,14 +17,29 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from tlsweep.config._base import ResolvedPath, Strict, read_yaml, validate
+from tlsweep.config._base import ResolvedPath, Strict, is_replay, read_yaml, validate
+from tlsweep.config._inert import (
+    idle_pruner,
+    ignored_finalists_option,
+    ignored_pruner_option,
+    ignored_sampler_option,
+    ignored_tuner_option,
+)
 from tlsweep.config._space import SearchSpace, load_space
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def refuse_inert(model: Any, info: ValidationInfo, message: str | None) -> Any:
+    """``model``, unless ``message`` says one of its options can never act (``_inert``)."""
+    if message is not None and not is_replay(info):
+        raise ValueError(message)
+    return model
 
 
 def parse_duration(value: Any) -> float | None:
@@ -135,6 +150,10 @@ class PrunerConfig(Strict):
     min_resource: int = Field(default=2, ge=1)
     reduction_factor: int = Field(default=3, ge=2)
 
+    @model_validator(mode="after")
+    def _every_option_acts(self, info: ValidationInfo) -> PrunerConfig:
+        return refuse_inert(self, info, ignored_pruner_option(self))
+
 
 class SamplerConfig(Strict):
     kind: Literal["tpe", "random"] = "tpe"
@@ -144,6 +163,10 @@ class SamplerConfig(Strict):
     # random one. Without an anchor only; an anchor is enqueued first anyway.
     start_from_default: bool = False
 
+    @model_validator(mode="after")
+    def _every_option_acts(self, info: ValidationInfo) -> SamplerConfig:
+        return refuse_inert(self, info, ignored_sampler_option(self))
+
 
 class TunerConfig(Strict):
     """keras-tuner's own search, for ``engine: keras-tuner``."""
@@ -151,6 +174,10 @@ class TunerConfig(Strict):
     kind: Literal["hyperband", "bayesian", "random"] = "hyperband"
     factor: int = Field(default=3, ge=2)  # Hyperband's reduction factor
     hyperband_iterations: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _every_option_acts(self, info: ValidationInfo) -> TunerConfig:
+        return refuse_inert(self, info, ignored_tuner_option(self))
 
 
 class AnchorConfig(Strict):
@@ -230,6 +257,10 @@ class FinalistsConfig(Strict):
         # YAML 1.1 reads a bare on/off as a boolean.
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
+    @model_validator(mode="after")
+    def _every_option_acts(self, info: ValidationInfo) -> FinalistsConfig:
+        return refuse_inert(self, info, ignored_finalists_option(self))
+
 
 class ExecutionConfig(Strict):
     """How trials run: worker memory, failure tolerance and what is kept on disk."""
@@ -290,6 +321,13 @@ class SweepConfig(Strict):
                              f"with tuner: {{kind: hyperband|bayesian|random}}")
         return self
 
+    @model_validator(mode="after")
+    def _the_pruner_can_act(self, info: ValidationInfo) -> SweepConfig:
+        # keras-tuner has no use for the pruner, whose defaults then stand unused.
+        if self.engine != "optuna":
+            return self
+        return refuse_inert(self, info, idle_pruner(self.pruner, self.training))
+
     @property
     def tuner_or_default(self) -> TunerConfig:
         return self.tuner or TunerConfig()
@@ -318,12 +356,15 @@ def load_sweep(path: Path | str, text: str | None = None,
                space_text: str | None = None) -> Sweep:
     """Load from disk, or from stored texts (``text``, ``space_text``) as if they were at
     ``path``, which is how a study replays the sweep it was created with."""
-    path = Path(path)
+    path, replay = Path(path), text is not None
     data, text = read_yaml(path, "sweep file", text)
-    config: SweepConfig = validate(SweepConfig, data, path)
+    config: SweepConfig = validate(SweepConfig, data, path, replay)
     space, space_text = load_space(config.search_space, space_text)
-    return Sweep(config=config, space=space, path=path.resolve(), text=text,
-                 space_text=space_text)
+    # Pydantic runs a model's after-validators again on an instance it is handed: the same
+    # context, so that a replay stays one.
+    return Sweep.model_validate({"config": config, "space": space, "path": path.resolve(),
+                                 "text": text, "space_text": space_text},
+                                context={"replay": replay})
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -148,8 +148,9 @@ class SearchSpace(Strict):
 
 
 def load_space(path: Path, text: str | None = None) -> tuple[SearchSpace, str]:
+    replay = text is not None
     data, text = read_yaml(path, "search-space file", text)
-    return validate(SearchSpace, data, path), text
+    return validate(SearchSpace, data, path, replay), text
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,30 @@
 """The chosen model in use: its card, export, prediction and evaluation on new images."""
 
 from tlsweep.delivery._evaluate import CALIBRATION_BINS, evaluate, labelled_files, write_outputs
-from tlsweep.delivery._export import export
+from tlsweep.delivery._export import ExportPlan, export, plan_export
 from tlsweep.delivery._modelcard import FORMAT_FILES, ModelSource, resolve_source, study_source
-from tlsweep.delivery._predict import OUTPUT_FORMATS, image_files, predict_files, write_frame
+from tlsweep.delivery._outputs import check_output_folder
+from tlsweep.delivery._predict import (
+    OUTPUT_FORMATS,
+    check_output,
+    image_files,
+    predict_files,
+    write_frame,
+)
 
 __all__ = [
     "CALIBRATION_BINS",
     "FORMAT_FILES",
     "OUTPUT_FORMATS",
+    "ExportPlan",
     "ModelSource",
+    "check_output",
+    "check_output_folder",
     "evaluate",
     "export",
     "image_files",
     "labelled_files",
+    "plan_export",
     "predict_files",
     "resolve_source",
     "study_source",

@@ -5,12 +5,14 @@ TFLite, with its card beside it."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tlsweep.delivery._export_folder import ExportFolder, plan_folder, staged
+from tlsweep.delivery._model_files import check_class_count, fingerprint, loading
 from tlsweep.delivery._modelcard import (
     FORMAT_FILES,
     RESIZE,
@@ -87,48 +89,67 @@ def check_images(card: ModelCard, count: int = 8) -> np.ndarray:
     return rng.integers(0, 256, (count, card.image_size, card.image_size, 3), dtype=np.uint8)
 
 
-def export(source: ModelSource, out: Path, fmt: str) -> tuple[Path, dict[str, Any]]:
-    """Write the model in ``fmt`` and its card into ``out``: (the model's path, the check)."""
-    import keras
+@dataclass(frozen=True)
+class ExportPlan:
+    """An export checked before TensorFlow is imported: the model (its card fingerprinted),
+    the format, and where it goes."""
 
+    source: ModelSource
+    fmt: str
+    folder: ExportFolder
+
+
+def plan_export(source: ModelSource, out: Path, fmt: str, replace_other: bool) -> ExportPlan:
     if fmt not in FORMAT_FILES:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
                           f"{', '.join(FORMAT_FILES)}.")
-    classifier = keras.models.load_model(source.path, compile=False)
-    model = raw_image_model(classifier, source.card, antialias=fmt != "tflite")
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / FORMAT_FILES[fmt]
-    check: dict[str, Any] = {}
+    source = replace(source, card=replace(source.card, made_from=fingerprint(source.path)))
+    return ExportPlan(source, fmt, plan_folder(out, source.card, fmt, replace_other))
+
+
+def load_classifier(source: ModelSource) -> Any:
+    """The trained classifier, checked against the card's class list."""
+    import keras
+
+    with loading(source.path, source.format, source.remedy):
+        classifier = keras.models.load_model(source.path, compile=False)
+    check_class_count(source, int(classifier.outputs[0].shape[-1]))
+    return classifier
+
+
+def export(plan: ExportPlan) -> tuple[Path, dict[str, Any]]:
+    """Write the model in ``plan.fmt`` and its card into ``plan.folder.out`` (by the rule of
+    ``_export_folder``): (the model's path, the TFLite check)."""
+    source, fmt = plan.source, plan.fmt
+    model = raw_image_model(load_classifier(source), source.card, antialias=fmt != "tflite")
+    name = FORMAT_FILES[fmt]
+    with staged(plan.folder) as staging:
+        check = _save(model, source.card, staging, fmt)
+        resize = RESIZE_TFLITE if fmt == "tflite" else RESIZE
+        card = replace(source.card, format=fmt, files={**plan.folder.kept_files, fmt: name},
+                       input={**source.card.input, "resize": resize})
+        card.write(staging)
+    return plan.folder.out / name, check
+
+
+def _save(model: Any, card: ModelCard, folder: Path, fmt: str) -> dict[str, Any]:
+    target = folder / FORMAT_FILES[fmt]
     if fmt == "keras":
         model.save(target)
-    else:
-        staging = out / ".savedmodel-staging" if fmt == "tflite" else target
-        shutil.rmtree(staging, ignore_errors=True)
-        model.export(str(staging), format="tf_saved_model", verbose=False)
-        if fmt == "tflite":
-            _save_tflite(staging, target)
-            shutil.rmtree(staging)
-            images = check_images(source.card)
-            difference = np.abs(tflite_probabilities(target, images)
-                                - np.asarray(model(images, training=False))).max()
-            check = {"tflite_vs_keras_max_abs": float(difference),
-                     "tolerance": TFLITE_TOLERANCE, "images": len(images)}
-            if difference > TFLITE_TOLERANCE:
-                raise ConfigError(f"{target}: the TFLite model differs from the Keras model by "
-                                  f"{difference:.2g} (tolerance {TFLITE_TOLERANCE}); it was "
-                                  f"written, but do not use it.")
-    resize = RESIZE_TFLITE if fmt == "tflite" else RESIZE
-    card = replace(source.card, format=fmt, files={**_existing_files(out), fmt: target.name},
-                   input={**source.card.input, "resize": resize})
-    card.write(out)
-    return target, check
-
-
-def _existing_files(out: Path) -> dict[str, str]:
-    """Formats exported into the same folder before, so one card describes them all."""
-    from tlsweep.delivery._modelcard import CARD
-
-    if not (out / CARD).is_file():
         return {}
-    previous = ModelCard.read(out / CARD)
-    return {fmt: name for fmt, name in previous.files.items() if (out / name).exists()}
+    savedmodel = folder / ".savedmodel-staging" if fmt == "tflite" else target
+    model.export(str(savedmodel), format="tf_saved_model", verbose=False)
+    if fmt != "tflite":
+        return {}
+    _save_tflite(savedmodel, target)
+    shutil.rmtree(savedmodel)
+    images = check_images(card)
+    difference = np.abs(tflite_probabilities(target, images)
+                        - np.asarray(model(images, training=False))).max()
+    if difference > TFLITE_TOLERANCE:
+        raise ConfigError(f"the TFLite model differs from the Keras model by {difference:.2g} "
+                          f"(tolerance {TFLITE_TOLERANCE}), so it was not written; export as "
+                          f"keras or savedmodel instead.")
+    return {"tflite_vs_keras_max_abs": float(difference), "tolerance": TFLITE_TOLERANCE,
+            "images": len(images)}
+

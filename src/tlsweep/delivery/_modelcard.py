@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tlsweep.delivery._model_files import check_model_file
 from tlsweep.errors import ConfigError
 
 CARD = "card.json"
@@ -49,7 +50,10 @@ class ModelCard:
     input: dict[str, Any] = field(default_factory=lambda: {
         "dtype": "uint8", "shape": [None, None, None, 3], "channels": "RGB", "resize": RESIZE})
     format: str | None = None
-    files: dict[str, str] = field(default_factory=dict)  # format -> path relative to the card
+    files: dict[str, str] = field(default_factory=dict)  # format -> file name beside the card
+    # The sha256 of the trained model file the export was made from: two exports into one
+    # folder are of one model only when these match (a re-run study reuses trial numbers).
+    made_from: str | None = None
 
     @property
     def source(self) -> str:
@@ -65,12 +69,52 @@ class ModelCard:
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**data)
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{path}: not a tlsweep model card ({exc}). Export the model again "
-                              f"with `tlsweep export STUDY --out DIR`.") from None
+        data, problem = read_card_data(path)
+        if problem is not None:
+            raise ConfigError(f"{path}: not a tlsweep model card: {problem}. Export the model "
+                              f"again with `tlsweep export STUDY --out DIR`.")
+        known = {f.name for f in fields(cls)}  # a newer tlsweep's extra keys are left out
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def read_card_data(path: Path) -> tuple[Any, str | None]:
+    """(card.json's data, what makes it no tlsweep card, in words, or None)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"it cannot be read as JSON ({exc})"
+    return data, card_problem(data)
+
+
+def card_problem(data: Any) -> str | None:
+    """What makes ``data`` (parsed card.json) unusable, in words; None when it is usable.
+    Only what predict, evaluate and export rely on is checked, each key by name."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    required = [f.name for f in fields(ModelCard)
+                if f.default is MISSING and f.default_factory is MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        return f"missing key(s) {', '.join(missing)}"
+    names = data["class_names"]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        return "key 'class_names' must be a non-empty list of class names"
+    if len(set(names)) != len(names):
+        return "key 'class_names' names a class twice"
+    size = data["image_size"]
+    if not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
+        return "key 'image_size' must be a positive whole number of pixels"
+    return _files_problem(data.get("files", {}))
+
+
+def _files_problem(files: Any) -> str | None:
+    # Names, not paths: a card may only point at files beside it, never elsewhere on disk.
+    if not isinstance(files, dict) or not all(
+            fmt in FORMAT_FILES and isinstance(name, str) and name and Path(name).name == name
+            and name not in (".", "..") for fmt, name in files.items()):
+        return (f"key 'files' must map formats ({', '.join(FORMAT_FILES)}) to file names "
+                f"beside the card")
+    return None
 
 
 def _plain(value: Any) -> Any:
@@ -84,6 +128,23 @@ class ModelSource:
     path: Path
     format: str  # keras, savedmodel or tflite
     card: ModelCard
+    card_path: Path | None = None  # an export's card.json; None: a study's model, no card file
+
+    @property
+    def remedy(self) -> str:
+        """What to do when the model file is damaged."""
+        if self.card_path is not None:
+            return (f"Export it again: `tlsweep export {self.card.study} --out "
+                    f"{self.card_path.parent} --replace`.")
+        return (f"Restore the study's file, or export one of its kept trials instead: "
+                f"`tlsweep export {self.card.study} --trial N --out DIR`.")
+
+    @property
+    def classes_from(self) -> str:
+        """Where the class list comes from, for messages: the card, or the study."""
+        if self.card_path is not None:
+            return str(self.card_path)
+        return f"study {self.card.study!r}"
 
 
 # ----------------------------------------------------------------------------- from a study
@@ -145,12 +206,24 @@ def _trial_row(view: Any, trial: int | None) -> tuple[pd.Series, str]:
     return rows.iloc[0], "kept"
 
 
+def delivered_file(view: Any) -> Path | None:
+    """The delivered model, in the study's own folder. The stage always writes it to
+    FINAL_DIR there; the recorded path is read for its name only, since before issue 38 it was
+    relative to the folder the run started in, and a moved results folder moves the file."""
+    from tlsweep.training import DELIVERED, FINAL_DIR
+
+    stored = view.attrs["final"]["delivered"].get("path")
+    if not stored:
+        return None
+    return view.directory / FINAL_DIR / (Path(stored).name or DELIVERED)
+
+
 def _model_file(view: Any, sweep: Any, trial: int | None) -> Path:
     from tlsweep.store import checkpoint_folder, lineage_root
     from tlsweep.training import FINAL_MODEL
 
     if trial is None:
-        path = Path(view.attrs["final"]["delivered"].get("path") or "")
+        path = delivered_file(view) or Path("")
     else:
         path = (checkpoint_folder(sweep.config, view.directory)
                 / str(lineage_root(view.trial(trial))) / FINAL_MODEL)
@@ -182,7 +255,9 @@ def study_source(directory: Path, name: str, trial: int | None = None) -> ModelS
         preprocessing=preprocessing, study=name, trial=number, made_by=made,
         params=params, metrics=_metrics(row, view.meta, view.objective, trial is None),
         versions=file_metadata(view.study)["versions"], format="keras")
-    return ModelSource(path, "keras", card)
+    source = ModelSource(path, "keras", card)
+    check_model_file(path, "keras", source.remedy)
+    return source
 
 
 # ----------------------------------------------------------------------------- from an export
@@ -192,7 +267,9 @@ def _exported(card_path: Path, wanted: Path | None) -> ModelSource:
     for fmt, relative in card.files.items():
         path = folder / relative
         if (wanted is None or path.resolve() == wanted.resolve()) and path.exists():
-            return ModelSource(path, fmt, card)
+            source = ModelSource(path, fmt, card, card_path)
+            check_model_file(path, fmt, source.remedy)
+            return source
     raise ConfigError(f"{card_path}: the card names no model file that exists here "
                       f"({', '.join(card.files.values()) or 'none'}). Export again.")
 

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from tlsweep.datasets import Skipped, decode_or_skip
+from tlsweep.delivery._model_files import check_class_count, loading
 from tlsweep.delivery._modelcard import ModelSource
+from tlsweep.delivery._outputs import check_output_file
 from tlsweep.errors import ConfigError
 
 BATCH = 64
@@ -65,7 +67,17 @@ Probabilities = Callable[[np.ndarray], np.ndarray]
 
 
 def load_model(source: ModelSource) -> Probabilities:
-    """uint8 images -> probabilities, for a study's model or any exported format."""
+    """uint8 images -> probabilities, for a study's model or any exported format; tried once on
+    a blank image, so that a damaged file or a card of another model stops here, named."""
+    with loading(source.path, source.format, source.remedy):
+        model = _loaded(source)
+        size = source.card.image_size
+        outputs = model(np.zeros((1, size, size, 3), np.uint8)).shape[-1]
+    check_class_count(source, int(outputs))
+    return model
+
+
+def _loaded(source: ModelSource) -> Probabilities:
     if source.format == "tflite":
         from tlsweep.delivery._export import tflite_probabilities
 
@@ -123,14 +135,25 @@ def predict_files(source: ModelSource, files: list[Path],
     return Predictions(paths, probabilities, skipped, source.card.class_names)
 
 
+def check_output(fmt: str, out: Path | None) -> None:
+    """``--format`` and ``--out`` together, before any model is loaded."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
+                          f"{', '.join(OUTPUT_FORMATS)}.")
+    if fmt == "table" and out is not None:
+        raise ConfigError("--out needs --format csv, json or parquet.")
+    if fmt == "parquet" and out is None:
+        raise ConfigError("--format parquet needs --out FILE.parquet.")
+    if out is not None:
+        check_output_file(out)
+
+
 def write_frame(frame: pd.DataFrame, fmt: str, out: Path | None) -> str | None:
     """Write csv/json/parquet to ``out`` (or return csv/json text for the terminal)."""
     if fmt == "parquet":
-        if out is None:
-            raise ConfigError("--format parquet needs --out FILE.parquet.")
         from tlsweep.store import write_parquet
 
-        write_parquet(frame, out, {})
+        write_parquet(frame, out, {})  # check_output made sure of an --out
         return None
     text = frame.to_csv(index=False) if fmt == "csv" else \
         frame.to_json(orient="records", indent=2) + "\n"

@@ -33,7 +33,8 @@ from tlsweep.store._recorded import (
     recorded_sweep,
     study_exists,
 )
-from tlsweep.store._storage import StorageURL, budget_lock, is_local, local_url, mask, open_storage
+from tlsweep.store._secrets import mask, scrub, storages_opened
+from tlsweep.store._storage import StorageURL, budget_lock, is_local, local_url, open_storage
 
 __all__ = [
     "ANCHOR",
@@ -62,8 +63,10 @@ __all__ = [
     "record_heartbeat",
     "recorded_sweep",
     "results_root",
+    "scrub",
     "stale_trial_ids",
     "storage",
+    "storages_opened",
     "study_dir",
     "study_exists",
     "trial_id",

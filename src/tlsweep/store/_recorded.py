@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 
 from tlsweep.config import Sweep, load_sweep
 from tlsweep.errors import ConfigError
-from tlsweep.store._storage import existing_local_url, local_path, mask, open_storage
+from tlsweep.store._secrets import mask
+from tlsweep.store._storage import existing_local_url, local_path, open_storage
 from tlsweep.system import environment
 
 # The user attribute of the anchor recipe's trial (``finalists.anchor``): the recipe as enqueued.

@@ -6,51 +6,28 @@
 - several machines: PostgreSQL (``postgresql://user:password@host/db``), with Optuna's heartbeat.
 
 URLs: ``sqlite:///path``, ``journal:///path/journal.log`` (our name for the journal file) and any
-SQLAlchemy URL Optuna's RDBStorage takes. A password in a URL is never printed: see ``mask``.
+SQLAlchemy URL Optuna's RDBStorage takes. A password in a URL is never printed: see ``_secrets``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from filelock import FileLock
 
 from tlsweep.errors import ConfigError
 from tlsweep.store._paths import STORAGE_FILE, sqlite_url
+from tlsweep.store._secrets import mask, remember_storage, scrub
 
 JOURNAL_FILE = "journal.log"
 JOURNAL_SCHEME = "journal://"
 LOCK_FILE = ".budget.lock"
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
-# libpq's keyword form (host=... password=...) and URL query parameters (?password=...).
-_KEYWORD = re.compile(r"(?P<key>\b(?:ssl)?password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&'\"]+)",
-                      re.I)
-
-
-def _mask_url(url: str) -> str:
-    """scheme://user:SECRET@host...: the secret runs to the token's last @, since a password
-    may hold @, :, /, ? and & unencoded (when a query holds an @ too, more is hidden: safe)."""
-    scheme, _, rest = url.partition("://")
-    at = rest.rfind("@")
-    if at < 0 or ":" not in rest[:at]:
-        return url
-    user = rest[:at].split(":", 1)[0]
-    return f"{scheme}://{user}:***{rest[at:]}"
-
-
-def mask(text: str) -> str:
-    """``text`` with every password it may carry replaced by ***: in URLs (user:password@),
-    in their query (password=), and in libpq's keyword strings (password=...)."""
-    text = _URL.sub(lambda m: _mask_url(m.group(0)), text)
-    return _KEYWORD.sub(lambda m: m.group("key") + "***", text)
 
 
 def journal_url(directory: Path) -> str:
@@ -118,6 +95,7 @@ def open_storage(url: str, heartbeat_interval: int = 30,
                  grace_period: int = 120) -> optuna.storages.BaseStorage:
     """Open ``url``. RDB storages keep Optuna's heartbeat: a trial whose process stops beating
     for ``grace_period`` seconds is stale (``study.recover_stale`` fails and re-queues it)."""
+    remember_storage(url)  # before any driver speaks: the CLI scrubs what it prints with it
     where = StorageURL.parse(url)
     if where.kind == "journal":
         path = str(where.path)
@@ -130,7 +108,7 @@ def open_storage(url: str, heartbeat_interval: int = 30,
                 url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                 engine_kwargs=None if where.kind == "sqlite" else {"pool_pre_ping": True})
     except Exception as exc:
-        cause = f"{type(exc).__name__}: {mask(str(exc)).splitlines()[0]}"
+        cause = f"{type(exc).__name__}: {scrub(str(exc), url).splitlines()[0]}"
         path = where.path
         if path is not None and path.exists():
             raise ConfigError(f"{path}: the study's storage file cannot be read ({cause}). It is "
@@ -145,20 +123,36 @@ def open_storage(url: str, heartbeat_interval: int = 30,
 SCHEMA_LOCK = "tlsweep:optuna-schema"
 
 
+def schema_lock_file(database: Path) -> Path:
+    """The lock file of a SQLite database's schema: beside it, hidden (``.study.db.lock``)."""
+    return database.with_name(f".{database.name}.lock")
+
+
+def _sqlite_schema_needs_lock(database: Path) -> bool:
+    """Whether opening ``database`` must wait for the schema lock: while the database does not
+    exist, or once its lock file does. Its creator makes the lock file before the database, and
+    on POSIX both stay, so a process that sees the database also sees the lock file; checked in
+    this order, no creation goes unlocked. (On Windows filelock removes the file on release,
+    once the schema is whole.) A study made before the lock file existed, or by another tool,
+    is opened as it is, and nothing is written beside it."""
+    if not database.exists():
+        return True
+    return schema_lock_file(database).exists()
+
+
 @contextlib.contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
     """One process at a time opens (and, the first time, creates) the schema: on PostgreSQL
-    under an advisory lock, on SQLite under a lock on the database's folder (two `run`s of one
+    under an advisory lock, on SQLite under a lock file beside the database (two `run`s of one
     new study otherwise race to create its tables)."""
     where = StorageURL.parse(url)
     path = where.path
     if path is not None and where.kind == "sqlite" and path.parent.is_dir():
-        handle = os.open(path.parent, os.O_RDONLY)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        if not _sqlite_schema_needs_lock(path):
             yield
-        finally:
-            os.close(handle)  # closing releases the lock
+            return
+        with _file_lock(schema_lock_file(path)):
+            yield
         return
     if where.kind != "postgresql":
         yield
@@ -176,13 +170,13 @@ def _schema_lock(url: str) -> Iterator[None]:
 # ----------------------------------------------------------------------------- the budget lock
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` across processes (and threads), waited for without a
+    limit; not re-entrant: each use takes it anew. ``filelock`` takes flock on POSIX, as
+    tlsweep did itself before (so an older version's workers still share the budget lock),
+    and the Windows lock where there is no fcntl."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 @contextlib.contextmanager

@@ -32,10 +32,8 @@ from rich.console import Console
 
 from tlsweep.config import AnchorConfig, TrialParams
 from tlsweep.system import see_log
-from tlsweep.training import FINAL_MODEL, Finalist, FinalTask
+from tlsweep.training import FINAL_DIR, FINAL_MODEL, Finalist, FinalTask
 from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
-
-FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
 
 
 def as_anchor(finalist: Finalist, recipe: dict[str, Any]) -> Finalist:

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# Names tried before giving up: each is random, so a clash means something else is wrong.
+ATTEMPTS = 100
+
+
+def create_beside(folder: Path, prefix: str, suffix: str) -> Path:
+    """A new empty file in ``folder``, created as a plain ``open()`` creates one: mode 0o666
+    less the umask (or the folder's default ACL). ``tempfile.mkstemp`` makes it 0o600, which
+    the rename then gave the result files (Parquet, card.json), readable by their owner alone.
+    The kernel applies the umask here, so it is never read or changed (``os.umask`` sets it
+    for every thread of the process)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(ATTEMPTS):
+        candidate = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(candidate, flags, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{folder}: no free name for a temporary {prefix}*{suffix} file "
+                          f"after {ATTEMPTS} tries")
 
 
 @contextmanager
@@ -18,14 +39,13 @@ def replacing(path: Path, suffix: str = ".tmp", staging: Path | None = None) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = staging or path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=suffix)
-    os.close(handle)
+    temporary = create_beside(folder, f".{path.name}.", suffix)
     try:
-        yield Path(temporary)
+        yield temporary
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        if temporary.exists():
+            temporary.unlink()
 
 
 def write_text(path: Path, text: str) -> None:

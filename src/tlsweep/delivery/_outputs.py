@@ -1,0 +1,41 @@
+"""The outputs of ``predict`` and ``evaluate`` (and the folder of ``export``), checked before any
+model is loaded: a wrong ``--out`` used to cost the whole run and end in a traceback (issue
+38). No TensorFlow here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tlsweep.errors import ConfigError
+
+EVALUATION_FILES = ("metrics.json", "per_class.parquet", "predictions.parquet",
+                    "calibration.png")
+
+
+def check_output_file(out: Path) -> None:
+    """``predict --out FILE``: a file to write (an existing one is replaced), never a folder."""
+    if out.is_dir():
+        raise ConfigError(f"--out: {out} is a folder; predict writes one file. Give a file name, "
+                          f"e.g. {out / 'predictions.csv'}.")
+    check_creatable(out)
+
+
+def check_output_folder(out: Path) -> None:
+    """``evaluate --out DIR``: a folder to write the evaluation's files into, never a file."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file; evaluate writes {len(EVALUATION_FILES)} "
+                          f"files ({', '.join(EVALUATION_FILES)}) into a folder. Give a new "
+                          f"folder, e.g. {out.with_suffix('')}-evaluation.")
+    check_creatable(out)
+
+
+def check_creatable(out: Path) -> None:
+    """``out``'s nearest existing parent must be a folder this process may write in."""
+    parent = next((p for p in out.parents if p.exists()), out)
+    if not parent.is_dir():
+        raise ConfigError(f"--out: {parent} is a file, so {out} cannot be made under it. Give a "
+                          f"path under a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out: {parent} is not writable, so {out} cannot be written. Give a "
+                          f"path under a folder you may write in.")
