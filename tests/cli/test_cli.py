@@ -106,6 +106,12 @@ def test_leaderboard_formats(workspace: dict[str, Path]) -> None:
     assert csv.splitlines()[0].startswith("trial,state,value,rank") and len(csv.splitlines()) == 3
     markdown = run_cli("leaderboard", "tiny", "--format", "markdown", "--sort", "trial").stdout
     assert markdown.splitlines()[2].startswith("| 0 | complete")
+    # --sort takes the headers the table shows as well as the column names.
+    for shown, column in (("ft_lr", "finetune_lr"), ("secs", "duration_s")):
+        by_header = run_cli("leaderboard", "tiny", "--format", "json", "--sort", shown)
+        by_column = run_cli("leaderboard", "tiny", "--format", "json", "--sort", column)
+        assert by_header.returncode == 0, by_header.stderr
+        assert json.loads(by_header.stdout) == json.loads(by_column.stdout)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -138,3 +144,18 @@ def test_leaderboard_never_imports_tensorflow(workspace: dict[str, Path]) -> Non
                 if line.startswith("import time:")}
     assert "tlsweep.inspection._tables" in imported
     assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
+
+
+def test_version_short_help_and_no_library_warnings(workspace: dict[str, Path]) -> None:
+    from tlsweep import __version__
+
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"tlsweep {__version__}"
+    short = run_cli("leaderboard", "-h")
+    assert short.returncode == 0 and "--sort" in short.stdout
+    # Optuna's note that heartbeats are experimental is for its developers, not a terminal.
+    results = workspace["study"].parent
+    for command in (["diagnose", "tiny"], ["show", "tiny", "0"]):
+        done = run_cli(*command, "--results-dir", str(results))
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Warning" not in done.stderr, (command, done.stderr[-2000:])

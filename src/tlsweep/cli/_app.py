@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 from rich.markup import escape
@@ -16,8 +17,25 @@ from tlsweep.cli import _inspect_commands, _model_commands, _sweep_commands
 from tlsweep.cli._shared import errors
 from tlsweep.errors import TlsweepError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Find the transfer-learning setup that works for an image dataset.")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from tlsweep import __version__
+
+        typer.echo(f"tlsweep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", "-V", callback=_print_version,
+                                          is_eager=True, help="Print the version and exit.")
+             ) -> None:
+    """Find the transfer-learning setup that works for an image dataset."""
+
 for command in (
     _sweep_commands.run, _sweep_commands.resume, _sweep_commands.worker,
     _sweep_commands.quickstart, _sweep_commands.init,
@@ -30,6 +48,9 @@ for command in (
 
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Optuna warns, on every use, that heartbeats are experimental: a note for its developers,
+    # not a user's. Matched by text, so that starting the command never imports Optuna.
+    warnings.filterwarnings("ignore", message=r"Argument ``\w+`` is an experimental feature")
     try:
         app()  # typer reports usage errors itself, with exit code 2
     except TlsweepError as exc:

@@ -23,11 +23,20 @@ TABLE_COLUMNS = [
 ]
 
 
+def column_named(frame: pd.DataFrame, name: str) -> str:
+    """The column ``--sort NAME`` means: a column's own name, or the header the table shows."""
+    shown = {header: column for column, header in HEADERS.items()}
+    column = name if name in frame.columns else shown.get(name, name)
+    if column not in frame.columns:
+        raise ConfigError(f"--sort: unknown column {name!r}; choose one of: "
+                          f"{', '.join(HEADERS.get(c, c) for c in frame.columns)}.")
+    return column
+
+
 def select(frame: pd.DataFrame, top: int | None, sort: str | None,
            states: list[str] | None) -> pd.DataFrame:
-    if sort is not None and sort not in frame.columns:
-        raise ConfigError(f"--sort: unknown column {sort!r}; choose one of: "
-                          f"{', '.join(frame.columns)}.")
+    if sort is not None:
+        sort = column_named(frame, sort)
     if states:
         known = {"complete", "pruned", "fail", "running", "waiting", "chosen", "baseline"}
         unknown = set(states) - known
