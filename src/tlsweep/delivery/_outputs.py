@@ -4,10 +4,10 @@ model is loaded: a wrong ``--out`` used to cost the whole run and end in a trace
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tlsweep.errors import ConfigError
+from tlsweep.system import writable_folder
 
 EVALUATION_FILES = ("metrics.json", "per_class.parquet", "predictions.parquet",
                     "calibration.png")
@@ -32,10 +32,4 @@ def check_output_folder(out: Path) -> None:
 
 def check_creatable(out: Path) -> None:
     """``out``'s nearest existing parent must be a folder this process may write in."""
-    parent = next((p for p in out.parents if p.exists()), out)
-    if not parent.is_dir():
-        raise ConfigError(f"--out: {parent} is a file, so {out} cannot be made under it. Give a "
-                          f"path under a folder.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out: {parent} is not writable, so {out} cannot be written. Give a "
-                          f"path under a folder you may write in.")
+    writable_folder(out.parent, "--out")

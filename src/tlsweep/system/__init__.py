@@ -3,6 +3,7 @@ variables, process checks, the usable cores and TensorFlow's log."""
 
 from tlsweep.system._atomic import replacing, write_text
 from tlsweep.system._clock import format_seconds
+from tlsweep.system._folders import writable_folder
 from tlsweep.system._process import process_alive, usable_cores
 from tlsweep.system._record import Record
 from tlsweep.system._tflog import log_path, redirect_to_log, see_log, stderr_to_log
@@ -17,5 +18,6 @@ __all__ = [
     "see_log",
     "stderr_to_log",
     "usable_cores",
+    "writable_folder",
     "write_text",
 ]
