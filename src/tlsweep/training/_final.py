@@ -151,18 +151,19 @@ class FinalRun(ProbeStage):
         jobs = [FoldJob(f, index, train, held, self.fold_path(f, index))
                 for f in finalists for index, (train, held) in enumerate(folds)]
         predicted = {f.number: np.zeros(len(y), np.int64) for f in finalists}
+        confusion: dict[tuple[int, int], list[list[int]]] = {}  # (trial, fold): as each lands
         clock = _FoldClock(len(jobs))
         for done in self.fold_results(jobs, len(folds)):
             held = folds[done.index][1]
             predicted[done.trial][held] = done.predicted
-            fold_score = score(_confusion(y[held], np.asarray(done.predicted),
-                                          self.data.n_classes), self.objective)
+            landed = _confusion(y[held], np.asarray(done.predicted), self.data.n_classes)
+            confusion[done.trial, done.index] = landed
             self.say(f"trial {done.trial}: fold {done.index + 1}/{len(folds)} scored "
-                     f"{fold_score:.3f} ({self.objective}); {clock.landed()}")
+                     f"{score(landed, self.objective):.3f} ({self.objective}); "
+                     f"{clock.landed()}")
         results = []
         for finalist in finalists:
-            confusions = [_confusion(y[held], predicted[finalist.number][held],
-                                     self.data.n_classes) for _, held in folds]
+            confusions = [confusion[finalist.number, index] for index in range(len(folds))]
             results.append({"trial": finalist.number,
                             "cv_confusion": np.sum(confusions, axis=0).tolist(),
                             "cv_predicted": predicted[finalist.number].tolist(),
