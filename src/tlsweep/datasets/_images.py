@@ -18,7 +18,9 @@ import numpy as np
 from tlsweep.errors import DataError
 from tlsweep.system import environment, process_alive
 
-CACHE_FORMAT = 3  # 2: the decoded images' paths are kept (duplicate reports); 3: relative
+# 2: the decoded images' paths are kept (duplicate reports); 3: relative paths; 4: JPEGs
+# decoded whole (no draft), as the exported model sees them.
+CACHE_FORMAT = 4
 # GIFs in image folders are almost always web placeholders ("image not found"), not samples.
 SKIPPED_FORMATS = {"GIF": "GIF (usually a web placeholder); convert it to PNG or JPEG to use it"}
 
@@ -94,7 +96,9 @@ def decode_image(path: Path, size: int) -> np.ndarray:
     with Image.open(path) as image:
         if image.format in SKIPPED_FORMATS:
             raise ValueError(SKIPPED_FORMATS[image.format])
-        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
+        # Decoded whole, never with JPEG's draft (a reduced-scale decode): the exported model
+        # resizes a raw image as PIL does here, and only a full decode gives it the same pixels
+        # (one pixel path, issue 38). Each image is decoded once into the cache.
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
             rgba = image.convert("RGBA")

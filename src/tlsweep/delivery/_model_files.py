@@ -16,12 +16,8 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tlsweep.errors import ConfigError, TlsweepError
-
-if TYPE_CHECKING:  # _modelcard imports this module
-    from tlsweep.delivery._modelcard import ModelSource
 
 KERAS_CONFIG = "config.json"
 SAVEDMODEL_GRAPH = "saved_model.pb"
@@ -95,14 +91,3 @@ def fingerprint(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def check_class_count(source: ModelSource, outputs: int) -> None:
-    """The card's class list must match the model's outputs: else every prediction would be
-    labelled with another class's name (issue 38)."""
-    names = source.card.class_names
-    if outputs != len(names):
-        raise ConfigError(f"{source.classes_from}: lists {len(names)} classes "
-                          f"({', '.join(names[:5])}{', ...' if names[5:] else ''}) but the model "
-                          f"{source.path} has {outputs} outputs: the card and the model do not "
-                          f"belong together. {source.remedy}")

@@ -19,15 +19,13 @@ from tlsweep.errors import ConfigError
 
 CARD = "card.json"
 FORMAT_FILES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
-# Inside the exported model: a bilinear resize, then the backbone's own preprocessing as one
-# fixed per-pixel affine map. Antialiased as PIL's, which training used, except in TFLite, which
-# has no antialiased resize: without it a 2x downscale aliases, and a raw image's class
-# probabilities moved from 0.733 to 0.485 (issue 38).
-RESIZE = ("bilinear and antialiased inside the model, as tlsweep's training, predict and "
-          "evaluate resize with PIL")
-RESIZE_TFLITE = ("bilinear, without antialiasing (TFLite has no antialiased resize), inside the "
-                 "model; tlsweep's training resized with PIL's antialiased bilinear, so images "
-                 "far larger than image_size are best resized that way before they reach it")
+# Inside the exported model: PIL's bilinear resize rebuilt in-graph (``_resize``), then the
+# backbone's own preprocessing as one fixed per-pixel affine map. The same in every format:
+# TFLite once lacked the antialiased resize, and a raw 2x image's class probabilities moved from
+# 0.733 to 0.485 (issue 38). Being training's own resize, it costs no accuracy.
+RESIZE = ("PIL's bilinear (antialiased) resize to image_size, computed inside the model, in "
+          "every format: the resize tlsweep's training, predict and evaluate use, so a raw "
+          "image of any size gets the probabilities tlsweep predict gives it")
 _METRICS = ("accuracy", "balanced_accuracy")
 
 
@@ -197,8 +195,10 @@ def _trial_row(view: Any, trial: int | None) -> tuple[pd.Series, str]:
                               f"stage has not run). Finish it with `tlsweep resume "
                               f"{view.name}`, or pick a trial with --trial N.")
         row = chosen.iloc[0]
-        made = str(view.attrs.get("final", {}).get("delivered", {}).get("kind", "refit"))
-        return row, made
+        from tlsweep.finalists import recorded_report
+
+        report = recorded_report(view.attrs)
+        return row, report.delivered.kind if report else "refit"
     rows = view.leaderboard[view.leaderboard["trial"] == trial]
     if rows.empty:
         raise ConfigError(f"study {view.name!r} has no trial {trial}; see `tlsweep leaderboard "
@@ -210,9 +210,10 @@ def delivered_file(view: Any) -> Path | None:
     """The delivered model, in the study's own folder. The stage always writes it to
     FINAL_DIR there; the recorded path is read for its name only, since before issue 38 it was
     relative to the folder the run started in, and a moved results folder moves the file."""
-    from tlsweep.training import DELIVERED, FINAL_DIR
+    from tlsweep.finalists import DELIVERED, FINAL_DIR, recorded_report
 
-    stored = view.attrs["final"]["delivered"].get("path")
+    report = recorded_report(view.attrs)
+    stored = report.delivered.path if report else None
     if not stored:
         return None
     return view.directory / FINAL_DIR / (Path(stored).name or DELIVERED)
@@ -286,3 +287,14 @@ def resolve_source(target: str, results_root: Path) -> ModelSource:
     raise ConfigError(f"{target}: neither a study in {results_root} nor an exported model (a "
                       f"folder with {CARD}). Give a study name (`tlsweep leaderboard` lists "
                       f"nothing for a missing one) or `tlsweep export STUDY --out DIR` first.")
+
+
+def check_class_count(source: ModelSource, outputs: int) -> None:
+    """The card's class list must match the model's outputs: else every prediction would be
+    labelled with another class's name (issue 38)."""
+    names = source.card.class_names
+    if outputs != len(names):
+        raise ConfigError(f"{source.classes_from}: lists {len(names)} classes "
+                          f"({', '.join(names[:5])}{', ...' if names[5:] else ''}) but the model "
+                          f"{source.path} has {outputs} outputs: the card and the model do not "
+                          f"belong together. {source.remedy}")

@@ -22,11 +22,18 @@ def check_output_file(out: Path) -> None:
 
 
 def check_output_folder(out: Path) -> None:
-    """``evaluate --out DIR``: a folder to write the evaluation's files into, never a file."""
+    """``evaluate --out DIR``: a folder to write the evaluation's files into, never a file, and
+    never over an earlier evaluation's files (the user's; another model's numbers mixed with
+    this one's would be worse than a refusal)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} is a file; evaluate writes {len(EVALUATION_FILES)} "
                           f"files ({', '.join(EVALUATION_FILES)}) into a folder. Give a new "
                           f"folder, e.g. {out.with_suffix('')}-evaluation.")
+    earlier = [name for name in EVALUATION_FILES if (out / name).exists()]
+    if earlier:
+        raise ConfigError(f"--out: {out} already holds an evaluation ({', '.join(earlier)}); "
+                          f"evaluate never writes over one. Give a new folder, or move those "
+                          f"files away first.")
     check_creatable(out)
 
 

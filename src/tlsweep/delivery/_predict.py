@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from tlsweep.datasets import Skipped, decode_or_skip
-from tlsweep.delivery._model_files import check_class_count, loading
-from tlsweep.delivery._modelcard import ModelSource
+from tlsweep.delivery._model_files import loading
+from tlsweep.delivery._modelcard import ModelSource, check_class_count
 from tlsweep.delivery._outputs import check_output_file
 from tlsweep.errors import ConfigError
 
