@@ -187,12 +187,13 @@ def every_refit_on_test(plan: Any, final: dict, preprocess: Any) -> dict[int, fl
     have delivered, on the same search."""
     from rich.console import Console
 
+    from tlsweep.finalists import FinalStage
+    from tlsweep.finalists._folds import RecipeTrainer, predict_images
     from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.store import load_study
-    from tlsweep.sweep import FinalStage
+    from tlsweep.sweep import stage_inputs
     from tlsweep.sweep._runner import worker_spec
     from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._folds import RecipeTrainer, predict_images
     from tlsweep.training._warm import ModelPool
 
     data = plan.dataset
@@ -200,7 +201,8 @@ def every_refit_on_test(plan: Any, final: dict, preprocess: Any) -> dict[int, fl
     x, y = trainer.train_and_val
     study = load_study(plan.directory, plan.sweep.config.study)
     tested = {}
-    for finalist in FinalStage(Console(stderr=True)).choose_finalists(plan, study, True):
+    stage = FinalStage(Console(stderr=True))
+    for finalist in stage.choose_finalists(stage_inputs(plan), study, True):
         if finalist.number == final["chosen"]:
             confusion = final["delivered"]["test_confusion"]
         else:
@@ -219,21 +221,22 @@ RULES = {"top cv": (0.0, False), "top cv, probe competing": (0.0, True),
 def rules_on_test(plan: Any, preprocess: Any, probe_test: float) -> dict[str, Any]:
     """The test score each rule of ``RULES`` would have delivered, from the stored out-of-fold
     predictions and every finalist's refit."""
+    from tlsweep.finalists import study_report
+    from tlsweep.finalists._choice import choose_finalist, probe_challenge
     from tlsweep.store import load_study
-    from tlsweep.training._choice import choose_finalist, probe_challenge
 
     config, data = plan.sweep.config, plan.dataset
-    final = load_study(plan.directory, config.study).user_attrs["final"]
-    if not final.get("reevaluated") or final["chosen"] is None:
+    final = study_report(load_study(plan.directory, config.study))
+    if final is None or not final.reevaluated or final.chosen is None:
         return {}
-    tested = every_refit_on_test(plan, final, preprocess)
-    rows = {f["trial"]: f for f in final["finalists"]}
-    anchor = next((f["trial"] for f in final["finalists"] if f.get("anchor")), None)
+    tested = every_refit_on_test(plan, final.as_dict(), preprocess)
+    rows = {f.trial: f for f in final.finalists}
+    anchor = next((f.trial for f in final.finalists if f.anchor), None)
     labels = np.concatenate([data.y_train, data.y_val])
     outcomes = {}
     for rule, (margin, competes) in RULES.items():
         chosen = choose_finalist(rows, anchor, labels, config.objective, margin, config.seed)
-        probe = competes and probe_challenge(final["baseline"], rows[chosen.chosen], labels,
+        probe = competes and probe_challenge(final.baselines, rows[chosen.chosen], labels,
                                              config.objective, margin, config.seed)
         outcomes[rule] = {"chosen": "probe" if probe else chosen.chosen,
                           "test": probe_test if probe else tested[chosen.chosen]}
@@ -243,9 +246,9 @@ def rules_on_test(plan: Any, preprocess: Any, probe_test: float) -> dict[str, An
 def fold_deliveries_on_test(plan: Any, preprocess: Any) -> dict[str, float]:
     import keras
 
+    from tlsweep.finalists import fold_ensemble, fold_model_path
+    from tlsweep.finalists._folds import predict_images
     from tlsweep.store import load_study
-    from tlsweep.training._final import fold_ensemble, fold_model_path
-    from tlsweep.training._folds import predict_images
 
     final = load_study(plan.directory, plan.sweep.config.study).user_attrs["final"]
     chosen = next((f for f in final["finalists"] if f["trial"] == final["chosen"]), {})

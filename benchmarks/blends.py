@@ -25,10 +25,10 @@ def probabilities(run: Path) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     import keras
     from beat_probe import frozen_sets
 
+    from tlsweep.finalists import fold_ensemble, fold_model_path
     from tlsweep.store import load_study
     from tlsweep.training._batches import eval_inputs
     from tlsweep.training._classifier import predict
-    from tlsweep.training._final import fold_ensemble, fold_model_path
     from tlsweep.training._probe import fit_probe
 
     plan, features, preprocess = frozen_sets(run / "sweep.yaml", run / "results")

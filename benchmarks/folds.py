@@ -19,26 +19,29 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tlsweep.finalists import FinalReport
+
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "benchmarks" / "runs" / "honest"
 
 
-def _chosen(report: dict) -> tuple[float, float, float, float]:
+def _chosen(report: FinalReport) -> tuple[float, float, float, float]:
     """(estimate, low, high, test) of the delivered model, balanced accuracy."""
     import numpy as np
 
     from tlsweep.measures._intervals import balanced_estimate
 
-    finalist = next(f for f in report["finalists"] if f["trial"] == report["chosen"])
-    estimate = balanced_estimate(np.asarray(finalist["cv_confusion"]))
-    test = balanced_estimate(np.asarray(report["delivered"]["test_confusion"]))
+    finalist = report.finalist(report.chosen)
+    estimate = balanced_estimate(np.asarray(finalist.cv_confusion))
+    test = balanced_estimate(np.asarray(report.delivered.test_confusion))
     return estimate.value, estimate.low, estimate.high, test.value
 
 
 def replay(source: Path, folds: int, scratch: Path) -> dict:
     from tlsweep.config import load_sweep
+    from tlsweep.finalists import FinalStage, study_report
     from tlsweep.store import load_study
-    from tlsweep.sweep import FinalStage
+    from tlsweep.sweep import stage_inputs
     from tlsweep.sweep._study import prepare
 
     copy = scratch / source.name
@@ -50,9 +53,9 @@ def replay(source: Path, folds: int, scratch: Path) -> dict:
         text + f"finalists: {{folds: {folds}, probe_competes: false}}\n")
     plan = prepare(load_sweep(copy / "sweep.yaml"), copy / "results")
     study = load_study(plan.directory, plan.sweep.config.study)
-    before = _chosen(study.user_attrs["final"])
+    before = _chosen(study_report(study))
     began = time.perf_counter()
-    report = FinalStage(Console(stderr=True)).run(plan, study)
+    report = FinalStage(Console(stderr=True)).run(stage_inputs(plan), study)
     if report is None:
         raise SystemExit(f"{source.name}: the finalists' stage failed; see its tlsweep.log")
     after = _chosen(report)

@@ -111,9 +111,9 @@ sampler: {{kind: tpe}}
 
 
 def _test_score(model, dataset, backbone) -> float:
+    from tlsweep.finalists._folds import predict_images
     from tlsweep.measures._intervals import balanced_estimate
     from tlsweep.training._epochs import confusion_matrix
-    from tlsweep.training._folds import predict_images
     from tlsweep.training.backbones import preprocessor
 
     predicted = predict_images(model, dataset.x_test, preprocessor(backbone))
@@ -148,9 +148,9 @@ def measure(sweep: Path, results: Path) -> dict:
     import keras
 
     from tlsweep.config import load_sweep
+    from tlsweep.finalists import fold_model_path
     from tlsweep.store import load_study
     from tlsweep.sweep._study import prepare
-    from tlsweep.training._final import fold_model_path
 
     plan = prepare(load_sweep(sweep), results)
     study = load_study(plan.directory, plan.sweep.config.study)

@@ -40,8 +40,8 @@ def against_probe(root: Path) -> dict:
     """The delivered model's and the train+val probe's test predictions, and their paired gap."""
     import keras
 
+    from tlsweep.finalists._folds import predict_images
     from tlsweep.store import load_study
-    from tlsweep.training._folds import predict_images
 
     plan, features, preprocess = frozen_sets(root / "sweep.yaml", root / "results")
     config, data = plan.sweep.config, plan.dataset

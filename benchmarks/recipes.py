@@ -31,6 +31,7 @@ import numpy as np
 from honest import REPO, SETS, WEIGHTS
 
 from tlsweep.config import TrialParams, load_sweep
+from tlsweep.finalists._folds import predict_images
 from tlsweep.measures._intervals import balanced_estimate
 from tlsweep.sweep import trial_settings
 from tlsweep.sweep._study import prepare
@@ -38,7 +39,6 @@ from tlsweep.training import TwoPhaseTrial
 from tlsweep.training._batches import eval_inputs
 from tlsweep.training._classifier import unfrozen_count
 from tlsweep.training._epochs import confusion_matrix
-from tlsweep.training._folds import predict_images
 from tlsweep.training._probe import fit_probe
 from tlsweep.training._warm import ModelPool, Structure, frozen_features
 from tlsweep.training._worker import setup_tensorflow

@@ -148,7 +148,27 @@ def run_arm(arm: str, case: Path, duration: str, before_src: Path | None,
     size = int(sweep["data"]["image_size"])
     row = measured(arm, case, work, json.loads(scores.read_text()),
                    probe_scores(case, size, weights), wall, cpu, parse_duration(duration))
-    return {**row, "code": commit(before_src if arm == "before" else REPO)}
+    return {**row, **time_split(work, study), "code": commit(before_src if arm == "before"
+                                                               else REPO)}
+
+
+def time_split(work: Path, study: str) -> dict:
+    """Where the run's time went (``sweep.RunSplit``, recorded by code from issue 37 on) and
+    what init's cost model planned for the finalists (from its log)."""
+    import re
+
+    planned = re.search(r"the finalists about (\d+) s", (work / "log.txt").read_text())
+    found = {"init_finalists_s": float(planned.group(1)) if planned else None}
+    try:
+        from tlsweep.store import load_study
+        from tlsweep.sweep import recorded_split
+    except ImportError:  # the package of an older arm
+        return found
+    split = recorded_split(load_study(work / "results" / study, study))
+    if split is None:
+        return found
+    return {**found, "search_s": split.search_s, "finalists_s": split.finalists_s,
+            "refit_s": split.refit_s, "finalists_estimate_s": split.finalists_estimate_s}
 
 
 def probe_scores(case: Path, size: int, weights: Path) -> dict:
@@ -261,6 +281,30 @@ def table(rows: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def split_table(rows: pd.DataFrame) -> str:
+    """Where each run's time went, for the runs whose code records it (issue 37), beside what
+    the search planned for the finalists and what init's cost model said."""
+    if "search_s" not in rows:
+        return ""
+    timed = rows[rows["search_s"].notna()]
+    if timed.empty:
+        return ""
+
+    def minutes(value: float | None) -> str:
+        return "–" if value is None or pd.isna(value) else f"{value / 60:.1f}"
+
+    lines = ["\nWhere the time went (minutes; `budget.timeout` is the whole run's):\n",
+             "| set | seed | arm | code | search | finalists | of which refit | finalists "
+             "planned by the search | by init | wall / budget |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in timed.sort_values(["set", "seed", "arm"]).itertuples():
+        lines.append(f"| {r.set} | {r.seed} | {r.arm} | {r.code} | {minutes(r.search_s)} | "
+                     f"{minutes(r.finalists_s)} | {minutes(r.refit_s)} | "
+                     f"{minutes(r.finalists_estimate_s)} | {minutes(r.init_finalists_s)} | "
+                     f"{r.wall_s / r.budget_s:.2f}× |")
+    return "\n".join(lines) + "\n"
+
+
 def targets(rows: pd.DataFrame) -> str:
     out = []
     for arm, part in rows.groupby("arm"):
@@ -316,7 +360,7 @@ def report(out: Path, command: str, publish: bool) -> pd.DataFrame:
     text = (f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; "
             f"{datetime.now(UTC):%Y-%m-%d}; commit {commit()}.\n\n"
             f"    {command}\n\n{targets(rows)}\n{table(rows)}\nThe candidates for the headline "
-            f"estimate, on the same runs:\n\n{candidate_coverage(rows)}")
+            f"estimate, on the same runs:\n\n{candidate_coverage(rows)}{split_table(rows)}")
     (out / "suite.md").write_text(text)
     print(text)
     if publish:

@@ -5,9 +5,10 @@
     python tools/import_graph.py --packages      one node per subpackage (or top-level module)
 
 A level is a step in the longest chain of imports: a module that imports none of ours is on
-level 1, one that imports only level-1 modules on level 2, and so on. ``TYPE_CHECKING`` blocks
-are skipped, since they never run. A module's import of its own package is not an arrow: the
-package's ``__init__`` has already run by then.
+level 1, one that imports only level-1 modules on level 2, and so on. Imports under
+``TYPE_CHECKING`` count as module-level ones: they never run, but a type named there is a
+dependency all the same, and a circle hidden there is still a circle. A module's import of its
+own package is not an arrow: the package's ``__init__`` has already run by then.
 """
 
 from __future__ import annotations
@@ -26,19 +27,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _imports(tree: ast.AST, package: str, lazy: bool) -> set[str]:
     found: set[str] = set()
 
     def visit(node: ast.AST, nested: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                continue
             inner = nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             if isinstance(child, ast.Import) and (lazy or not nested):
                 found.update(alias.name for alias in child.names)

@@ -29,6 +29,9 @@ from tests.cli.test_bad_input import Workspace, make_workspace, snapshot
 from tests.conftest import run_cli
 from tests.store.test_parquet import make_study
 from tlsweep.delivery._modelcard import ModelCard
+from tlsweep.finalists import DeliveredModel, FinalReport, results_rows
+from tlsweep.finalists._recorded import record_report
+from tlsweep.finalists._records import SplitSizes
 from tlsweep.store import write_results
 
 TF_STUB = "import sys\nsys.stderr.write('{name} imported\\n')\nsys.exit(99)\n"
@@ -111,12 +114,12 @@ def delivered_study(ws: Workspace, name: str = "made", model: bytes | None = Non
     model_path = directory / "final" / "model.keras"
     for key, value in {
             "sweep_path": str(sweep), "sweep_text": sweep.read_text(),
-            "space_text": ws.space.read_text(), "class_names": ["a", "b"],
-            "final": {"delivered": {"trial": 1, "kind": "kept", "backbone": "MobileNetV2",
-                                    "path": str(model_path)},
-                      "finalists": [], "baseline": [], "reevaluated": False}}.items():
+            "space_text": ws.space.read_text(), "class_names": ["a", "b"]}.items():
         study.set_user_attr(key, value)
-    write_results(study, directory)
+    record_report(study, FinalReport(
+        "val_accuracy", False, None, [], [], 1, None,
+        DeliveredModel(1, "MobileNetV2", "kept", str(model_path)), SplitSizes(0, 0, 0)))
+    write_results(study, directory, results_rows(study))
     storage.engine.dispose()
     model_path.parent.mkdir()
     model_path.write_bytes(model if model is not None else fake_keras_archive())
@@ -172,6 +175,11 @@ def _under_a_file(ws: Workspace, command: str) -> list[str]:
     if command == "evaluate":
         return ["evaluate", str(exported(ws)), str(ws.data), "--out", str(out.parent)]
     return ["predict", str(exported(ws)), str(ws.data), "--format", "csv", "--out", str(out)]
+
+
+def _evaluate_over_an_evaluation(ws: Workspace) -> list[str]:
+    return ["evaluate", str(exported(ws)), str(ws.data), "--out",
+            str(_folder(ws, "earlier", "metrics.json"))]
 
 
 def _evaluate_into_file(ws: Workspace) -> list[str]:
@@ -262,6 +270,8 @@ CASES = [
          ("ROOT/report.txt", "is a file", "Give a new folder")),
     Case("evaluate --out under a file", lambda ws: _under_a_file(ws, "evaluate"),
          ("ROOT/plain", "is a file")),
+    Case("evaluate --out a folder holding an earlier evaluation", _evaluate_over_an_evaluation,
+         ("ROOT/earlier", "already holds an evaluation (metrics.json)")),
     # ---------------------------------------------------------------- export's folder
     Case("export --out is a file", lambda ws: _export_into(ws, lambda w: _file(w, "f")),
          ("ROOT/f", "is a file")),

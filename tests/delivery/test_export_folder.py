@@ -156,9 +156,10 @@ def from_elsewhere(study: dict[str, Path], *args: str,
 @pytest.mark.slow
 def test_a_study_is_used_from_another_folder(study: dict[str, Path]) -> None:
     storage = f"sqlite:///{study['results'] / 'tiny' / 'study.db'}"
-    delivered = optuna.load_study(study_name="tiny", storage=storage).user_attrs["final"][
-        "delivered"]
-    assert Path(delivered["path"]).is_absolute()
+    from tlsweep.finalists import study_report
+
+    report = study_report(optuna.load_study(study_name="tiny", storage=storage))
+    assert Path(report.delivered.path).is_absolute()
     code, out, err = from_elsewhere(study, "export", "tiny", "--out", "model", "--results-dir",
                                     str(study["results"]))
     assert code == 0, err[-2000:]

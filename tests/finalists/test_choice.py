@@ -7,21 +7,32 @@ from typing import Any
 
 import numpy as np
 
-from tlsweep.training._choice import choose_finalist, probe_challenge
+from tlsweep.finalists import BaselineResult, FinalistResult
+from tlsweep.finalists._choice import choose_finalist, probe_challenge
 
 LABELS = np.repeat([0, 1], 150)
 
 
-def _row(trial: int | None, wrong: range, value: float = 0.5, **extra: Any) -> dict[str, Any]:
+def _predicted(wrong: range) -> tuple[list[list[int]], list[int]]:
     predicted = LABELS.copy()
     predicted[list(wrong)] = 1 - LABELS[list(wrong)]
     confusion = np.zeros((2, 2), np.int64)
     np.add.at(confusion, (LABELS, predicted), 1)
-    return {"trial": trial, "value": value, "cv_confusion": confusion.tolist(),
-            "cv_predicted": predicted.tolist(), **extra}
+    return confusion.tolist(), predicted.tolist()
 
 
-def _choose(rows: dict[int, dict[str, Any]], anchor: int | None, margin: float = 1.0) -> Any:
+def _row(trial: int, wrong: range, value: float = 0.5) -> FinalistResult:
+    confusion, predicted = _predicted(wrong)
+    return FinalistResult(trial, value, 4, cv_confusion=confusion, cv_predicted=predicted)
+
+
+def _probe(wrong: range) -> BaselineResult:
+    confusion, predicted = _predicted(wrong)
+    return BaselineResult("Tiny", 1.0, 0.5, "balanced", confusion, None, "train", 1.0,
+                          "balanced", cv_confusion=confusion, cv_predicted=predicted)
+
+
+def _choose(rows: dict[int, FinalistResult], anchor: int | None, margin: float = 1.0) -> Any:
     return choose_finalist(rows, anchor, LABELS, "accuracy", margin, seed=0)
 
 
@@ -48,10 +59,10 @@ def test_without_an_anchor_ties_on_the_folds_go_to_the_better_search_value() -> 
 
 def test_the_finalist_must_lead_the_cheaper_probe_clearly_to_be_delivered() -> None:
     chosen = _row(0, range(0, 300, 5))  # 60 wrong
-    close = [_row(None, range(1, 286, 5), backbone="Tiny")]  # 57 wrong: a hair ahead
-    level = [_row(None, range(1, 300, 5), backbone="Tiny")]  # 60 wrong, other images
-    far_behind = [_row(None, range(0, 300, 2), backbone="Tiny")]  # 150 wrong
-    ahead = [_row(None, range(0, 300, 50), backbone="Tiny")]  # 6 wrong
+    close = [_probe(range(1, 286, 5))]  # 57 wrong: a hair ahead
+    level = [_probe(range(1, 300, 5))]  # 60 wrong, other images
+    far_behind = [_probe(range(0, 300, 2))]  # 150 wrong
+    ahead = [_probe(range(0, 300, 50))]  # 6 wrong
     for probes in (close, level, ahead):  # not separable from the finalist, or better
         choice = probe_challenge(probes, chosen, LABELS, "accuracy", 1.0, 0)
         assert choice is not None and choice.chosen == "Tiny"

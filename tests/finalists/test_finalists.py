@@ -262,16 +262,17 @@ def assert_out_of_fold_predictions_match(sweep: Path, directory: Path) -> None:
     back its pooled confusion: the paired comparison pairs the right images."""
     from tlsweep.config import load_sweep
     from tlsweep.datasets import load_dataset
+    from tlsweep.finalists import study_report
     from tlsweep.store import load_study
-    from tlsweep.training._epochs import confusion_matrix
+    from tlsweep.training import confusion_matrix
 
     config = load_sweep(sweep).config
     dataset = load_dataset(config.data, config.seed, sweep)
     labels = np.concatenate([dataset.y_train, dataset.y_val])
-    final = load_study(directory, config.study).user_attrs["final"]
-    for row in final["finalists"] + final["baseline"]:
-        rebuilt = confusion_matrix(labels, np.asarray(row["cv_predicted"]), dataset.n_classes)
-        assert rebuilt.tolist() == row["cv_confusion"]
+    final = study_report(load_study(directory, config.study))
+    for row in [*final.finalists, *final.baselines]:
+        rebuilt = confusion_matrix(labels, np.asarray(row.cv_predicted), dataset.n_classes)
+        assert rebuilt.tolist() == row.cv_confusion
 
 
 def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(

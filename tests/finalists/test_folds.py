@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlsweep.training._folds import fold_workers
+from tlsweep.finalists._folds import fold_workers
 
 
 @pytest.mark.parametrize(("setting", "cores", "jobs", "gpu", "expected"), [
@@ -31,8 +31,8 @@ def fold_jobs(plan: object, out_dir: Path) -> list:
     from sklearn.model_selection import StratifiedKFold
 
     from tlsweep.config import TrialParams
-    from tlsweep.training import Finalist, TrialSettings
-    from tlsweep.training.protocol import FoldJob
+    from tlsweep.finalists._protocol import Finalist, FoldJob
+    from tlsweep.training import TrialSettings
 
     data = plan.dataset  # type: ignore[attr-defined]
     labels = np.concatenate([data.y_train, data.y_val])
@@ -42,7 +42,7 @@ def fold_jobs(plan: object, out_dir: Path) -> list:
                           settings, None),
                  Finalist(2, TrialParams("Tiny", 1.0, 1e-2, 1e-3, 0.3, "sqrt"), 0.5, 3,
                           replace(settings, seed=4), None)]
-    return [FoldJob(f, i, train, held, out_dir / f"trial-{f.number}-fold-{i + 1}.keras")
+    return [FoldJob(f, i, train, held, out_dir / f"trial-{f.number}-fold-{i + 1}.keras", "key")
             for f in finalists for i, (train, held) in enumerate(folds)]
 
 
@@ -50,8 +50,8 @@ def fold_jobs(plan: object, out_dir: Path) -> list:
 def test_two_fold_workers_train_the_models_one_gives(tmp_path: Path,
                                                      tiny_backbone: Path) -> None:
     from tests.training.test_trial import tiny_plan
+    from tlsweep.finalists._folds import FoldWorkers
     from tlsweep.sweep._runner import worker_spec
-    from tlsweep.training._folds import FoldWorkers
 
     plan = tiny_plan(tmp_path, tiny_backbone)
     spec = worker_spec(plan)
@@ -75,8 +75,8 @@ def test_two_fold_workers_train_the_models_one_gives(tmp_path: Path,
 def test_a_fold_that_fails_names_its_trial_and_fold(tmp_path: Path,
                                                     tiny_backbone: Path) -> None:
     from tests.training.test_trial import tiny_plan
+    from tlsweep.finalists._folds import FoldWorkers
     from tlsweep.sweep._runner import worker_spec
-    from tlsweep.training._folds import FoldWorkers
 
     plan = tiny_plan(tmp_path, tiny_backbone)
     job = fold_jobs(plan, tmp_path)[0]

@@ -8,6 +8,15 @@ import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
 from tests.store.test_parquet import curve, params
+from tlsweep.finalists import (
+    BaselineResult,
+    DeliveredModel,
+    FinalistResult,
+    FinalReport,
+    results_rows,
+)
+from tlsweep.finalists._recorded import record_report
+from tlsweep.finalists._records import SplitSizes
 from tlsweep.store import write_results
 from tlsweep.store._paths import sqlite_url
 
@@ -68,14 +77,13 @@ def test_without_a_test_set_the_probe_is_compared_on_the_finalists_folds(tmp_pat
     diagnose compares those two, not the chosen CV score against the probe's validation."""
     directory = stored_study(tmp_path / "results", [curve([0.5, 0.7, 0.8, 0.75])])
     study = optuna.load_study(study_name="fake", storage=sqlite_url(directory))
-    study.set_user_attr("final", {
-        "objective": "val_accuracy", "reevaluated": True, "method": "5-fold CV",
-        "finalists": [{"trial": 0, "cv_confusion": [[40, 10], [10, 40]]}],
-        "chosen": 0, "delivered": {"trial": 0, "kind": "refit", "path": None},
-        "baseline": [{"backbone": "MobileNetV2", "c": 1.0, "cv_score": 0.7,
-                      "val_confusion": [[9, 1], [1, 9]], "test_confusion": None,
-                      "cv_confusion": [[45, 5], [5, 45]]}]})
-    write_results(study, directory)
+    record_report(study, FinalReport(
+        "val_accuracy", True, "5-fold CV",
+        [BaselineResult("MobileNetV2", 1.0, 0.7, "none", [[9, 1], [1, 9]], None, "train", 1.0,
+                        "none", cv_confusion=[[45, 5], [5, 45]])],
+        [FinalistResult(0, 0.8, 4, cv_confusion=[[40, 10], [10, 40]])], 0, None,
+        DeliveredModel(0, "MobileNetV2", "refit", None), SplitSizes(80, 20, 0)))
+    write_results(study, directory, results_rows(study))
     done = run_cli("diagnose", "fake")
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())

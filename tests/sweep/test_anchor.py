@@ -14,11 +14,16 @@ from rich.console import Console
 from tests.conftest import tiny_space, tiny_sweep, write_yaml
 from tlsweep.config import anchor_params, load_sweep, suggest
 from tlsweep.errors import ConfigError
-from tlsweep.store import ANCHOR, DEFAULT_START, anchor_recipe, local_url
+from tlsweep.finalists import FinalStage, StageInputs
+from tlsweep.store import ANCHOR, DEFAULT_START, anchor_recipe, checkpoint_folder, local_url
 from tlsweep.store._parquet import leaderboard_frame
 from tlsweep.store._storage import STORAGE_FILE
-from tlsweep.sweep._finalize import FinalStage
-from tlsweep.sweep._study import discard_new_study, enqueue_first_trial, join_study
+from tlsweep.sweep._study import (
+    discard_new_study,
+    enqueue_first_trial,
+    join_study,
+    trial_settings,
+)
 
 
 def sweep_with(tmp_path: Path, finalists: str | None, space: dict[str, str] | None = None,
@@ -170,9 +175,11 @@ def choose(tmp_path: Path, finalists: str, study: optuna.Study,
            reevaluate: bool = True) -> tuple[list, str]:
     sweep = load_sweep(sweep_with(tmp_path, finalists))
     stage = FinalStage(Console(record=True, width=200))
-    plan = SimpleNamespace(sweep=sweep, directory=tmp_path / "results",
-                           dataset=SimpleNamespace(y_train=[0] * 30, y_val=[0] * 10))
-    return stage.choose_finalists(plan, study, reevaluate), stage.console.export_text()
+    plan = SimpleNamespace(sweep=sweep, directory=tmp_path / "results")
+    inputs = StageInputs(sweep.config, None, 40, False, plan.directory,
+                         checkpoint_folder(sweep.config, plan.directory),
+                         lambda number: trial_settings(plan, number))
+    return stage.choose_finalists(inputs, study, reevaluate), stage.console.export_text()
 
 
 RECIPE = {"head_epochs": 1, "finetune_epochs": 25}

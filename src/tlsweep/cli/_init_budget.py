@@ -59,7 +59,7 @@ def plan_budget(seconds: float, sizes: list[int], n: tuple[int, int, int], facto
         for head, finetune in EPOCHS:
             full = estimate(size, head + finetune, n_train, n_val, factor, speed)
             mean = TRIAL_OVERHEAD_S + PRUNED_SHARE * (full - TRIAL_OVERHEAD_S)
-            # The finalists (sweep/_finalize.py): the baseline's and the test passes; below
+            # The finalists (tlsweep.finalists): the baseline's and the test passes; below
             # small_data_images also k recipes on every fold, each on (folds-1)/folds of
             # train+val, and a refit: k (folds-1) + 1 trainings of train+val; and the anchor
             # recipe on every fold, for its own schedule: folds-1 more.

@@ -27,10 +27,12 @@ def leaderboard(
     from tlsweep.inspection import FORMATS
 
     if refresh:
+        from tlsweep.finalists import results_rows
         from tlsweep.store import load_study, write_results
 
         directory = results_root(results_dir) / study
-        write_results(load_study(directory, study, storage), directory)
+        recorded = load_study(directory, study, storage)
+        write_results(recorded, directory, results_rows(recorded))
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     states = [s.strip() for s in state.split(",")] if state else None

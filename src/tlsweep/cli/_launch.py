@@ -23,6 +23,7 @@ from rich.console import Console
 from tlsweep.config import BudgetConfig, Sweep, load_sweep, parse_duration
 from tlsweep.engines import Search, engine_named
 from tlsweep.errors import ConfigError, TlsweepError
+from tlsweep.finalists import FinalReport, results_rows
 from tlsweep.store import (
     StorageURL,
     finished_count,
@@ -37,8 +38,11 @@ from tlsweep.store import (
 )
 from tlsweep.sweep import (
     INTERRUPTED,
+    SPLIT,
+    Deadline,
     Lease,
     Plan,
+    RunSplit,
     attach_search,
     check,
     check_unchanged,
@@ -232,29 +236,44 @@ class Launcher:
         if held is not None:
             held.acquire(name)
         budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
-        publish = lambda s: write_results(s, plan.directory)  # noqa: E731
+        publish = lambda s: write_results(s, plan.directory, results_rows(s))  # noqa: E731
+        # budget.timeout holds the whole run: where the finalists' stage follows in this
+        # process, the search leaves it its measured share.
+        follows = lease or os.environ.get(environment.STAGE_FOLLOWS) == "1"
+        deadline = Deadline(plan, self.began, stage_follows=follows)
         try:
             with LiveView(name, budget, self.console,
                           already_done=finished_count(study)) as view:
                 engine = engine_named(plan.sweep.config.engine)
-                code = engine.search(Search(plan, study, view, url, publish))
+                code = engine.search(Search(plan, study, view, url, publish, deadline))
         finally:
             if held is not None:
                 held.release()
-        return self.finish(plan, study, code, url, final=lease)
+        return self.finish(plan, study, code, url, deadline, final=lease)
 
-    def finish(self, plan: Plan, study: Any, code: int, url: str, final: bool = True) -> int:
+    def finish(self, plan: Plan, study: Any, code: int, url: str, deadline: Deadline,
+               final: bool = True) -> int:
         """Report a finished (or interrupted) run. ``final``: run the finalists' stage, once
         per study: by ``run`` and ``resume``, not by each of many ``tlsweep worker``s."""
         from tlsweep.inspection import write_importance
 
         name = plan.sweep.config.study
         if code != INTERRUPTED and final:
-            from tlsweep.sweep import FinalStage
+            from tlsweep.finalists import FinalStage
+            from tlsweep.sweep import stage_inputs
 
-            stage = FinalStage(self.console).run(plan, study)
+            if deadline.stopped:
+                self.console.print(f"[dim]{deadline.stopped}[/]")
+            search_s = time.monotonic() - self.began
+            stage = FinalStage(self.console).run(stage_inputs(plan, deadline), study)
+            split = RunSplit(plan.sweep.config.budget.timeout, search_s,
+                             stage.seconds if stage else None,
+                             stage.delivered.seconds if stage else None,
+                             deadline.stage_estimate_s, deadline.stopped)
+            study.set_user_attr(SPLIT, split.as_dict())
             if stage is not None:
-                write_results(study, plan.directory)
+                write_results(study, plan.directory, results_rows(study))
+            self.console.print(split.text())
             self.say_budget(plan, stage)
         if code == INTERRUPTED:
             return self.interrupted(plan, url)
@@ -269,19 +288,21 @@ class Launcher:
         self.console.print(f"results: {plan.directory}")
         return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
 
-    def say_budget(self, plan: Plan, stage: dict[str, Any] | None) -> None:
+    def say_budget(self, plan: Plan, stage: FinalReport | None) -> None:
         """A plain line when the run ended more than 10% past budget.timeout, and why: the
-        timeout stops new trials, while the running trial and the finalists' stage finish."""
+        search stops where its estimate of the trial and the stage says so, and a trial or the
+        stage can take longer than estimated."""
         timeout = plan.sweep.config.budget.timeout
         wall = time.monotonic() - self.began
         if timeout is None or wall <= 1.1 * timeout:
             return
-        finalists = (f"; the finalists' stage took {format_seconds(stage['seconds'])} of it"
-                     if stage and stage.get("seconds") else "")
+        finalists = (f"; the finalists' stage took {format_seconds(stage.seconds)} of it"
+                     if stage and stage.seconds else "")
         self.console.print(f"[yellow]past the budget:[/] this run took {format_seconds(wall)} "
                            f"against budget.timeout {format_seconds(timeout)}{finalists}. The "
-                           f"timeout stops new trials; the trial running then and the "
-                           f"finalists' stage still finish. Give a longer timeout, or fewer "
+                           f"search stops when the time left holds one more trial and the "
+                           f"finalists' stage as estimated from its own epochs; a trial, or the "
+                           f"stage, took longer than that. Give a longer timeout, or fewer "
                            f"finalists.folds or finalists.k, to end sooner.")
 
     # ----------------------------------------------------------------------- several processes
@@ -297,7 +318,7 @@ class Launcher:
 
         def start(index: int) -> subprocess.Popen:
             env = {**os.environ, environment.STORAGE: url, environment.THREADS: str(threads),
-                   environment.PLAIN_OUTPUT: "1"}
+                   environment.PLAIN_OUTPUT: "1", environment.STAGE_FOLLOWS: "1"}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             # Own session: a Ctrl-C reaches the parent only, which passes on one SIGINT.
@@ -329,4 +350,5 @@ class Launcher:
         finally:
             signal.signal(signal.SIGINT, previous)
         code = INTERRUPTED if interrupted else 0
-        return self.finish(plan, load_study(plan.directory, study.study_name, url), code, url)
+        return self.finish(plan, load_study(plan.directory, study.study_name, url), code, url,
+                           Deadline(plan, self.began, stage_follows=True))

@@ -235,8 +235,8 @@ def budget_entries(plan: Plan, seconds: float, ratio: float) -> list[Entry]:
     fits = (f"a trial takes about {plan.mean_s:.0f} s here ({plan.full_s:.0f} s if never "
             f"pruned), the finalists about {plan.finalists_s:.0f} s and start-up "
             f"{STARTUP_S:.0f} s, by a rough cost model (tlsweep/cli/_init_budget.py): "
-            f"{plan.trials} trials fill {duration(seconds)}. The timeout stops new trials; the "
-            f"one running and the finalists still finish")
+            f"{plan.trials} trials fill {duration(seconds)}. The timeout is the whole run's: "
+            f"the search stops early enough to leave the finalists their measured share")
     if plan.trials < MIN_TRIALS:
         fits += f". Fewer than {MIN_TRIALS} trials are barely a search: give a longer --time"
     recipe = ("the recipe benchmarks/RESULTS.md runs" if (plan.head, plan.finetune) == EPOCHS[0]

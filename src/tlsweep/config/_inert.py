@@ -9,18 +9,13 @@ that no trial of the sweep's schedule can reach.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from tlsweep.config._schema import (
-        FinalistsConfig,
-        PrunerConfig,
-        SamplerConfig,
-        TrainingConfig,
-        TunerConfig,
-    )
+# Each rule takes the ``_schema`` model of its section, typed Any here: ``_schema`` calls these
+# rules from its validators, and naming its types back would close an import circle.
+Section = Any
 
 # Each pruner kind's own options (beside kind, min_finetune_epochs and patience, which all take).
 PRUNER_OPTIONS = {
@@ -44,7 +39,7 @@ def _shown(model: BaseModel, section: str, name: str) -> str:
     return f"{section}.{name} ({getattr(model, name)}{default})"
 
 
-def ignored_pruner_option(pruner: PrunerConfig) -> str | None:
+def ignored_pruner_option(pruner: Section) -> str | None:
     if pruner.kind == "none":
         return None
     others = {name for kind, names in PRUNER_OPTIONS.items() if kind != pruner.kind
@@ -58,7 +53,7 @@ def ignored_pruner_option(pruner: PrunerConfig) -> str | None:
             f"{pruner.kind} ignores it: remove it, or set kind: {owners[0]}")
 
 
-def idle_pruner(pruner: PrunerConfig, training: TrainingConfig) -> str | None:
+def idle_pruner(pruner: Section, training: Section) -> str | None:
     """Why the pruner can never stop a trial of this schedule, or None. Steps are a trial's
     epochs, both phases, counted from 0."""
     if pruner.kind == "none":
@@ -86,14 +81,14 @@ def idle_pruner(pruner: PrunerConfig, training: TrainingConfig) -> str | None:
     return None
 
 
-def ignored_sampler_option(sampler: SamplerConfig) -> str | None:
+def ignored_sampler_option(sampler: Section) -> str | None:
     if sampler.kind == "random" and _set(sampler, ("n_startup_trials",)):
         return ("n_startup_trials is TPE's (its random trials before it follows the results), "
                 "and kind random ignores it: remove it, or set kind: tpe")
     return None
 
 
-def ignored_tuner_option(tuner: TunerConfig) -> str | None:
+def ignored_tuner_option(tuner: Section) -> str | None:
     stray = _set(tuner, TUNER_HYPERBAND_OPTIONS)
     if tuner.kind != "hyperband" and stray:
         return (f"{stray[0]} is an option of keras-tuner's hyperband, and kind {tuner.kind} "
@@ -101,7 +96,7 @@ def ignored_tuner_option(tuner: TunerConfig) -> str | None:
     return None
 
 
-def ignored_finalists_option(finalists: FinalistsConfig) -> str | None:
+def ignored_finalists_option(finalists: Section) -> str | None:
     stray = _set(finalists, CROSS_VALIDATION_OPTIONS)
     if finalists.reevaluate == "off" and stray:
         return (f"{stray[0]} acts only when the finalists are cross-validated, and reevaluate "

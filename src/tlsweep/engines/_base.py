@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from tlsweep.sweep import Listener, Plan
+from tlsweep.sweep import Deadline, Listener, Plan
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Search:
     listener: Listener  # the live view: trial starts, epochs, ends
     url: str  # the study's storage URL (workers of the Optuna engine open it themselves)
     publish: Callable[[Any], None]  # rewrites the Parquet files from the study
+    deadline: Deadline  # when the search must stop for the whole run to keep budget.timeout
 
     @property
     def resuming(self) -> bool:

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from tlsweep.config import TrialParams, suggest
 from tlsweep.engines._base import Search
 from tlsweep.store import epochs_spent
-from tlsweep.sweep import INTERRUPTED, Listener, Plan, trial_settings
+from tlsweep.sweep import INTERRUPTED, Deadline, Listener, Plan, trial_settings
 from tlsweep.system import log_path, stderr_to_log
 
 KT_TRIAL_ATTR = "keras_tuner_trial"
@@ -156,13 +156,12 @@ class TrialRecorder:
 
 
 def _tuner(plan: Plan, hypermodel: Any, recorder: TrialRecorder, listener: Listener,
-           resuming: bool) -> Any:
+           resuming: bool, deadline: Deadline) -> Any:
     import keras_tuner as kt
 
     config = plan.sweep.config
     tuner_config = config.tuner_or_default
     budget = config.budget
-    started = time.monotonic()
     kinds = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
              "random": kt.RandomSearch}
     base = kinds[tuner_config.kind]
@@ -179,8 +178,8 @@ def _tuner(plan: Plan, hypermodel: Any, recorder: TrialRecorder, listener: Liste
             frozen = recorder.record(trial, hypermodel.current)
             listener.trial_finished(frozen, recorder.study)
             spent = epochs_spent(recorder.study)
-            if (budget.epochs is not None and spent >= budget.epochs) or (
-                    budget.timeout is not None and time.monotonic() - started > budget.timeout):
+            if (budget.epochs is not None and spent >= budget.epochs) or \
+                    not deadline.allows_a_trial(recorder.study):
                 self.oracle.max_trials = len(self.oracle.trials)  # no new trial after this
 
     objective = kt.Objective(config.objective, direction="max")
@@ -198,14 +197,16 @@ def _tuner(plan: Plan, hypermodel: Any, recorder: TrialRecorder, listener: Liste
 
 
 def run_keras_tuner(plan: Plan, study: optuna.Study, listener: Listener,
-                    publish: Callable[[optuna.Study], None], resuming: bool = False) -> int:
+                    publish: Callable[[optuna.Study], None], resuming: bool = False,
+                    deadline: Deadline | None = None) -> int:
     """Search with keras-tuner until its budget is spent; 0, or 130 after Ctrl-C."""
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     recorder = TrialRecorder(study, plan.sweep.config.objective, publish)
     hypermodel = _hypermodel_class()(plan, listener, first_number=len(study.trials))
-    tuner = _tuner(plan, hypermodel, recorder, listener, resuming)
+    deadline = deadline or Deadline(plan, time.monotonic(), stage_follows=False)
+    tuner = _tuner(plan, hypermodel, recorder, listener, resuming, deadline)
     hypermodel.searching = True
     try:
         tuner.search(epochs=plan.sweep.config.training.total_epochs, verbose=0)
@@ -229,4 +230,4 @@ class KerasTunerEngine:
         # searches; the live view writes to stdout, which stays.
         with stderr_to_log(log_path(search.plan.directory), "keras-tuner search"):
             return run_keras_tuner(search.plan, search.study, search.listener, search.publish,
-                                   resuming=search.resuming)
+                                   resuming=search.resuming, deadline=search.deadline)

@@ -15,4 +15,4 @@ class OptunaEngine:
 
     def search(self, search: Search) -> int:
         return SweepRunner(search.plan, search.study, search.listener, search.url,
-                           search.publish).run()
+                           search.publish, search.deadline).run()

@@ -1,15 +1,22 @@
 """The linear-probe side of the finalists' stage: the baseline per backbone, fitted on train (its
 validation score), cross-validated on the finalists' folds, and tested; and, when it leads the
 chosen finalist clearly on those folds (``finalists.probe_competes``, ``_choice``), the probe
-itself delivered as a Keras model. A mixin of ``_final.FinalRun``, whose data, pool and folds it
-uses."""
+itself delivered as a Keras model. ``_run.FinalRun`` holds one, and hands it the stage's data,
+pool and folds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tlsweep.finalists._protocol import FinalTask
+from tlsweep.finalists._records import BaselineResult
+
+Folds = list[tuple[np.ndarray, np.ndarray]]
 
 PROBE = "probe"  # how the delivered model was made when the probe beat every finalist
 # What these deliver learnt from every train+val image, so its baseline is the probe fitted there.
@@ -17,38 +24,41 @@ TRAINED_ON_ALL = ("refit", "ensemble")
 
 
 def _confusion(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[list[int]]:
-    from tlsweep.training._epochs import confusion_matrix
+    from tlsweep.training import confusion_matrix
 
     return confusion_matrix(np.asarray(labels), np.asarray(predicted), n_classes).tolist()
 
 
-class ProbeStage:
-    """Needs, from the class it is mixed into: ``task``, ``data``, ``config``, ``objective``,
-    ``pool``, ``say`` and ``folds``."""
+@dataclass
+class Baselines:
+    """The probes of one stage: ``say`` prints a progress line, ``folds`` splits train+val's
+    labels into the finalists' folds."""
 
-    task: Any
-    data: Any
-    config: Any
-    objective: str
-    pool: Any
+    task: FinalTask
+    data: Any  # datasets.Dataset
+    pool: Any  # training.ModelPool
+    say: Callable[[str], None]
+    folds: Callable[[np.ndarray], Folds]
     # The probe refit on train+val, by backbone: fitted once, for the baseline's test and for
     # delivery alike.
-    refit_probes: dict[str, Any]
+    refit_probes: dict[str, Any] = field(default_factory=dict)
 
-    def say(self, text: str) -> None:
-        raise NotImplementedError
+    @property
+    def config(self) -> Any:
+        return self.task.spec.sweep.config
 
-    def folds(self, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        raise NotImplementedError
+    @property
+    def objective(self) -> str:
+        return self.config.objective
 
-    def baselines(self) -> list[dict[str, Any]]:
+    def fit(self) -> list[BaselineResult]:
         """A probe per backbone: fitted on train (its validation score), and, when the
         delivered model is a refit on train+val, fitted again on train+val for the test set,
         so that the delivered model and the baseline are tested after training on the same
         images (a probe on train alone would give the refit 25-50% more data to win by). Each
         probe chooses its class weighting with its C (``_probe.fit_baseline``); its folds keep
         the weighting chosen on train."""
-        from tlsweep.training._probe import fit_baseline
+        from tlsweep.training import fit_baseline
 
         rows = []
         for name in self.task.spec.backbones:
@@ -56,17 +66,16 @@ class ProbeStage:
             _, features = self._frozen(name)
             fit = fit_baseline(features["train"], self.data.y_train, self.objective,
                                self.config.seed)
-            row = {"backbone": name, **self._probe(name, features, fit)}
-            if self.task.reevaluate:
-                row["cv_confusion"], row["cv_predicted"] = self._probe_cv(features,
-                                                                          fit.class_weight)
-            rows.append(row)
+            cv_confusion, cv_predicted = self._probe_cv(features, fit.class_weight) \
+                if self.task.reevaluate else (None, None)
+            rows.append(BaselineResult(backbone=name, **self._probe(name, features, fit),
+                                       cv_confusion=cv_confusion, cv_predicted=cv_predicted))
         return rows
 
     def _frozen(self, name: str) -> tuple[Any, dict[str, np.ndarray]]:
         """(the warm models of backbone ``name``, reset to its loaded weights; their frozen
         features of each split)."""
-        from tlsweep.training._warm import Structure, frozen_features
+        from tlsweep.training import Structure, frozen_features
         from tlsweep.training.backbones import preprocessor
 
         backbone = self.task.spec.backbones[name]
@@ -82,7 +91,7 @@ class ProbeStage:
     def deliver_probe(self, name: str, target: Path) -> tuple[str, Path]:
         """The probe on ``name``'s frozen features, refit on train+val, as a Keras model: the
         backbone and a softmax head holding the probe's weights (``_probe.head_weights``)."""
-        from tlsweep.training._probe import head_weights
+        from tlsweep.training import head_weights
 
         warm, features = self._frozen(name)
         kernel, bias = head_weights(self._refit_probe(name, features), self.data.n_classes)
@@ -103,7 +112,7 @@ class ProbeStage:
         """The probe cross-validated on the finalists' folds, so that fine-tuning's estimate
         has its baseline on the same images, test set or none: (the pooled out-of-fold
         confusion, the out-of-fold predictions in train+val's order)."""
-        from tlsweep.training._probe import fit_probe
+        from tlsweep.training import fit_probe
 
         x, y = self._train_and_val_features(features)
         out_of_fold = np.zeros(len(y), np.int64)
@@ -114,7 +123,7 @@ class ProbeStage:
 
     def _refit_probe(self, name: str, features: dict[str, np.ndarray]) -> Any:
         """The probe on backbone ``name``'s features, fitted on train+val (once)."""
-        from tlsweep.training._probe import fit_baseline
+        from tlsweep.training import fit_baseline
 
         if name not in self.refit_probes:
             self.refit_probes[name] = fit_baseline(*self._train_and_val_features(features),

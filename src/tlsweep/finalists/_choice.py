@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from tlsweep.finalists._records import BaselineResult, FinalistResult
 from tlsweep.measures import PairedGap, estimate, paired_gap
+
+Candidate = FinalistResult | BaselineResult  # each with its pooled out-of-fold predictions
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,15 @@ def score(confusion: list[list[int]], objective: str) -> float:
     return estimate(np.asarray(confusion), objective).value
 
 
-def cv_score(row: dict[str, Any], objective: str) -> float:
-    return score(row["cv_confusion"], objective)
+def cv_score(candidate: Candidate, objective: str) -> float:
+    assert candidate.cv_confusion is not None  # only cross-validated candidates compete here
+    return score(candidate.cv_confusion, objective)
 
 
-def gap(challenger: dict[str, Any], default: dict[str, Any], labels: np.ndarray,
+def gap(challenger: Candidate, default: Candidate, labels: np.ndarray,
         objective: str, seed: int) -> PairedGap:
-    return paired_gap(labels, np.asarray(challenger["cv_predicted"]),
-                      np.asarray(default["cv_predicted"]), objective, seed=seed)
+    return paired_gap(labels, np.asarray(challenger.cv_predicted),
+                      np.asarray(default.cv_predicted), objective, seed=seed)
 
 
 def _verdict(name: str, against: str, lead: PairedGap, margin: float) -> str:
@@ -48,11 +52,11 @@ def _verdict(name: str, against: str, lead: PairedGap, margin: float) -> str:
             f"{against}: {cleared} at {margin:g} SE")
 
 
-def choose_finalist(rows: dict[int, dict[str, Any]], anchor: int | None, labels: np.ndarray,
+def choose_finalist(rows: dict[int, FinalistResult], anchor: int | None, labels: np.ndarray,
                     objective: str, margin: float, seed: int) -> Choice:
-    """``rows``: each finalist's report by trial number, with its ``cv_confusion``,
-    ``cv_predicted`` (out-of-fold, in ``labels``' order) and search ``value``."""
-    ranked = sorted(rows, key=lambda n: (cv_score(rows[n], objective), rows[n]["value"]),
+    """``rows``: each finalist's result by trial number, cross-validated (``cv_predicted``
+    out-of-fold, in ``labels``' order)."""
+    ranked = sorted(rows, key=lambda n: (cv_score(rows[n], objective), rows[n].value),
                     reverse=True)
     searched = [n for n in ranked if n != anchor]
     if anchor is None or anchor not in rows:
@@ -66,7 +70,7 @@ def choose_finalist(rows: dict[int, dict[str, Any]], anchor: int | None, labels:
     return Choice(winner, f"{verdict}, so trial {winner} is chosen")
 
 
-def probe_challenge(baselines: list[dict[str, Any]], chosen: dict[str, Any],
+def probe_challenge(baselines: list[BaselineResult], chosen: FinalistResult,
                     labels: np.ndarray, objective: str, margin: float, seed: int) -> Choice | None:
     """Whether the probe is delivered instead of the chosen finalist: a choice of the probe's
     backbone, or of None to keep the finalist, with the reason in words; None without probes.
@@ -75,17 +79,17 @@ def probe_challenge(baselines: list[dict[str, Any]], chosen: dict[str, Any],
     delivered only when it leads the best probe by more than ``margin`` standard errors of
     their paired gap on the same out-of-fold images. When the data cannot tell them apart,
     the probe is as good as far as anyone can measure, and cheaper."""
-    probes = [b for b in baselines if b.get("cv_predicted") is not None]
+    probes = [b for b in baselines if b.cv_predicted is not None]
     if not probes:
         return None
     best = max(probes, key=lambda b: cv_score(b, objective))
     lead = gap(chosen, best, labels, objective, seed)
-    finalist = f"the fine-tuned finalist (trial {chosen['trial']})"
-    probe = f"the linear probe on {best['backbone']}"
+    finalist = f"the fine-tuned finalist (trial {chosen.trial})"
+    probe = f"the linear probe on {best.backbone}"
     verdict = _verdict(finalist, probe, lead, margin)
     if lead.clear_lead(margin):
         return Choice(None, f"{verdict}, so the fine-tuned model is delivered")
     why = ("the probe scored higher" if lead.gap < 0 else
            "these images cannot tell fine-tuning from the probe")
-    return Choice(best["backbone"], f"{verdict}: {why}, so the cheaper model, the probe, is "
+    return Choice(best.backbone, f"{verdict}: {why}, so the cheaper model, the probe, is "
                                     f"delivered")

@@ -11,7 +11,7 @@ worker trains it does not change its model (``_warm``).
 
 The conversation over a fold worker's pipe:
 
-    stage:         FoldJob   -> worker: FoldDone or FoldFailed  ... repeated
+    stage:         FoldJob   -> worker: FoldResult or FoldFailed  ... repeated
     stage:         StopWorker
 """
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from tlsweep.finalists._protocol import FoldFailed, FoldJob
+from tlsweep.finalists._records import FoldResult
 from tlsweep.system import environment
-from tlsweep.training._worker import WorkerSpec
-from tlsweep.training.protocol import FoldDone, FoldFailed, FoldJob, StopWorker
+from tlsweep.training import StopWorker, WorkerSpec
 
 
 class _Silent:
@@ -47,8 +50,7 @@ def predict_images(model: Any, images: np.ndarray, preprocess: Any,
                    chunk: int = 256) -> np.ndarray:
     """Class indices for uint8 images, preprocessed a slice at a time (a float copy of a large
     test set at once would not fit)."""
-    from tlsweep.training._batches import eval_inputs
-    from tlsweep.training._classifier import predict
+    from tlsweep.training import eval_inputs, predict
 
     return np.concatenate([predict(model, eval_inputs(images[i:i + chunk], preprocess))
                            .argmax(axis=1) for i in range(0, len(images), chunk)])
@@ -79,7 +81,7 @@ class RecipeTrainer:
         """The finalist's recipe on other data: its parameters and seed, trained to its best
         epoch with nothing pruned. Returns the model at that epoch."""
         from tlsweep.datasets import Dataset
-        from tlsweep.training._trial import TwoPhaseTrial
+        from tlsweep.training import TwoPhaseTrial
 
         dataset = Dataset(x_train, y_train, x_val, y_val, self.data.class_names, [])
         trial = TwoPhaseTrial(finalist.params, self.spec.backbones[finalist.params.backbone],
@@ -94,10 +96,13 @@ class RecipeTrainer:
         return (np.concatenate([self.data.x_train, self.data.x_val]),
                 np.concatenate([self.data.y_train, self.data.y_val]))
 
-    def run(self, job: FoldJob) -> FoldDone:
+    def run(self, job: FoldJob) -> FoldResult:
         """Trains ``job``'s fold, saves its model, and predicts its held-out images."""
+        from datetime import UTC, datetime
+
         from tlsweep.training.backbones import preprocessor
 
+        began, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
         if job.index not in self.parts:
             x, y = self.train_and_val
             self.parts[job.index] = (x[job.train], y[job.train], x[job.held], y[job.held])
@@ -106,11 +111,13 @@ class RecipeTrainer:
         model.save(job.path)
         backbone = self.spec.backbones[job.finalist.params.backbone]
         predicted = predict_images(model, x_held, preprocessor(backbone))
-        return FoldDone(job.finalist.number, job.index, predicted.tolist())
+        return FoldResult(job.finalist.number, job.index, job.key, predicted.tolist(),
+                          time.monotonic() - began, f"{socket.gethostname()}:{os.getpid()}",
+                          started_at)
 
 
 def fold_worker_main(conn: Connection, spec: WorkerSpec, threads: int) -> None:
-    from tlsweep.training._worker import enter_subprocess, setup_tensorflow
+    from tlsweep.training import ModelPool, enter_subprocess, setup_tensorflow
 
     enter_subprocess(spec.log, "fold worker")
     os.environ[environment.THREADS] = str(threads)
@@ -119,8 +126,6 @@ def fold_worker_main(conn: Connection, spec: WorkerSpec, threads: int) -> None:
     config = spec.sweep.config
     dataset = load_dataset(config.data, config.seed, spec.sweep.path)
     setup_tensorflow(config)
-    from tlsweep.training._warm import ModelPool
-
     trainer = RecipeTrainer(spec, dataset, ModelPool(keep=True))
     try:
         while True:
@@ -170,7 +175,7 @@ class FoldWorkers:
                 process.kill()
                 process.join(5)
 
-    def run(self, jobs: list[FoldJob], started: Any) -> Iterator[FoldDone]:
+    def run(self, jobs: list[FoldJob], started: Any) -> Iterator[FoldResult]:
         """Each job's result, in the order they finish; ``started(job)`` as each is handed
         out. A worker that fails a job or dies raises: the stage cannot answer without it."""
         pending, busy = list(jobs), {}
@@ -186,7 +191,7 @@ class FoldWorkers:
                 idle.append(conn)
                 yield message
 
-    def _receive(self, conn: Connection, job: FoldJob) -> FoldDone:
+    def _receive(self, conn: Connection, job: FoldJob) -> FoldResult:
         where = f"trial {job.finalist.number}'s fold {job.index + 1}"
         try:
             message = conn.recv()

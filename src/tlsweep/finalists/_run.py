@@ -1,54 +1,49 @@
-"""The finalists' stage's process (see ``sweep._finalize``): TensorFlow lives here.
+"""The finalists' stage's process (see ``_stage``): TensorFlow lives here.
 
-Everything it measures is stored as confusion matrices, so that intervals are computed where the
-numbers are shown, with one method each (``measures``).
+Each fold is sent to the orchestrator as it lands, which records it in the study; a stage that
+starts again (after a kill, a crash or Ctrl-C) is handed the folds recorded so far and trains
+only the others. Everything it measures is kept as confusion matrices (``_records``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tlsweep.config import TrialParams
+from tlsweep.finalists._baselines import Baselines, _confusion
+from tlsweep.finalists._choice import score
+from tlsweep.finalists._folds import FoldWorkers, RecipeTrainer, fold_workers, predict_images
+from tlsweep.finalists._protocol import (
+    FinalDone,
+    FinalFailed,
+    Finalist,
+    FinalTask,
+    FoldJob,
+    FoldLanded,
+    Progress,
+)
+from tlsweep.finalists._records import (
+    BaselineResult,
+    DeliveredModel,
+    FinalistResult,
+    FinalReport,
+    FoldResult,
+    SplitSizes,
+)
 from tlsweep.system import format_seconds
-from tlsweep.training._choice import score
-from tlsweep.training._final_probe import ProbeStage, _confusion
-from tlsweep.training._folds import FoldWorkers, RecipeTrainer, fold_workers, predict_images
-from tlsweep.training._worker import WorkerSpec
-from tlsweep.training.protocol import FinalDone, FinalFailed, FoldDone, FoldJob, Progress
 
 FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
 DELIVERED = "model.keras"  # the delivered model, in FINAL_DIR
-
-
-@dataclass(frozen=True)
-class Finalist:
-    number: int
-    params: TrialParams
-    value: float
-    epochs: int  # the recipe trains global steps 0..epochs-1: up to its best epoch
-    settings: Any  # trial.TrialSettings
-    kept_model: Path | None  # the trial's own best-epoch model, when kept
-    anchor: bool = False  # the anchor recipe (``finalists.anchor``), trained for its schedule
-
-
-@dataclass(frozen=True)
-class FinalTask:
-    spec: WorkerSpec
-    finalists: list[Finalist]
-    reevaluate: bool
-    folds: int
-    deliver: str
-    out_dir: Path
 
 
 CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} images; copies kept "
@@ -61,6 +56,15 @@ ANCHOR_METHOD = (", the anchor recipe (trial {number}) for its whole schedule of
 def fold_model_path(out_dir: Path, trial: int, index: int) -> Path:
     """Where the stage saves finalist ``trial``'s model of fold ``index`` (0-based)."""
     return out_dir / f"trial-{trial}-fold-{index + 1}.keras"
+
+
+def fold_key(finalist: Finalist, held: np.ndarray, seed: int) -> str:
+    """What a fold's result depends on: the recipe (parameters, epochs, settings), the images
+    it holds out and the study's seed. A recorded fold is reused only under the same key."""
+    recipe = repr((finalist.params, finalist.epochs, finalist.settings, finalist.anchor, seed))
+    digest = hashlib.sha256(recipe.encode())
+    digest.update(np.ascontiguousarray(held, np.int64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def fold_ensemble(paths: list[Path]) -> Any:
@@ -82,33 +86,47 @@ def fold_ensemble(paths: list[Path]) -> Any:
 
 class _FoldClock:
     """How far the folds are, and when they will end at the pace so far (workers included:
-    the pace is folds landed per second of the stage, however many train at once)."""
+    the pace is folds landed per second of the stage, however many train at once); and, once,
+    a plain warning when that end falls past the run's budget (``deadline``: its
+    ``time.monotonic()``, None without a timeout)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, deadline: float | None) -> None:
         self.total, self.done, self.began = total, 0, time.monotonic()
+        self.deadline, self.warned = deadline, False
 
     def landed(self) -> str:
         self.done += 1
-        elapsed = time.monotonic() - self.began
+        now = time.monotonic()
+        elapsed = now - self.began
         left = elapsed / self.done * (self.total - self.done)
-        return (f"{self.done} of {self.total} folds in {format_seconds(elapsed)}"
+        line = (f"{self.done} of {self.total} folds in {format_seconds(elapsed)}"
                 + (f", about {format_seconds(left)} left" if self.done < self.total else ""))
+        # The refit after the folds adds about one fold's time more.
+        past = None if self.deadline is None else now + left + elapsed / self.done \
+            - self.deadline
+        if past is not None and past > 0 and not self.warned:
+            self.warned = True
+            line += (f". At this pace the run ends about {format_seconds(past)} past "
+                     f"budget.timeout: the folds train slower than the search's epochs "
+                     f"promised (a busy machine, or finalists that train longer than the "
+                     f"search's average)")
+        return line
 
 
-class FinalRun(ProbeStage):
+class FinalRun:
     def __init__(self, conn: Connection, task: FinalTask, dataset: Any,
                  workers: FoldWorkers | None = None) -> None:
-        from tlsweep.training._warm import ModelPool
+        from tlsweep.training import ModelPool
 
         self.conn, self.task, self.data, self.workers = conn, task, dataset, workers
         self.config = task.spec.sweep.config
         self.objective = self.config.objective
         self.pool = ModelPool(keep=True)
         self.trainer = RecipeTrainer(task.spec, dataset, self.pool)
-        self.refit_probes = {}
-        # Each finalist's report, trial by trial: the stage's answer, and where the fold scores
-        # that choose a best fold are read from.
-        self.by_trial: dict[int, dict[str, Any]] = {}
+        self.probes = Baselines(task, dataset, self.pool, self.say, self.folds)
+        # Each finalist's result, by trial: the stage's answer, and where the fold scores that
+        # choose a best fold are read from.
+        self.by_trial: dict[int, FinalistResult] = {}
         task.out_dir.mkdir(parents=True, exist_ok=True)
 
     def say(self, text: str) -> None:
@@ -143,39 +161,58 @@ class FinalRun(ProbeStage):
         splitter = StratifiedGroupKFold(splits, shuffle=True, random_state=self.config.seed)
         return list(splitter.split(labels, labels, groups))
 
-    def cross_validate(self, finalists: list[Finalist]) -> list[dict[str, Any]]:
-        """Every finalist on every fold, in this process or over fold workers (``_folds``);
-        pooled out-of-fold predictions, in train+val's order (for pairing)."""
+    def cross_validate(self, finalists: list[Finalist]) -> dict[int, FinalistResult]:
+        """Every finalist on every fold, in this process or over fold workers (``_folds``),
+        except the folds an earlier run of this stage recorded; pooled out-of-fold
+        predictions, in train+val's order (for pairing)."""
         y = np.concatenate([self.data.y_train, self.data.y_val])  # train_and_val's order
         folds = self.folds(y)
-        jobs = [FoldJob(f, index, train, held, self.fold_path(f, index))
+        jobs = [FoldJob(f, index, train, held, self.fold_path(f, index),
+                        fold_key(f, held, self.config.seed))
                 for f in finalists for index, (train, held) in enumerate(folds)]
-        predicted = {f.number: np.zeros(len(y), np.int64) for f in finalists}
-        confusion: dict[tuple[int, int], list[list[int]]] = {}  # (trial, fold): as each lands
-        clock = _FoldClock(len(jobs))
-        for done in self.fold_results(jobs, len(folds)):
-            held = folds[done.index][1]
-            predicted[done.trial][held] = done.predicted
-            landed = _confusion(y[held], np.asarray(done.predicted), self.data.n_classes)
-            confusion[done.trial, done.index] = landed
+        landed = {(j.finalist.number, j.index): self.task.done[j.finalist.number, j.index]
+                  for j in jobs if self._recorded(j)}
+        if landed:
+            self.say(f"{len(landed)} of {len(jobs)} folds recorded by an earlier run: "
+                     f"{len(jobs) - len(landed)} to train")
+        clock = _FoldClock(len(jobs) - len(landed), self.task.deadline)
+        for done in self.fold_results([j for j in jobs if (j.finalist.number, j.index)
+                                       not in landed], len(folds)):
+            self.conn.send(FoldLanded(done))  # recorded in the study before anything else
+            landed[done.trial, done.index] = done
+            held_confusion = _confusion(y[folds[done.index][1]], np.asarray(done.predicted),
+                                        self.data.n_classes)
             self.say(f"trial {done.trial}: fold {done.index + 1}/{len(folds)} scored "
-                     f"{score(landed, self.objective):.3f} ({self.objective}); "
+                     f"{score(held_confusion, self.objective):.3f} ({self.objective}); "
                      f"{clock.landed()}")
-        results = []
-        for finalist in finalists:
-            confusions = [confusion[finalist.number, index] for index in range(len(folds))]
-            results.append({"trial": finalist.number,
-                            "cv_confusion": np.sum(confusions, axis=0).tolist(),
-                            "cv_predicted": predicted[finalist.number].tolist(),
-                            "fold_scores": [score(c, self.objective) for c in confusions]})
-        return results
+        return {f.number: self._pooled(f, folds, landed, y) for f in finalists}
 
-    def fold_results(self, jobs: list[FoldJob], folds: int) -> Iterator[FoldDone]:
+    def _recorded(self, job: FoldJob) -> bool:
+        """Whether an earlier run recorded this fold, for this recipe and these images, and its
+        model is still on disk (the delivery may need it)."""
+        found = self.task.done.get((job.finalist.number, job.index))
+        return found is not None and found.key == job.key and job.path.is_file()
+
+    def _pooled(self, finalist: Finalist, folds: list[tuple[np.ndarray, np.ndarray]],
+                landed: dict[tuple[int, int], FoldResult], y: np.ndarray) -> FinalistResult:
+        predicted = np.zeros(len(y), np.int64)
+        confusions = []
+        for index, (_, held) in enumerate(folds):
+            fold = np.asarray(landed[finalist.number, index].predicted)
+            predicted[held] = fold
+            confusions.append(_confusion(y[held], fold, self.data.n_classes))
+        return FinalistResult(finalist.number, finalist.value, finalist.epochs, finalist.anchor,
+                              np.sum(confusions, axis=0).tolist(), predicted.tolist(),
+                              [score(c, self.objective) for c in confusions])
+
+    def fold_results(self, jobs: list[FoldJob], folds: int) -> Iterator[FoldResult]:
         """Each job's result, trained here or by the fold workers; each said as it starts."""
+        announced: set[int] = set()
 
         def started(job: FoldJob) -> None:
-            if job.index == 0:  # one line a finalist; each fold says its score as it lands
-                f = job.finalist
+            f = job.finalist
+            if f.number not in announced:  # one line a finalist; each fold says its score
+                announced.add(f.number)
                 label = f" (anchor, {f.epochs} epochs)" if f.anchor else ""
                 self.say(f"trial {f.number}{label}: {folds} folds")
 
@@ -186,11 +223,11 @@ class FinalRun(ProbeStage):
         else:
             yield from self.workers.run(jobs, started)
 
-    def choose(self, finalists: list[Finalist], baselines: list[dict[str, Any]]) -> tuple[
+    def choose(self, finalists: list[Finalist], baselines: list[BaselineResult]) -> tuple[
             Finalist, str | None, str]:
         """(the finalist chosen on the folds, the probe's backbone when the probe displaces
         it, why); each choice said with its paired gap (``_choice``)."""
-        from tlsweep.training._choice import choose_finalist, probe_challenge
+        from tlsweep.finalists._choice import choose_finalist, probe_challenge
 
         labels = np.concatenate([self.data.y_train, self.data.y_val])  # train_and_val's order
         config = self.config.finalists
@@ -213,7 +250,7 @@ class FinalRun(ProbeStage):
     def fold_paths(self, finalist: Finalist) -> list[Path]:
         """This run's fold models of ``finalist`` (not a glob: a stage run before with more folds
         may have left more)."""
-        scores = self.by_trial[finalist.number]["fold_scores"]
+        scores = self.by_trial[finalist.number].fold_scores
         return [self.fold_path(finalist, i) for i in range(len(scores))]
 
     # ------------------------------------------------------------------ the answer
@@ -226,7 +263,7 @@ class FinalRun(ProbeStage):
             shutil.copyfile(chosen.kept_model, target)
             return "kept", target
         if self.task.deliver == "best_fold":
-            scores = self.by_trial[chosen.number]["fold_scores"]
+            scores = self.by_trial[chosen.number].fold_scores
             best = self.fold_path(chosen, int(np.argmax(scores)))
             shutil.copyfile(best, target)
             return "best_fold", target
@@ -241,7 +278,7 @@ class FinalRun(ProbeStage):
         return "refit", target
 
     def headline(self, cv_confusion: list[list[int]] | None,
-                 test: list[list[int]] | None) -> dict[str, Any] | None:
+                 test: list[list[int]] | None) -> Any:
         """A model's one estimate (``measures.pooled_headline``): its recipe's pooled
         out-of-fold predictions on train+val, when cross-validated, with the model's own on the
         test split. The delivered model's is the headline; the probe's, on the same images,
@@ -255,85 +292,92 @@ class FinalRun(ProbeStage):
                                         f"predictions on {n} train+val images"))
         if test is not None:
             parts.append((test, f"the model on {len(self.data.y_test)} test images"))
-        found = pooled_headline(parts, self.objective)
-        return found.as_dict() if found else None
+        return pooled_headline(parts, self.objective)
 
-    def run(self) -> dict[str, Any]:
+    def method(self) -> str | None:
+        if not self.task.reevaluate:
+            return None
+        n = len(self.data.y_train) + len(self.data.y_val)
+        anchor = "".join(ANCHOR_METHOD.format(number=f.number, epochs=f.epochs)
+                         for f in self.task.finalists if f.anchor)
+        return CV_METHOD.format(folds=self.task.folds, n=n, anchor=anchor)
+
+    def test_kept_models(self) -> None:
         import keras
 
-        finalists = self.task.finalists
-        baselines = self.baselines()
-        by_trial = self.by_trial
-        by_trial.update({f.number: {"trial": f.number, "value": f.value, "epochs": f.epochs,
-                                    "anchor": f.anchor} for f in finalists})
-        method = None
-        if self.task.reevaluate:
-            n = len(self.data.y_train) + len(self.data.y_val)
-            anchor = "".join(ANCHOR_METHOD.format(number=f.number, epochs=f.epochs)
-                             for f in finalists if f.anchor)
-            method = CV_METHOD.format(folds=self.task.folds, n=n, anchor=anchor)
-            for result in self.cross_validate(finalists):
-                by_trial[result["trial"]].update(result)
-            chosen, probe, reason = self.choose(finalists, baselines)
-        else:
-            chosen, probe, reason = finalists[0], None, None
-        for finalist in finalists:
+        for finalist in self.task.finalists:
             if finalist.kept_model is not None and self.data.has_test:
                 self.say(f"trial {finalist.number}: kept model on the test set")
                 model = keras.models.load_model(finalist.kept_model, compile=False)
-                by_trial[finalist.number]["test_confusion"] = self.test_confusion(
-                    model, finalist.params.backbone)
-        kind, path = (self.deliver_probe(probe, self.task.out_dir / DELIVERED) if probe
+                self.by_trial[finalist.number] = replace(
+                    self.by_trial[finalist.number],
+                    test_confusion=self.test_confusion(model, finalist.params.backbone))
+
+    def delivered(self, chosen: Finalist, probe: str | None,
+                  baselines: list[BaselineResult]) -> DeliveredModel:
+        import keras
+
+        began = time.monotonic()
+        kind, path = (self.probes.deliver_probe(probe, self.task.out_dir / DELIVERED) if probe
                       else self.deliver(chosen))
-        number = None if probe else chosen.number
+        seconds = time.monotonic() - began
         backbone = probe or chosen.params.backbone
-        # Absolute: a path relative to the folder the run started in named nothing from any
-        # other folder (issue 38). Readers look in the study's own FINAL_DIR first, so a results
-        # folder moved elsewhere still finds its model.
-        delivered: dict[str, Any] = {"trial": number, "backbone": backbone, "kind": kind,
-                                     "path": str(path.resolve()) if path else None}
+        test = None
         if kind == "kept":  # a copy of the model scored above
-            delivered["test_confusion"] = by_trial[chosen.number].get("test_confusion")
+            test = self.by_trial[chosen.number].test_confusion
         elif path is not None and self.data.has_test:
             self.say("delivered model on the test set")
-            delivered["test_confusion"] = self.test_confusion(
-                keras.models.load_model(path, compile=False), backbone)
-        source = next(b for b in baselines if b["backbone"] == probe) if probe \
-            else by_trial.get(chosen.number, {})
-        delivered["headline"] = self.headline(source.get("cv_confusion"),
-                                              delivered.get("test_confusion"))
-        for baseline in baselines:
-            baseline["headline"] = self.headline(baseline.get("cv_confusion"),
-                                                 baseline.get("test_confusion"))
+            test = self.test_confusion(keras.models.load_model(path, compile=False), backbone)
+        source = next(b for b in baselines if b.backbone == probe) if probe \
+            else self.by_trial[chosen.number]
+        # Absolute: a path relative to the folder the run started in named nothing from any
+        # other folder (issue 38). Readers look in the study's own FINAL_DIR first, so a
+        # results folder moved elsewhere still finds its model.
+        return DeliveredModel(None if probe else chosen.number, backbone, kind,
+                              str(path.resolve()) if path else None, test,
+                              self.headline(source.cv_confusion, test), seconds)
+
+    def run(self) -> FinalReport:
+        finalists = self.task.finalists
+        baselines = self.probes.fit()
+        self.by_trial = {f.number: FinalistResult(f.number, f.value, f.epochs, f.anchor)
+                         for f in finalists}
+        if self.task.reevaluate:
+            self.by_trial.update(self.cross_validate(finalists))
+            chosen, probe, reason = self.choose(finalists, baselines)
+        else:
+            chosen, probe, reason = finalists[0], None, None
+        self.test_kept_models()
+        delivered = self.delivered(chosen, probe, baselines)
+        baselines = [replace(b, headline=self.headline(b.cv_confusion, b.test_confusion))
+                     for b in baselines]
         kept = self.fold_paths(chosen) if self.task.reevaluate and not probe else []
         # Only the chosen's stay, to be inspected; also any other finalist's, or an earlier
         # run's ("trial-N-best-fold.keras" before fold models were all kept).
         for stale in self.task.out_dir.glob("trial-*-*fold*.keras"):
             if stale not in kept:
                 stale.unlink()
-        return {"objective": self.objective, "reevaluated": self.task.reevaluate,
-                "method": method, "baseline": baselines,
-                "finalists": list(by_trial.values()), "chosen": number,
-                "choice": reason,
-                "delivered": delivered,
-                "n": {"train": len(self.data.y_train), "val": len(self.data.y_val),
-                      "test": len(self.data.y_test) if self.data.has_test else 0}}
+        return FinalReport(
+            self.objective, self.task.reevaluate, self.method(), baselines,
+            list(self.by_trial.values()), None if probe else chosen.number, reason, delivered,
+            SplitSizes(len(self.data.y_train), len(self.data.y_val),
+                       len(self.data.y_test) if self.data.has_test else 0))
 
 
 def start_fold_workers(task: FinalTask) -> FoldWorkers | None:
     """The fold workers ``finalists.fold_workers`` asks for on this machine, started; None when
     the stage's process trains the folds itself."""
     from tlsweep.system import usable_cores
-    from tlsweep.training._worker import _gpu_capabilities
+    from tlsweep.training import gpu_capabilities
 
-    jobs = len(task.finalists) * task.folds if task.reevaluate else 0
+    jobs = len(task.finalists) * task.folds - len(task.done) if task.reevaluate else 0
     workers, threads = fold_workers(task.spec.sweep.config.finalists.fold_workers,
-                                    usable_cores(), jobs, bool(_gpu_capabilities()))
+                                    usable_cores(), max(jobs, 0), bool(gpu_capabilities()))
     return FoldWorkers(task.spec, workers, threads) if workers > 1 else None
 
 
 def final_main(conn: Connection, task: FinalTask) -> None:
-    from tlsweep.training._worker import enter_subprocess, setup_tensorflow
+    from tlsweep.training import enter_subprocess, setup_tensorflow
 
     enter_subprocess(task.spec.log, "final stage")
     try:

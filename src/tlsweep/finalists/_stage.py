@@ -1,10 +1,9 @@
 """The finalists' stage, seen from the orchestrator: after the search, choose honestly.
 
 The search's best ``value`` is the maximum of many noisy validation scores, so it is biased upward
-(the winner's curse). Once the budget is spent this stage, in its own subprocess
-(``training._final``):
+(the winner's curse). Once the search ends this stage, in its own subprocess (``_run``):
 
-1. fits the linear-probe baseline per backbone on frozen features (``training._probe``);
+1. fits the linear-probe baseline per backbone on frozen features (``_baselines``);
 2. on small data, re-evaluates the top ``k`` trials by k-fold cross-validation over train+val,
    each trial's recipe (its parameters, trained to its best epoch) on every fold, with the
    anchor recipe's trial beside them (``finalists.anchor``, trained for its own schedule), and
@@ -17,7 +16,8 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
 4. scores the finalists, the delivered model and the baseline on the test set, which nothing
    before this step has seen.
 
-What it found is stored in the study (``final``), and the Parquet files are built from it. No
+Each fold is recorded in the study as it lands, and the report when the stage ends
+(``_recorded``): a stage that starts again trains only the folds not yet recorded. No
 TensorFlow here.
 """
 
@@ -25,15 +25,42 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from tlsweep.config import AnchorConfig, TrialParams
+from tlsweep.finalists._budget import cross_validates
+from tlsweep.finalists._protocol import (
+    FinalDone,
+    FinalFailed,
+    Finalist,
+    FinalTask,
+    FoldLanded,
+    Progress,
+)
+from tlsweep.finalists._recorded import record_fold, record_report, recorded_folds
+from tlsweep.finalists._records import FinalReport
+from tlsweep.finalists._run import FINAL_DIR
 from tlsweep.system import see_log
-from tlsweep.training import FINAL_DIR, FINAL_MODEL, Finalist, FinalTask
-from tlsweep.training.protocol import FinalDone, FinalFailed, Progress
+from tlsweep.training import FINAL_MODEL, WorkerSpec
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What the stage needs of a sweep; the driver builds it (``sweep.stage_inputs``)."""
+
+    config: Any  # config.SweepConfig
+    spec: WorkerSpec
+    train_and_val: int  # images the folds split
+    has_test: bool
+    directory: Path  # the study's results folder
+    checkpoints: Path  # where trials keep their models (``store.checkpoint_folder``)
+    settings_of: Callable[[int], Any]  # a trial's number -> its training.TrialSettings
+    deadline: float | None = None  # time.monotonic() when budget.timeout ends; None: no timeout
 
 
 def as_anchor(finalist: Finalist, recipe: dict[str, Any]) -> Finalist:
@@ -75,7 +102,8 @@ class FinalStage:
 
     console: Console
 
-    def choose_finalists(self, plan: Any, study: Any, reevaluate: bool) -> list[Finalist]:
+    def choose_finalists(self, inputs: StageInputs, study: Any,
+                         reevaluate: bool) -> list[Finalist]:
         """The top ``k`` complete trials, each trained to its best epoch; and, when the stage
         re-evaluates and the sweep has an anchor, the anchor recipe's trial besides them,
         trained for its own schedule (its search run had the search's, shorter)."""
@@ -83,19 +111,20 @@ class FinalStage:
 
         from tlsweep.store import anchor_recipe
 
-        anchor = self.anchor_to_validate(plan, study, reevaluate)
+        anchor = self.anchor_to_validate(inputs, study, reevaluate)
         complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                           key=lambda t: t.value, reverse=True)
         searched = [t for t in complete if anchor is None or t.number != anchor.number]
-        finalists = [self._finalist(plan, t) for t in searched[:plan.sweep.config.finalists.k]]
-        found = self._finalist(plan, anchor) if anchor is not None else None
+        finalists = [self._finalist(inputs, t) for t in searched[:inputs.config.finalists.k]]
+        found = self._finalist(inputs, anchor) if anchor is not None else None
         if found is not None:
             finalists.append(as_anchor(found, anchor_recipe(anchor)))
         return [f for f in finalists if f is not None]
 
-    def anchor_to_validate(self, plan: Any, study: Any, reevaluate: bool) -> Any | None:
+    def anchor_to_validate(self, inputs: StageInputs, study: Any,
+                           reevaluate: bool) -> Any | None:
         """The anchor's trial, when the stage is to cross-validate it; says why when not."""
-        config = plan.sweep.config.finalists
+        config = inputs.config.finalists
         if config.anchor is None:
             return None
         trial = anchor_trial(study)
@@ -104,63 +133,56 @@ class FinalStage:
                                "failed, or the study began without finalists.anchor): it is "
                                "not a finalist")
         elif not reevaluate:
-            images = len(plan.dataset.y_train) + len(plan.dataset.y_val)
-            self.console.print(f"[yellow]anchor:[/] no cross-validation ({images} train+val "
+            self.console.print(f"[yellow]anchor:[/] no cross-validation ({inputs.train_and_val} "
+                               f"train+val "
                                f"images, not below finalists.small_data_images), so trial "
                                f"{trial.number} competes as the search trained it")
             return None
         return trial
 
-    def _finalist(self, plan: Any, trial: Any) -> Finalist | None:
+    def _finalist(self, inputs: StageInputs, trial: Any) -> Finalist | None:
         from tlsweep.store import anchor_recipe, best_value, lineage_root
-        from tlsweep.sweep._runner import checkpoint_root
-        from tlsweep.sweep._study import trial_settings
 
         result = trial.user_attrs.get("result") or {}
         params = trial.user_attrs.get("params")
         if params is None or ("best_step" not in result and anchor_recipe(trial) is None):
             return None
-        kept = checkpoint_root(plan) / str(lineage_root(trial)) / FINAL_MODEL
+        kept = inputs.checkpoints / str(lineage_root(trial)) / FINAL_MODEL
         value = best_value(trial)
         return Finalist(trial.number, TrialParams(**params),
                         float("nan") if value is None else float(value),
-                        int(result.get("best_step", 0)) + 1, trial_settings(plan, trial.number),
+                        int(result.get("best_step", 0)) + 1, inputs.settings_of(trial.number),
                         kept if kept.is_file() else None)
 
-    def should_reevaluate(self, plan: Any) -> bool:
-        config = plan.sweep.config.finalists
-        if config.reevaluate != "auto":
-            return config.reevaluate == "on"
-        data = plan.dataset
-        return len(data.y_train) + len(data.y_val) < config.small_data_images
+    def should_reevaluate(self, inputs: StageInputs) -> bool:
+        return cross_validates(inputs.config, inputs.train_and_val)
 
-    def run(self, plan: Any, study: Any) -> dict[str, Any] | None:
-        """The stage's report (also stored in the study), or None when it could not run."""
-        from tlsweep.sweep._runner import worker_spec
-
-        reevaluate = self.should_reevaluate(plan)
-        finalists = self.choose_finalists(plan, study, reevaluate)
+    def run(self, inputs: StageInputs, study: Any) -> FinalReport | None:
+        """The stage's report (also recorded in the study), or None when it could not run."""
+        reevaluate = self.should_reevaluate(inputs)
+        finalists = self.choose_finalists(inputs, study, reevaluate)
         if not finalists:
             return None
-        config = plan.sweep.config
+        config = inputs.config
         what = describe(finalists, config.finalists.folds if reevaluate else None)
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
-                           + (", then the test set" if plan.dataset.has_test else ""))
-        task = FinalTask(worker_spec(plan), finalists, reevaluate, config.finalists.folds,
-                         config.finalists.deliver, plan.directory / FINAL_DIR)
+                           + (", then the test set" if inputs.has_test else ""))
+        task = FinalTask(inputs.spec, finalists, reevaluate, config.finalists.folds,
+                         config.finalists.deliver, inputs.directory / FINAL_DIR,
+                         recorded_folds(study.user_attrs), inputs.deadline)
         began = time.perf_counter()
-        outcome = self._execute(task)
+        outcome = self._execute(task, study)
         if isinstance(outcome, FinalFailed):
             # Its traceback, or its last words before a crash, are in the study's log.
             self.console.print(f"[yellow]finalists not evaluated:[/] {outcome.error}"
                                f"{see_log(task.spec.log)}")
             return None
-        report = {**outcome.report, "seconds": time.perf_counter() - began}
-        study.set_user_attr("final", report)
+        report = outcome.report.timed(time.perf_counter() - began)
+        record_report(study, report)
         return report
 
-    def _execute(self, task: FinalTask) -> FinalDone | FinalFailed:
-        from tlsweep.training import final_main
+    def _execute(self, task: FinalTask, study: Any) -> FinalDone | FinalFailed:
+        from tlsweep.finalists._run import final_main
 
         context = multiprocessing.get_context("spawn")
         conn, child = context.Pipe()
@@ -175,13 +197,17 @@ class FinalStage:
                 try:
                     message = conn.recv()
                 except KeyboardInterrupt:
-                    return FinalFailed("interrupted (Ctrl-C). The search's results are saved; "
-                                       "`tlsweep resume STUDY` runs this stage again")
+                    return FinalFailed("interrupted (Ctrl-C). The search's results and every "
+                                       "finished fold are saved; `tlsweep resume STUDY` trains "
+                                       "the folds left and ends the stage")
                 except EOFError:
                     process.join(5)
                     return FinalFailed(f"its process ended (exit code {process.exitcode})")
                 if isinstance(message, Progress):
                     self.console.print(f"  [dim]{message.text}[/]")
+                    continue
+                if isinstance(message, FoldLanded):
+                    record_fold(study, message.fold)
                     continue
                 return message
         finally:

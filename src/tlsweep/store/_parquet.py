@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -38,13 +38,11 @@ LEADERBOARD_COLUMNS = [
     "cv_low", "cv_high", *INTERVAL_COLUMNS[6:], "epochs_run", "pruned_at", "duration_s",
     "started_at", "worker", "note", "error",
 ]
-# The anchor recipe's trial row: its value and test are the search's run of it; its cv, once
-# cross-validated, the recipe's own schedule (``training._final``).
+# The anchor recipe's trial row: its value and test are the search's run of it (its cv, once
+# cross-validated, is added by ``tlsweep.finalists``).
 ANCHOR_NOTE = "the anchor recipe (finalists.anchor); value: as the search's schedule trained it"
 DEFAULT_START_NOTE = ("the default recipe (sampler.start_from_default), the search's first "
                       "trial; value: as the search's schedule trained it")
-ANCHOR_CV_NOTE = ("the anchor recipe (finalists.anchor); value and test: as the search's schedule "
-                  "trained it; cv: its own schedule of {epochs} epochs")
 # role: "trial" (ranked), "baseline" (the linear probe per backbone) or "chosen" (the delivered
 # model of the finalists' stage); the last two are reference rows, never ranked.
 CURVE_COLUMNS = [
@@ -62,16 +60,23 @@ def _version(*distributions: str) -> str | None:
     return None
 
 
-def file_metadata(study: optuna.Study) -> dict[str, Any]:
-    final = study.user_attrs.get("final") or {}
+class Extension(Protocol):
+    """What a later stage adds to the results files (``tlsweep.finalists.FinalRows``): store
+    writes the rows and metadata it is given and reads no stage's report itself."""
+
+    def extend(self, rows: list[dict[str, Any]], objective: str) -> None:
+        """Adds columns to the trial rows (by ``row["trial"]``) and appends reference rows."""
+
+    def metadata(self) -> dict[str, Any]:
+        """Entries for every results file's metadata."""
+
+
+def file_metadata(study: optuna.Study, extension: Extension | None = None) -> dict[str, Any]:
     counts = study.user_attrs.get("class_counts") or {}
     return {
         "n_val": sum(counts.get("val", [])) or None,
         "n_test": sum(counts.get("test", [])),
-        "final_method": final.get("method"),
-        "final_chosen": final.get("chosen"),
-        "final_choice": final.get("choice"),
-        **_headlines(final),
+        **(extension.metadata() if extension else {}),
         "study": study.study_name,
         "sweep_sha256": study.user_attrs.get("sweep_sha256"),
         "objective": study.user_attrs.get("objective"),
@@ -84,17 +89,6 @@ def file_metadata(study: optuna.Study) -> dict[str, Any]:
             "optuna": _version("optuna"),
         },
     }
-
-
-def _headlines(final: dict[str, Any]) -> dict[str, Any]:
-    """The delivered model's headline estimate and, on the same images, its backbone's probe's
-    (``training._final``; each a ``measures.Headline`` as a dict, or None)."""
-    delivered = final.get("delivered") or {}
-    probe = next((b.get("headline") for b in final.get("baseline", [])
-                  if b.get("backbone") == delivered.get("backbone")), None)
-    if delivered.get("kind") == "probe":  # the delivered model is that probe
-        probe = None
-    return {"headline": delivered.get("headline"), "baseline_headline": probe}
 
 
 def _best_epoch(curve: list[dict[str, Any]], objective: str) -> dict[str, Any] | None:
@@ -111,7 +105,7 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
         trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None)
     # The values come from the best epoch's record, their intervals from its confusion matrix;
     # the value's interval is that of the objective's metric.
-    val = _scores("val", (attrs.get("result") or {}).get("confusion"))
+    val = score_columns("val", (attrs.get("result") or {}).get("confusion"))
     return {
         "trial": trial.number,
         "role": "trial",
@@ -137,12 +131,11 @@ def _row(trial: optuna.trial.FrozenTrial, objective: str) -> dict[str, Any]:
     }
 
 
-def leaderboard_frame(study: optuna.Study) -> pd.DataFrame:
+def leaderboard_frame(study: optuna.Study, extension: Extension | None = None) -> pd.DataFrame:
     objective = study.user_attrs.get("objective", "val_accuracy")
     rows = [_row(t, objective) for t in study.get_trials(deepcopy=False)]
-    final = study.user_attrs.get("final")
-    if final:
-        _add_final(rows, final, objective)
+    if extension is not None:
+        extension.extend(rows, objective)
     frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
     numeric = ["value", "duration_s", *NUMERIC_PARAMS, "cv_value", "cv_low", "cv_high", "value_low",
                "value_high", *INTERVAL_COLUMNS, "train_accuracy", "gap"]
@@ -162,7 +155,7 @@ def leaderboard_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- honest answers
-def _estimated(name: str, confusion: list[list[int]] | None, metric: str) -> dict[str, Any]:
+def estimated_columns(name: str, confusion: list[list[int]] | None, metric: str) -> dict[str, Any]:
     """{name, name_low, name_high}: ``metric`` from a confusion matrix and its 95% interval
     (``intervals`` names the method); None each without a matrix."""
     if confusion is None:
@@ -171,84 +164,10 @@ def _estimated(name: str, confusion: list[list[int]] | None, metric: str) -> dic
     return {name: found.value, f"{name}_low": found.low, f"{name}_high": found.high}
 
 
-def _scores(split: str, confusion: list[list[int]] | None) -> dict[str, Any]:
+def score_columns(split: str, confusion: list[list[int]] | None) -> dict[str, Any]:
     """Accuracy and balanced accuracy on ``split``, each with its interval."""
-    return {**_estimated(f"{split}_accuracy", confusion, "accuracy"),
-            **_estimated(f"{split}_balanced_accuracy", confusion, "balanced_accuracy")}
-
-
-_TRIAL_ONLY = ("val_accuracy", "val_accuracy_low", "val_accuracy_high", "val_balanced_accuracy",
-               "val_balanced_accuracy_low", "val_balanced_accuracy_high", "train_accuracy",
-               "gap", "epochs_run", "pruned_at", "duration_s", "started_at", "worker", "tied")
-
-
-def _add_final(rows: list[dict[str, Any]], final: dict[str, Any], objective: str) -> None:
-    """The finalists' columns on their trial rows, then the chosen and baseline rows."""
-    by_number = {row["trial"]: row for row in rows}
-    for finalist in final.get("finalists", []):
-        row = by_number.get(finalist["trial"])
-        if row is not None:
-            cv = _estimated("cv", finalist.get("cv_confusion"), objective)
-            row.update(cv_value=cv["cv"], cv_low=cv["cv_low"], cv_high=cv["cv_high"])
-            row.update(_scores("test", finalist.get("test_confusion")))
-            if finalist.get("anchor"):
-                row["note"] = ANCHOR_CV_NOTE.format(epochs=finalist["epochs"])
-    delivered = final.get("delivered") or {}
-    source = by_number.get(delivered.get("trial"))
-    if source is not None:
-        row = {**source, **_scores("test", delivered.get("test_confusion"))}
-        if final.get("reevaluated"):
-            # A model trained on other images than the trial's: none of the trial's own
-            # measurements describe it, only the cross-validated estimate and the test.
-            row.update(value=row["cv_value"], value_low=row["cv_low"], value_high=row["cv_high"],
-                       **dict.fromkeys(_TRIAL_ONLY))
-        how = {"refit": "refit on train+val", "best_fold": "the best fold's model",
-               "ensemble": "the average of its fold models (together trained on train+val)",
-               "kept": "the trial's kept model (best epoch)", "none": "no model kept"}
-        anchor = next((f for f in final.get("finalists", [])
-                       if f.get("anchor") and f["trial"] == delivered.get("trial")), None)
-        recipe = f"the anchor recipe, {anchor['epochs']} epochs, " if anchor else ""
-        if anchor:  # trained to the end of its schedule, not to the search's best epoch
-            row.update(best_epoch=anchor["epochs"] - 1, best_phase="finetune")
-        row.update(role="chosen", state="chosen", rank=None, note=(
-            f"{recipe}{how.get(delivered.get('kind'), '')}; value: "
-            + (final["method"] if final.get("reevaluated") else "its validation score")))
-        rows.append(row)
-    for probe in final.get("baseline", []):
-        val = _scores("val", probe["val_confusion"])
-        cv = _estimated("cv", probe.get("cv_confusion"), objective)
-        row = {"role": "baseline", "state": "baseline", "backbone": probe["backbone"],
-               "value": val[objective], "value_low": val[f"{objective}_low"],
-               "value_high": val[f"{objective}_high"], **val,
-               "cv_value": cv["cv"], "cv_low": cv["cv_low"], "cv_high": cv["cv_high"],
-               **_scores("test", probe.get("test_confusion")), "note": _probe_note(probe)}
-        rows.append(row)
-        if delivered.get("kind") == "probe" and delivered.get("backbone") == probe["backbone"]:
-            rows.append(_probe_chosen(row, delivered, final["method"]))
-
-
-def _probe_chosen(baseline: dict[str, Any], delivered: dict[str, Any],
-                  method: str) -> dict[str, Any]:
-    """The chosen row when the finalists' stage delivered the probe (``finalists.
-    probe_competes``): the baseline's cross-validated estimate, the delivered model's test."""
-    return {**baseline, **_scores("test", delivered.get("test_confusion")), "role": "chosen",
-            "state": "chosen", "value": baseline["cv_value"], "value_low": baseline["cv_low"],
-            "value_high": baseline["cv_high"], "note": (
-                f"the linear probe on {baseline['backbone']}'s frozen features, refit on "
-                f"train+val: on the finalists' folds the chosen finalist did not lead it by "
-                f"more than finalists.margin_se, so fine-tuning did not earn its cost here; "
-                f"value: "
-                f"{method}")}
-
-
-def _probe_note(probe: dict[str, Any]) -> str:
-    weighting = f", class weighting {probe['class_weight']}" if "class_weight" in probe else ""
-    note = (f"linear probe on frozen features, C={probe['c']:.3g}{weighting} chosen by "
-            f"cross-validation on train")
-    if probe.get("test_trained_on") == "train+val":  # the images the delivered model learnt
-        note += (f"; test: refit on train+val, the images the delivered model learnt from "
-                 f"(C={probe['test_c']:.3g} by cross-validation there)")
-    return note
+    return {**estimated_columns(f"{split}_accuracy", confusion, "accuracy"),
+            **estimated_columns(f"{split}_balanced_accuracy", confusion, "balanced_accuracy")}
 
 
 def curves_frame(study: optuna.Study) -> pd.DataFrame:
@@ -268,11 +187,11 @@ def write_parquet(frame: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None
         pq.write_table(table, temporary)
 
 
-def write_results(study: optuna.Study, directory: Path) -> None:
+def write_results(study: optuna.Study, directory: Path, extension: Extension | None = None) -> None:
     """leaderboard.parquet holds one row per trial; the reference rows, once the finalists'
-    stage has run, go to final.parquet beside it."""
-    meta = file_metadata(study)
-    frame = leaderboard_frame(study)
+    stage has run (``extension``), go to final.parquet beside it."""
+    meta = file_metadata(study, extension)
+    frame = leaderboard_frame(study, extension)
     trials = frame["role"] == "trial"
     write_parquet(frame[trials].reset_index(drop=True), directory / LEADERBOARD, meta)
     if not trials.all():

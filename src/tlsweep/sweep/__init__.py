@@ -1,10 +1,11 @@
 """Driving a sweep: the study, worker processes and their supervision, the study lease, progress
-lines, the Optuna engine's runner and the finalists' stage."""
+lines, the Optuna engine's runner, and what the finalists' stage (``tlsweep.finalists``) is
+given."""
 
-from tlsweep.sweep._finalize import FinalStage
+from tlsweep.sweep._deadline import SPLIT, Deadline, RunSplit, recorded_split
 from tlsweep.sweep._lease import Lease
 from tlsweep.sweep._progress import LiveView
-from tlsweep.sweep._runner import SweepRunner, checkpoint_root
+from tlsweep.sweep._runner import SweepRunner, checkpoint_root, stage_inputs
 from tlsweep.sweep._study import (
     INTERRUPTED,
     Listener,
@@ -22,11 +23,13 @@ from tlsweep.sweep._study import (
 
 __all__ = [
     "INTERRUPTED",
-    "FinalStage",
+    "SPLIT",
+    "Deadline",
     "Lease",
     "Listener",
     "LiveView",
     "Plan",
+    "RunSplit",
     "SweepRunner",
     "attach_search",
     "check",
@@ -35,7 +38,9 @@ __all__ = [
     "create_study",
     "discard_new_study",
     "join_study",
+    "recorded_split",
     "recover_stale",
     "refuse_existing",
+    "stage_inputs",
     "trial_settings",
 ]

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from tlsweep.config import suggest
 from tlsweep.errors import SweepAborted, SystematicFailure
+from tlsweep.finalists import StageInputs
 from tlsweep.store import (
     budget_lock,
     checkpoint_folder,
@@ -34,6 +35,7 @@ from tlsweep.store import (
     record_heartbeat,
     storage,
 )
+from tlsweep.sweep._deadline import Deadline
 from tlsweep.sweep._study import INTERRUPTED, Listener, Plan, recover_stale, requeue, trial_settings
 from tlsweep.sweep._worker_slot import WorkerSlot
 from tlsweep.system import log_path
@@ -173,6 +175,17 @@ def worker_spec(plan: Plan) -> WorkerSpec:
                       execution.recycle_memory_mb, log_path(plan.directory))
 
 
+def stage_inputs(plan: Plan, deadline: Deadline | None = None) -> StageInputs:
+    """What the finalists' stage needs of this sweep (``tlsweep.finalists``); ``deadline``:
+    the run's, for the stage to say when it will end past it."""
+    data = plan.dataset
+    ends = None if deadline is None or deadline.timeout is None \
+        else deadline.started + deadline.timeout
+    return StageInputs(plan.sweep.config, worker_spec(plan), len(data.y_train) + len(data.y_val),
+                       data.has_test, plan.directory, checkpoint_root(plan),
+                       lambda number: trial_settings(plan, number), ends)
+
+
 class SweepRunner:
     """One orchestrator: runs trials of a study, one at a time, in its worker subprocess, until
     the study's budget is spent. Several runners (processes, machines) can share a study."""
@@ -180,12 +193,15 @@ class SweepRunner:
     POLL_S = 2.0
 
     def __init__(self, plan: Plan, study: optuna.Study, listener: Listener, url: str,
-                 publish: Callable[[optuna.Study], None] = lambda study: None) -> None:
+                 publish: Callable[[optuna.Study], None] = lambda study: None,
+                 deadline: Deadline | None = None) -> None:
         """``publish`` runs after every finished trial, once the next one has started, and at
         the end (the launcher rewrites the Parquet files there), keeping this layer free of the
-        results layer."""
+        results layer. ``deadline``: when to stop taking trials (by default budget.timeout
+        from now, with nothing after the search)."""
         self.plan, self.study, self.listener, self.url = plan, study, listener, url
         self.publish = publish
+        self.deadline = deadline or Deadline(plan, time.monotonic(), stage_follows=False)
         self.execution = plan.sweep.config.execution
         self.budget = int(study.user_attrs.get("budget_trials", plan.sweep.config.budget.trials))
         self.slot = WorkerSlot(worker_spec(plan))
@@ -204,12 +220,10 @@ class SweepRunner:
     # ----------------------------------------------------------------------- loop
     def run(self) -> int:
         """Run to the budget; returns 0, or 130 after a clean interrupt."""
-        timeout = self.plan.sweep.config.budget.timeout
-        started = time.monotonic()
         previous = signal.signal(signal.SIGINT, self.interrupts)
         try:
             while not self.interrupts.requested:
-                if timeout is not None and time.monotonic() - started > timeout:
+                if not self.deadline.allows_a_trial(self.study):
                     break
                 self.slot.get()  # start the worker (TensorFlow import) before taking a trial
                 trial = self.next_trial()

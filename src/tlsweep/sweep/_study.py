@@ -227,6 +227,9 @@ def set_up_new(study: optuna.Study, sweep: Sweep) -> None:
     before that trial exists."""
     enqueue_first_trial(study, sweep)
     record_sweep(study, sweep)
+    # Optuna's own tools (optuna-dashboard, `optuna best-trial`) then name the objective
+    # instead of "Objective 0".
+    study.set_metric_names([sweep.config.objective])
 
 
 def connect(url: str, sweep: Sweep) -> optuna.storages.BaseStorage:

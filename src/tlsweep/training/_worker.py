@@ -211,7 +211,7 @@ def precision_policy(setting: str, gpu_capabilities: list[tuple[int, int]]) -> s
     return "mixed_float16" if gains else "float32"
 
 
-def _gpu_capabilities() -> list[tuple[int, int]]:
+def gpu_capabilities() -> list[tuple[int, int]]:
     import tensorflow as tf
 
     found = []
@@ -236,7 +236,7 @@ def setup_tensorflow(config: Any) -> tuple[str, int]:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     if config.execution.reduced_graph_optimization:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    policy = precision_policy(config.execution.mixed_precision, _gpu_capabilities())
+    policy = precision_policy(config.execution.mixed_precision, gpu_capabilities())
     keras.mixed_precision.set_global_policy(policy)
     return policy, threads
 

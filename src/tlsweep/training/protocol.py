@@ -1,5 +1,5 @@
-"""The messages between the orchestrator and its subprocesses, one type each, read by name:
-a trial worker's, then the finalists' stage's (``_final``).
+"""The messages between the orchestrator and a trial worker, one type each, read by name (the
+finalists' stage has its own: ``finalists._protocol``).
 
 A trial's conversation over the worker's pipe:
 
@@ -11,10 +11,8 @@ A trial's conversation over the worker's pipe:
     worker:        WorkerIdle, or WorkerRetiring (its memory passed the recycle limit)
     orchestrator:  RunTrial again, or StopWorker
 
-The epoch's answer is read while the next epoch trains (``_worker.PipeReporter``). The
-finalists' stage sends Progress lines, then FinalDone or FinalFailed; its fold workers answer
-each FoldJob with FoldDone or FoldFailed (``_folds``). Nothing here imports
-TensorFlow: both ends use this module.
+The epoch's answer is read while the next epoch trains (``_worker.PipeReporter``). Nothing here
+imports TensorFlow: both ends use this module.
 """
 
 from __future__ import annotations
@@ -24,11 +22,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    import numpy as np
-
-    from tlsweep.training._final import Finalist
     from tlsweep.training._trial import TrialTask
 
 
@@ -119,48 +112,6 @@ class Ending(Enum):
     PRUNED = "pruned"
     INTERRUPTED = "interrupted"
     FAILED = "failed"
-
-
-# ------------------------------------------------------------------------ the finalists' stage
-@dataclass(frozen=True)
-class Progress:
-    text: str
-
-
-@dataclass(frozen=True)
-class FinalDone:
-    report: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class FinalFailed:
-    error: str
-    traceback: str = ""
-
-
-@dataclass(frozen=True)
-class FoldJob:
-    """One finalist's recipe to train on one fold of train+val (``_folds``), by index into
-    train+val's order (train, then validation)."""
-
-    finalist: Finalist
-    index: int  # the fold's, 0-based
-    train: np.ndarray
-    held: np.ndarray
-    path: Path  # where its model is saved
-
-
-@dataclass(frozen=True)
-class FoldDone:
-    trial: int
-    index: int
-    predicted: list[int]  # a class index per held-out image, in ``held``'s order
-
-
-@dataclass(frozen=True)
-class FoldFailed:
-    error: str
-    traceback: str
 
 
 STOPPING_ANSWERS = {EpochAnswer.PRUNE: Ending.PRUNED, EpochAnswer.INTERRUPT: Ending.INTERRUPTED}

@@ -1,0 +1,105 @@
+"""``budget.timeout`` as the wall time of the whole run: the search takes a new trial only while
+the time left holds that trial and, where this process runs it next, the finalists' stage,
+both estimated from what the search has measured so far (``finalists.stage_seconds``). So the
+split between search and evaluation follows the measured costs of this data on this machine,
+and is revised after every trial."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import TrialState
+
+from tlsweep.finalists import EpochCosts, stage_seconds
+from tlsweep.system import Record, format_seconds, usable_cores
+
+SPLIT = "run_split"  # the study's user attribute holding the last run's RunSplit
+
+
+@dataclass(frozen=True)
+class RunSplit(Record):
+    """Where a run's wall time went, against its budget: recorded in the study (``SPLIT``) so
+    that the estimate can be checked against what was measured."""
+
+    timeout_s: float | None
+    search_s: float
+    finalists_s: float | None
+    refit_s: float | None  # inside finalists_s: making the delivered model
+    finalists_estimate_s: float | None  # what the search planned for (``Deadline``)
+    stopped: str | None  # why the search stopped early, if it did
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSplit:
+        return cls(**data)
+
+    def text(self) -> str:
+        parts = [f"search {format_seconds(self.search_s)}"]
+        if self.finalists_s is not None:
+            stage = f"finalists {format_seconds(self.finalists_s)}"
+            details = []
+            if self.refit_s:
+                details.append(f"the delivered model's training {format_seconds(self.refit_s)}")
+            if self.finalists_estimate_s:
+                details.append(f"planned {format_seconds(self.finalists_estimate_s)}")
+            parts.append(stage + (f" ({'; '.join(details)})" if details else ""))
+        total = self.search_s + (self.finalists_s or 0.0)
+        budget = f" of budget.timeout {format_seconds(self.timeout_s)}" if self.timeout_s else ""
+        return f"time: {format_seconds(total)}{budget}: {', '.join(parts)}"
+
+
+def recorded_split(study: Any) -> RunSplit | None:
+    stored = study.user_attrs.get(SPLIT)
+    return RunSplit.from_dict(stored) if stored else None
+
+
+class Deadline:
+    """``started``: ``time.monotonic()`` when the run began. ``stage_follows``: this process
+    runs the finalists' stage after the search (``run`` and ``resume``; not ``tlsweep
+    worker``). ``stopped``: why the search stopped early, once it has."""
+
+    def __init__(self, plan: Any, started: float, stage_follows: bool) -> None:
+        self.plan, self.started, self.stage_follows = plan, started, stage_follows
+        self.timeout = plan.sweep.config.budget.timeout
+        self.stopped: str | None = None
+        self.stage_estimate_s: float | None = None
+
+    def left(self) -> float:
+        return float("inf") if self.timeout is None else \
+            self.timeout - (time.monotonic() - self.started)
+
+    def allows_a_trial(self, study: Any) -> bool:
+        """Whether a new trial fits: before any trial has finished, while any time is left."""
+        if self.timeout is None:
+            return True
+        left = self.left()
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                              TrialState.PRUNED))
+        durations = [t.user_attrs["duration_s"] for t in finished if "duration_s" in t.user_attrs]
+        if not durations:
+            return left > 0
+        trial = statistics.mean(durations)
+        stage = self.stage_s(study, finished) if self.stage_follows else 0.0
+        if left >= trial + stage:
+            return True
+        self.stopped = (f"search stopped with {format_seconds(max(left, 0))} of budget.timeout "
+                        f"left: a trial takes about {format_seconds(trial)}"
+                        + (f" and the finalists' stage about {format_seconds(stage)}"
+                           if stage else "") + " here")
+        return False
+
+    def stage_s(self, study: Any, finished: list[Any]) -> float:
+        data = self.plan.dataset
+        costs = EpochCosts.measured((t.user_attrs.get("curve", []) for t in finished),
+                                    len(data.y_train))
+        if costs is None:
+            return 0.0
+        config = self.plan.sweep.config
+        # The anchor's trial is a finalist of its own, not one of the top k.
+        searched = sum(t.state == TrialState.COMPLETE for t in finished) \
+            - (config.finalists.anchor is not None)
+        self.stage_estimate_s = stage_seconds(config, costs, len(data.y_train) + len(data.y_val),
+                                              max(searched, 0), usable_cores())
+        return self.stage_estimate_s

@@ -1,0 +1,76 @@
+"""budget.timeout holds the whole run: the search takes a trial only while the time left holds
+it and the finalists' stage, both as the search's own epochs measured them. No TensorFlow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+
+from tests.conftest import tiny_space, tiny_sweep, write_yaml
+from tlsweep.config import load_sweep
+from tlsweep.finalists import EpochCosts, stage_seconds
+from tlsweep.sweep import Deadline
+
+HEAD_S, FINETUNE_S, TRIAL_S = 1.0, 10.0, 45.0
+
+
+def plan(tmp_path: Path, finalists: str, timeout: str = "10m") -> SimpleNamespace:
+    space = write_yaml(tmp_path / "space.yaml", tiny_space(None))
+    path = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(
+        tmp_path, space, budget=f"{{trials: 50, timeout: {timeout}}}",
+        training="{head_epochs: 2, finetune_epochs: 4, batch_size: 16}", finalists=finalists))
+    return SimpleNamespace(sweep=load_sweep(path),
+                           dataset=SimpleNamespace(y_train=[0] * 400, y_val=[0] * 100))
+
+
+def finished(study: optuna.Study, count: int) -> None:
+    curve = [{"phase": "head", "duration_s": HEAD_S}] * 2 + \
+            [{"phase": "finetune", "duration_s": FINETUNE_S}] * 4
+    for _ in range(count):
+        study.add_trial(optuna.trial.create_trial(
+            value=0.5, user_attrs={"curve": curve, "duration_s": TRIAL_S}))
+
+
+def test_the_stage_is_costed_from_the_searchs_own_epochs(tmp_path: Path) -> None:
+    config = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}").sweep.config
+    costs = EpochCosts.measured([[{"phase": "head", "duration_s": 1.0},
+                                  {"phase": "finetune", "duration_s": 10.0},
+                                  {"phase": "finetune", "duration_s": 12.0}]], images=400)
+    assert costs == EpochCosts(1.0, 11.0, 400)
+    # Each of 2 finalists on 5 folds of 400 of the 500 train+val images, then a refit on 500.
+    recipe = 2 * 1.0 + 4 * 11.0
+    expected = 30 + 5 * 2 * (5 + recipe * 400 / 400) + (5 + recipe * 500 / 400)
+    assert stage_seconds(config, costs, 500, searched=2, cores=1) == expected
+    # Only as many searched finalists as have finished; none cross-validated: start-up alone.
+    assert stage_seconds(config, costs, 500, searched=1, cores=1) < expected
+    off = plan(tmp_path, "{k: 2, reevaluate: off}").sweep.config
+    assert stage_seconds(off, costs, 500, searched=2, cores=1) == 30
+
+
+def test_the_search_stops_while_the_time_left_holds_a_trial_and_the_stage(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="20m")
+    study = optuna.create_study(direction="maximize")
+    deadline = Deadline(sweep, time.monotonic(), stage_follows=True)
+    assert deadline.allows_a_trial(study)  # nothing measured yet: time is left
+    finished(study, 3)
+    assert deadline.allows_a_trial(study)  # 20 minutes hold a 45 s trial and the stage
+    stage = deadline.stage_estimate_s
+    assert stage is not None and 60 < stage < 1200 - TRIAL_S
+    # The run began long enough ago that what is left no longer holds both.
+    late = Deadline(sweep, time.monotonic() - (1200 - stage - TRIAL_S + 5), stage_follows=True)
+    assert not late.allows_a_trial(study)
+    assert late.stopped and "the finalists' stage about" in late.stopped
+    # A worker whose stage runs elsewhere (tlsweep worker) searches to the end of its timeout.
+    worker = Deadline(sweep, time.monotonic() - (1200 - stage - TRIAL_S + 5),
+                      stage_follows=False)
+    assert worker.allows_a_trial(study)
+
+
+def test_without_a_timeout_the_trial_budget_alone_decides(tmp_path: Path) -> None:
+    sweep = plan(tmp_path, "{k: 2}", timeout="null")
+    study = optuna.create_study(direction="maximize")
+    finished(study, 3)
+    assert Deadline(sweep, time.monotonic() - 1e6, stage_follows=True).allows_a_trial(study)
