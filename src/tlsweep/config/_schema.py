@@ -55,23 +55,32 @@ def parse_duration(value: Any) -> float | None:
     return float(h * 3600 + m * 60 + s)
 
 
-class DataConfig(Strict):
+class DataConfig(Strict, use_attribute_docstrings=True):
     """``dir`` (one folder per class, split by ``val_split``), or ``train_dir`` + ``val_dir``.
 
     A test set (``test_dir``, or ``test_split`` of ``dir``, carved out before validation) never
     reaches the sampler, the pruner or the choice of the winner; it scores the finalists once
-    the search ends. ``duplicates``: ``move`` takes out of validation and test every image that
-    copies one in an earlier split (train, then val), so that neither is inflated, and trains on
-    it; ``drop`` discards them; ``keep`` only reports them."""
+    the search ends."""
 
     dir: ResolvedPath | None = None
+    """Folder with one sub-folder of images per class, split here (seeded, stratified); null:
+    give ``train_dir`` and ``val_dir`` instead."""
     val_split: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Share of ``dir`` held out for validation; null: 0.2. Only with ``dir``."""
     test_split: float | None = Field(default=None, gt=0.0, lt=1.0)
+    """Share of ``dir`` held out as the test set, before validation; null: none from ``dir``."""
     train_dir: ResolvedPath | None = None
+    """Training images, one sub-folder per class: with ``val_dir``, a layout already split."""
     val_dir: ResolvedPath | None = None
+    """Validation images, one sub-folder per class (with ``train_dir``)."""
     test_dir: ResolvedPath | None = None
+    """Test images, one sub-folder per class, with either layout (instead of ``test_split``)."""
     image_size: int = Field(default=160, ge=8, le=2048)
+    """Side in pixels of the square every image is resized to."""
     duplicates: Literal["move", "drop", "keep"] = "move"
+    """An image that copies one in an earlier split (train, then val): ``move`` takes it out of
+    validation and test, so that neither is inflated, and trains on it; ``drop`` discards it;
+    ``keep`` only reports it."""
 
     @model_validator(mode="after")
     def _one_layout(self) -> DataConfig:
@@ -98,12 +107,18 @@ class DataConfig(Strict):
         return 0.2 if self.val_split is None else self.val_split
 
 
-class BudgetConfig(Strict):
+class BudgetConfig(Strict, use_attribute_docstrings=True):
+    """When the search stops: at the first limit reached. ``tlsweep run --trials N --timeout
+    2h`` overrides them for one run."""
+
     trials: int = Field(default=20, ge=1)
+    """The most trials the study runs."""
     timeout: Annotated[float | None, Field(default=None, gt=0)] = None
-    # Training epochs over all trials (pruned ones count what they ran): no trial starts once
-    # they are spent. The fair budget when comparing searches that prune differently.
+    """Wall time of the whole run, finalists' stage included (the search leaves it its share):
+    ``2h``, ``90m``, ``1h30m``, ``45s`` or seconds. Null: no limit."""
     epochs: int | None = Field(default=None, ge=1)
+    """Training epochs over all trials (pruned ones count what they ran): no trial starts once
+    they are spent; the fair budget across pruners. Null: no limit."""
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -111,20 +126,27 @@ class BudgetConfig(Strict):
         return parse_duration(value)
 
 
-class TrainingConfig(Strict):
-    """``head_init: probe`` starts the head as the logistic-regression probe on frozen features
-    (the study's baseline, with the trial's class weights): LP-FT's linear probing (Kumar et
-    al. 2022). ``augment_head: false`` trains phase 1 on cached features in every trial, cheap
-    enough to run it to convergence, and augmentation acts in phase 2 only; ``true``: phase 1
-    runs through the backbone with augmentation whenever the strength is above 0. Measured in
-    benchmarks/RESULTS.md ("Fixed recipes", "Beat the probe")."""
+class TrainingConfig(Strict, use_attribute_docstrings=True):
+    """Each trial's schedule: phase 1 trains a new head on the frozen backbone, phase 2
+    fine-tunes the top of the backbone with it. Measured in benchmarks/RESULTS.md ("Fixed
+    recipes", "Beat the probe")."""
 
     head_epochs: int = Field(default=2, ge=1)
+    """Epochs of phase 1, the head."""
     finetune_epochs: int = Field(default=10, ge=0)
+    """Epochs of phase 2, fine-tuning; 0: phase 1 only."""
     batch_size: int = Field(default=32, ge=1)
+    """Images per training step, in both phases."""
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    """Dropout rate before the head's softmax layer; 0: none."""
     augment_head: bool = False
+    """``false``: phase 1 trains on cached frozen features in every trial, cheap enough to run
+    it to convergence, and augmentation acts in phase 2 only; ``true``: phase 1 runs through the
+    backbone with augmentation whenever the strength is above 0."""
     head_init: Literal["probe", "random"] = "probe"
+    """``probe``: the head starts as the logistic-regression probe on frozen features (the
+    study's baseline, with the trial's class weights): LP-FT's linear probing (Kumar et al.
+    2022); ``random``: a freshly initialised head."""
 
     @property
     def total_epochs(self) -> int:
@@ -132,55 +154,69 @@ class TrainingConfig(Strict):
         return self.head_epochs + self.finetune_epochs
 
 
-class PrunerConfig(Strict):
-    """``median`` compares a trial's best epoch so far with the others' at the same step: with
-    the head started from the probe (``training.head_init``), that best is the probe's score in
-    every trial, and it stops almost none; ``successive_halving`` compares the epoch's own
-    value. ``min_finetune_epochs``: no trial is pruned before it has run that many fine-tune
-    epochs, so that none is judged on head-phase accuracy alone, before its unfreeze depth and
-    fine-tune rate have had any effect (0: the pruner may stop a trial at any epoch)."""
+class PrunerConfig(Strict, use_attribute_docstrings=True):
+    """Optuna's pruner, which stops a trial that falls behind. Its steps are a trial's epochs,
+    both phases, counted from 0."""
 
     kind: Literal["median", "successive_halving", "hyperband", "none"] = "successive_halving"
+    """``successive_halving`` and ``hyperband`` compare the epoch's own value; ``median``
+    compares a trial's best epoch so far with the others' at the same step, which, with the head
+    started as the probe (``training.head_init``), is the probe's score in every trial, so it
+    stops almost none; ``none``: no pruning."""
     min_finetune_epochs: int = Field(default=4, ge=0)
-    # Optuna's PatientPruner around the kind: prune only after this many epochs without
-    # improvement of the trial's own best (noisy small validation sets); none: no wrapper.
+    """No trial is pruned before it has run this many fine-tune epochs, so that none is judged
+    on head-phase accuracy alone, before its unfreeze depth and fine-tune rate act; 0: the
+    pruner may stop a trial at any epoch."""
     patience: int | None = Field(default=None, ge=0)
+    """Wrap the pruner in Optuna's PatientPruner: prune only after this many epochs without
+    improvement of the trial's own best (noisy small validation sets); null: no wrapper."""
     n_startup_trials: int = Field(default=3, ge=0)
+    """``median`` only: trials that must finish before it prunes any."""
     n_warmup_steps: int = Field(default=1, ge=0)
+    """``median`` only: steps (epochs) of a trial before it may be pruned."""
     min_resource: int = Field(default=2, ge=1)
+    """``successive_halving`` and ``hyperband``: epochs a trial runs before its first rung."""
     reduction_factor: int = Field(default=3, ge=2)
+    """``successive_halving`` and ``hyperband``: each rung lets about one trial in this many
+    go on."""
 
     @model_validator(mode="after")
     def _every_option_acts(self, info: ValidationInfo) -> PrunerConfig:
         return refuse_inert(self, info, ignored_pruner_option(self))
 
 
-class SamplerConfig(Strict):
+class SamplerConfig(Strict, use_attribute_docstrings=True):
     kind: Literal["tpe", "random"] = "tpe"
+    """``tpe``: Optuna's TPE, which follows the results; ``random``: random search. Both are
+    seeded by ``seed``."""
     n_startup_trials: int = Field(default=5, ge=0)
-    # The study's first trial is the default recipe (AnchorConfig's values, clipped into the
-    # space), trained for the sweep's schedule: the search starts from a measured point, not a
-    # random one. Without an anchor only; an anchor is enqueued first anyway.
+    """``tpe`` only: random trials before it follows the results."""
     start_from_default: bool = False
+    """``true``: the study's first trial is the default recipe (``finalists.anchor``'s values,
+    clipped into the space), trained for the sweep's schedule, so that the search starts from a
+    measured point. With ``finalists.anchor``, the anchor is that first trial anyway."""
 
     @model_validator(mode="after")
     def _every_option_acts(self, info: ValidationInfo) -> SamplerConfig:
         return refuse_inert(self, info, ignored_sampler_option(self))
 
 
-class TunerConfig(Strict):
+class TunerConfig(Strict, use_attribute_docstrings=True):
     """keras-tuner's own search, for ``engine: keras-tuner``."""
 
     kind: Literal["hyperband", "bayesian", "random"] = "hyperband"
-    factor: int = Field(default=3, ge=2)  # Hyperband's reduction factor
+    """keras-tuner's tuner: Hyperband, Bayesian optimisation or random search."""
+    factor: int = Field(default=3, ge=2)
+    """``hyperband`` only: Hyperband's reduction factor."""
     hyperband_iterations: int = Field(default=1, ge=1)
+    """``hyperband`` only: how many times the whole Hyperband algorithm runs."""
 
     @model_validator(mode="after")
     def _every_option_acts(self, info: ValidationInfo) -> TunerConfig:
         return refuse_inert(self, info, ignored_tuner_option(self))
 
 
-class AnchorConfig(Strict):
+class AnchorConfig(Strict, use_attribute_docstrings=True):
     """A fixed LP-FT recipe the search must beat: enqueued as the study's first trial, and in a
     re-evaluating finalists' stage cross-validated beside the top ``k`` on the same folds,
     trained for its own schedule (``head_epochs`` + ``finetune_epochs``, head started as the
@@ -190,15 +226,22 @@ class AnchorConfig(Strict):
     excludes is clipped into its range; one it fixes is the space's."""
 
     unfreeze_depth: float = Field(default=0.3, ge=0.0, le=1.0)
+    """Fraction of the backbone's layers unfrozen from the top in phase 2."""
     head_lr: float = Field(default=1e-5, gt=0.0)
+    """Learning rate of phase 1, the head."""
     finetune_lr: float = Field(default=1e-4, gt=0.0)
+    """Learning rate of phase 2, fine-tuning."""
     augmentation_strength: float = Field(default=0.6, ge=0.0, le=1.0)
-    # auto: balanced under a balanced-accuracy objective, else none: a recipe fixed before the
-    # data is seen must not train unweighted where the score weighs every class alike
-    # (DESIGN.md §3b; the anchor trained unweighted recalled 0.43 of a minority class).
+    """Augmentation strength, from 0 (none) to 1."""
+    # DESIGN.md §3b: trained unweighted, the anchor recalled 0.43 of a minority class.
     class_weighting: Literal["auto", "none", "balanced", "sqrt"] = "auto"
+    """``auto``: ``balanced`` under a ``val_balanced_accuracy`` objective, else ``none``: a
+    recipe fixed before the data is seen must not train unweighted where the score weighs every
+    class alike. Or one of ``none``, ``balanced``, ``sqrt``, as in the search space."""
     head_epochs: int = Field(default=1, ge=1)
+    """Epochs of its phase 1, the head."""
     finetune_epochs: int = Field(default=25, ge=1)
+    """Epochs of its phase 2, fine-tuning."""
 
     @property
     def total_epochs(self) -> int:
@@ -211,38 +254,46 @@ class AnchorConfig(Strict):
         return "balanced" if objective == "val_balanced_accuracy" else "none"
 
 
-class FinalistsConfig(Strict):
+class FinalistsConfig(Strict, use_attribute_docstrings=True):
     """What happens once the search ends: the top ``k`` trials and the linear-probe baseline
     are scored on the test set, and, on small data, re-evaluated first by ``folds``-fold
     cross-validation over train+val, because the best of many noisy validation scores is biased
-    upward. ``reevaluate: auto`` does it below ``small_data_images`` train+val images.
-    ``deliver``: the chosen settings refit on train+val, the best fold's model, or the average
-    of the chosen finalist's fold models (``ensemble``: no training beyond the folds')."""
+    upward."""
 
     k: int = Field(default=3, ge=1)
+    """The top trials by validation score that become finalists: cross-validated (see
+    ``reevaluate``) and scored on the test set."""
     reevaluate: Literal["auto", "on", "off"] = "auto"
-    # Each fold's model trains on (folds-1)/folds of train+val while the delivered refit trains
-    # on all of it, so fewer folds bias the estimate down (benchmarks/RESULTS.md, "Folds").
+    """Cross-validate the finalists before the choice: ``auto`` below ``small_data_images``
+    train+val images, ``on`` always, ``off`` never (the best validation score wins, and its
+    trial's model is delivered)."""
     folds: int = Field(default=5, ge=2, le=10)
+    """Folds of the cross-validation. Each fold's model trains on (folds-1)/folds of train+val
+    while the delivered refit trains on all of it, so fewer folds bias the estimate down
+    (benchmarks/RESULTS.md, "Folds")."""
     small_data_images: int = Field(default=2000, ge=1)
+    """Under ``reevaluate: auto``: cross-validate when train+val holds fewer images."""
     deliver: Literal["refit", "best_fold", "ensemble"] = "refit"
-    anchor: AnchorConfig | None = None  # ``anchor: true`` for the defaults
-    # Re-evaluated, the probe is cross-validated on the finalists' folds; ``true``: it is the
-    # default there, and the chosen finalist is delivered only when it leads the probe by more
-    # than ``margin_se``; otherwise the probe (refit on train+val) is, as good as far as the
-    # data can tell, and cheaper. ``false``: a fine-tuned finalist is always delivered. On by
-    # default since the suite (benchmarks/RESULTS.md, "The benchmark suite"): a fine-tuned
+    """The delivered model: ``refit``: the chosen settings trained again on train+val;
+    ``best_fold``: the best of the chosen finalist's fold models; ``ensemble``: their average
+    (no training beyond the folds')."""
+    anchor: AnchorConfig | None = None
+    """A fixed recipe the search must beat: ``true`` for its defaults, or a mapping of the
+    settings to change; null or ``false``: none."""
+    # On by default since the suite (benchmarks/RESULTS.md, "The benchmark suite"): a fine-tuned
     # model delivered without that check lost to the probe on imbalanced sets.
     probe_competes: bool = True
-    # A challenger displaces the default only when it leads by more than this many standard
-    # errors of their paired out-of-fold gap: a searched finalist the anchor, the chosen
-    # finalist the probe (training._choice). 0: the top score wins, however slight its lead.
+    """``true``: cross-validated, the chosen finalist is delivered only when it leads the
+    linear probe by more than ``margin_se``; otherwise the probe, refit on train+val, is (as
+    good as far as the data can tell, and cheaper). ``false``: the finalist always is."""
     margin_se: float = Field(default=1.0, ge=0.0)
-    # Processes that train the folds side by side (training._folds). ``auto``: one per CPU core,
-    # each with one thread, on CPU; the stage's own process on a GPU. 1: that process alone, the
-    # default: two one-thread workers did not shorten the stage on 2 cores (benchmarks/RESULTS.md,
-    # "Fold workers").
+    """A challenger displaces the default only when it leads by more than this many standard
+    errors of their paired out-of-fold gap: a searched finalist the anchor, the chosen finalist
+    the probe. 0: the top score wins, however slight its lead."""
     fold_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
+    """Processes that train the folds side by side. ``auto``: one per CPU core, each with one
+    thread, on CPU; the stage's own process on a GPU. 1: that process alone (two one-thread
+    workers were no faster on 2 cores: benchmarks/RESULTS.md, "Fold workers")."""
 
     @field_validator("anchor", mode="before")
     @classmethod
@@ -262,45 +313,69 @@ class FinalistsConfig(Strict):
         return refuse_inert(self, info, ignored_finalists_option(self))
 
 
-class ExecutionConfig(Strict):
+class ExecutionConfig(Strict, use_attribute_docstrings=True):
     """How trials run: worker memory, failure tolerance and what is kept on disk."""
 
-    keep_top: int = Field(default=3, ge=0)  # final .keras models kept for the best trials
+    keep_top: int = Field(default=3, ge=0)
+    """Final ``.keras`` models kept for the best trials; at least ``finalists.k``."""
     max_consecutive_failures: int = Field(default=5, ge=1)
-    memory_limit_mb: int | None = Field(default=None, ge=64)  # address space a trial may add
-    recycle_memory_mb: int = Field(default=6000, ge=256)  # replace a worker past this RSS
-    heartbeat_interval_s: int = Field(default=30, ge=1)  # RDB storages (PostgreSQL, SQLite)
-    heartbeat_grace_s: int = Field(default=120, ge=2)  # silent this long: failed and re-queued
-    # Per-trial overhead (see training/_warm.py): reuse compiled models across a worker's
-    # trials, and train phase 1 without augmentation on cached backbone features.
+    """The sweep stops after this many failed trials in a row."""
+    memory_limit_mb: int | None = Field(default=None, ge=64)
+    """Address space in MB that a trial may add to its worker (RLIMIT_AS): past it, allocations
+    fail and the trial fails. Null: no limit."""
+    recycle_memory_mb: int = Field(default=6000, ge=256)
+    """Replace a worker, after a trial, once its resident memory passes this many MB."""
+    heartbeat_interval_s: int = Field(default=30, ge=1)
+    """Seconds between a worker's heartbeats for its trial (PostgreSQL, SQLite storages)."""
+    heartbeat_grace_s: int = Field(default=120, ge=2)
+    """Seconds without a heartbeat after which a trial is marked failed and re-queued."""
     reuse_models: bool = True
+    """Reuse compiled models across a worker's trials (per-trial overhead: Performance)."""
     cache_frozen_features: bool = True
-    # auto: mixed_float16 on GPUs of compute capability 7.x, else float32 (precision_policy).
+    """Train phase 1 without augmentation on cached backbone features."""
     mixed_precision: Literal["auto", "on", "off"] = "auto"
-    jit_compile: bool = False  # XLA: slower on CPU (benchmarks/RESULTS.md)
-    # Skip Grappler's graph rewrites: faster tracing, possibly slower steps (benchmarks/).
+    """``auto``: mixed_float16 on GPUs of compute capability 7.x (Volta, Turing), else float32;
+    ``on``: mixed_float16; ``off``: float32."""
+    jit_compile: bool = False
+    """Compile training steps with XLA: slower on CPU (benchmarks/RESULTS.md)."""
     reduced_graph_optimization: bool = False
-    # Checkpoints of every worker; with a shared database it must be a folder that every
-    # machine reaches (NFS, a shared disk). Default: results/<study>/trials.
+    """Skip TensorFlow's Grappler graph rewrites: faster tracing, possibly slower steps."""
     checkpoint_dir: ResolvedPath | None = None
+    """Every worker's checkpoints; with a shared database, a folder that every machine reaches
+    (NFS, a shared disk). Null: ``results/<study>/trials``."""
 
 
-class SweepConfig(Strict):
+class SweepConfig(Strict, use_attribute_docstrings=True):
     study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    """The study's name: its results go to ``results/<study>/``; workers that name the same
+    study in one storage join it."""
     data: DataConfig
+    """The images, and how they are split."""
     search_space: ResolvedPath
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # NumPy and TensorFlow seeds are 32-bit
+    """The search-space file (below)."""
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    """Seeds the data split, the sampler and the trials' training (32-bit, as NumPy's and
+    TensorFlow's seeds are)."""
     budget: BudgetConfig = BudgetConfig()
+    """When the search stops."""
     training: TrainingConfig = TrainingConfig()
+    """Each trial's schedule."""
     objective: Literal["val_accuracy", "val_balanced_accuracy"] = "val_accuracy"
+    """The validation score a trial is judged on: its best epoch's, over both phases.
+    ``val_balanced_accuracy`` weighs every class alike, for imbalanced data."""
     pruner: PrunerConfig = PrunerConfig()
+    """How the optuna engine stops trials that fall behind."""
     sampler: SamplerConfig = SamplerConfig()
-    # optuna: our sampler, pruner, worker subprocesses and resumable trials. keras-tuner: the
-    # same trials searched by keras-tuner (``tuner``), for comparison and for its users.
+    """How the optuna engine picks each trial's settings."""
     engine: Literal["optuna", "keras-tuner"] = "optuna"
+    """``optuna``: tlsweep's sampler, pruner, worker subprocesses and resumable trials;
+    ``keras-tuner``: the same trials searched by keras-tuner (``tuner``), for comparison."""
     tuner: TunerConfig | None = None
+    """keras-tuner's search, with ``engine: keras-tuner`` only; null: its defaults there."""
     execution: ExecutionConfig = ExecutionConfig()
+    """How trials run: memory, failures, what is kept, speed settings."""
     finalists: FinalistsConfig = FinalistsConfig()
+    """What happens once the search ends."""
 
     @model_validator(mode="after")
     def _options_match_the_engine(self) -> SweepConfig:

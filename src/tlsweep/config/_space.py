@@ -38,10 +38,15 @@ if TYPE_CHECKING:
 Weighting = Literal["none", "balanced", "sqrt"]
 
 
-class FloatRange(Strict):
+class FloatRange(Strict, use_attribute_docstrings=True):
+    """A searched range of numbers, ends included."""
+
     low: float
+    """The range's lower end."""
     high: float
+    """The range's upper end; equal to ``low``, the value is fixed."""
     log: bool = False
+    """Sample on a log scale, as suits learning rates; needs ``low`` > 0."""
 
     @model_validator(mode="after")
     def _check_order(self) -> FloatRange:
@@ -63,8 +68,9 @@ FloatParam = Annotated[
 ]
 
 
-class WeightingChoices(Strict):
+class WeightingChoices(Strict, use_attribute_docstrings=True):
     choices: list[Weighting] = Field(min_length=1)
+    """The class weightings to choose from."""
 
 
 WeightingParam = Annotated[
@@ -74,18 +80,22 @@ WeightingParam = Annotated[
 ]
 
 
-class BackboneChoice(Strict):
-    """One candidate backbone. ``weights``: ``imagenet``, ``none`` or a ``.weights.h5`` path.
-
-    ``model`` makes it a custom backbone: a whole ``.keras`` feature extractor,
-    whose ``preprocessing`` must then be declared (``unit``: x/255, ``symmetric``: x/127.5-1,
-    ``none``, or the name of a registered backbone whose preprocessing it shares).
-    """
+class BackboneChoice(Strict, use_attribute_docstrings=True):
+    """One candidate backbone: a registered one by its name, or a custom one (``model``)."""
 
     weights: str = "imagenet"
+    """``imagenet`` (from the Keras cache or the network), ``none`` (trained from scratch), or
+    the path of a ``.weights.h5`` file."""
     model: ResolvedPath | None = None
+    """A whole ``.keras`` feature extractor (no head), which makes this a custom backbone: it
+    carries its own weights and must declare ``preprocessing``. Null: a registered backbone."""
     preprocessing: str | None = None
+    """How pixels are scaled: ``unit`` (x/255), ``symmetric`` (x/127.5-1), ``none``, or the
+    name of a registered backbone whose preprocessing it shares. Null: the registered
+    backbone's own."""
     min_size: int | None = Field(default=None, ge=1)
+    """Smallest image side in pixels the backbone accepts (a registered one's own minimum
+    stands if larger); ``data.image_size`` below it is an error. Null: the backbone's own."""
 
     @field_validator("weights")
     @classmethod
@@ -95,8 +105,10 @@ class BackboneChoice(Strict):
         return str(resolve_path(Path(value), info))
 
 
-class BackboneChoices(Strict):
+class BackboneChoices(Strict, use_attribute_docstrings=True):
     choices: dict[str, BackboneChoice] = Field(min_length=1)
+    """The backbones to choose from, by name: a registered backbone's name, or any name for a
+    custom ``model``."""
 
 
 BackboneParam = Annotated[
@@ -122,23 +134,33 @@ def _positive(value: float | FloatRange) -> float | FloatRange:
     return value
 
 
-class SearchSpace(Strict):
+class SearchSpace(Strict, use_attribute_docstrings=True):
     """A mapping is a range or a choice; a plain value is fixed."""
 
     backbone: BackboneParam
+    """A registered backbone's name, with ``imagenet`` weights (fixed), or ``choices``: the
+    backbones to search among, registered or custom, each with its settings."""
     unfreeze_depth: Annotated[FloatParam, _within(0.0, 1.0, "unfreeze_depth")] = FloatRange(
         low=0.0, high=0.6
     )
+    """Fraction of the backbone's layers unfrozen from the top for phase 2 (fine-tuning),
+    rounded to whole blocks: 0 to 1."""
     head_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
         low=1e-4, high=1e-2, log=True
     )
+    """Learning rate of phase 1, the head: above 0."""
     finetune_lr: Annotated[FloatParam, AfterValidator(_positive)] = FloatRange(
         low=1e-6, high=1e-4, log=True
     )
+    """Learning rate of phase 2, fine-tuning: above 0."""
     augmentation_strength: Annotated[
         FloatParam, _within(0.0, 1.0, "augmentation_strength")
     ] = FloatRange(low=0.0, high=1.0)
+    """Strength of the training images' augmentation (flip, rotation, zoom, translation,
+    contrast, scaled together): 0 (none) to 1."""
     class_weighting: WeightingParam = WeightingChoices(choices=list(get_args(Weighting)))
+    """Class weights in the loss: ``none``, ``balanced`` (n / (k·n_c): n images, k classes, n_c
+    of class c) or ``sqrt`` (its square root); one, or ``choices`` among them."""
 
     def backbone_choices(self) -> dict[str, BackboneChoice]:
         if isinstance(self.backbone, str):
