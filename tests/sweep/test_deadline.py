@@ -55,6 +55,8 @@ def test_the_search_stops_while_the_time_left_holds_a_trial_and_the_stage(tmp_pa
     study = optuna.create_study(direction="maximize")
     deadline = Deadline(sweep, time.monotonic(), stage_follows=True)
     assert deadline.allows_a_trial(study)  # nothing measured yet: time is left
+    # Past the timeout before any trial finished: one trial all the same, or nothing to deliver.
+    assert Deadline(sweep, time.monotonic() - 1e6, stage_follows=True).allows_a_trial(study)
     finished(study, 3)
     assert deadline.allows_a_trial(study)  # 20 minutes hold a 45 s trial and the stage
     stage = deadline.stage_estimate_s

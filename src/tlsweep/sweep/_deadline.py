@@ -71,7 +71,8 @@ class Deadline:
             self.timeout - (time.monotonic() - self.started)
 
     def allows_a_trial(self, study: Any) -> bool:
-        """Whether a new trial fits: before any trial has finished, while any time is left."""
+        """Whether a new trial fits. Until one trial has finished, yes, whatever the time: a run
+        with no finished trial has nothing to deliver, and nothing measured to plan with."""
         if self.timeout is None:
             return True
         left = self.left()
@@ -79,7 +80,7 @@ class Deadline:
                                                               TrialState.PRUNED))
         durations = [t.user_attrs["duration_s"] for t in finished if "duration_s" in t.user_attrs]
         if not durations:
-            return left > 0
+            return True
         trial = statistics.mean(durations)
         stage = self.stage_s(study, finished) if self.stage_follows else 0.0
         if left >= trial + stage:
