@@ -20,6 +20,9 @@ def leaderboard(
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")] = "table",
     refresh: Annotated[bool, typer.Option(
         "--refresh", help="Rebuild the Parquet files from the study's storage first.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column, however wide the terminal (by default the table keeps "
+                       "the columns that fit, the scores first).")] = False,
     storage: Storage = None,
     results_dir: ResultsDir = None,
 ) -> None:
@@ -38,7 +41,8 @@ def leaderboard(
     states = [s.strip() for s in state.split(",")] if state else None
     from tlsweep.inspection import show_leaderboard
 
-    show_leaderboard(results_root(results_dir) / study, study, console, top, sort, states, fmt)
+    show_leaderboard(results_root(results_dir) / study, study, console, top, sort, states, fmt,
+                     wide)
 
 
 def importance(

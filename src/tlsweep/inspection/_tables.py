@@ -114,14 +114,43 @@ def display_frame(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
     return shown
 
 
-def rich_table(frame: pd.DataFrame, title: str) -> Table:
+# Which columns a narrow terminal keeps, first to last: the answer (what ran, how good, how
+# sure, on test), then the settings, then the detail. A column that does not fit whole is left
+# out rather than folded, so no number is ever split across lines; --wide shows them all.
+PRIORITY = ["rank", "trial", "state", "value", "value_ci", "test", "cv", "tied", *PARAM_NAMES,
+            "best_epoch", "epochs_run", "duration_s", "best_phase", "gap", "error"]
+
+
+def _natural_width(table: Table) -> int:
+    """The width ``table`` takes when nothing constrains it."""
+    from rich.measure import Measurement
+
+    console = Console(width=100_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def rich_table(frame: pd.DataFrame, title: str, width: int | None = None) -> Table:
+    """``width``: the terminal's, to keep to (columns dropped by PRIORITY); None: every
+    column (``--wide``)."""
     # Empty columns, and a backbone column with one value, only take space.
     columns = [c for c in TABLE_COLUMNS if c in frame.columns and frame[c].notna().any()
                and not (c == "backbone" and frame[c].nunique() <= 1)]
+    by_priority = sorted(columns, key=lambda c: PRIORITY.index(c) if c in PRIORITY
+                         else len(PRIORITY))
+    table = _table(frame, columns, title)
+    while width is not None and len(columns) > 1 and _natural_width(table) > width:
+        least = by_priority.pop()  # the least wanted goes
+        columns = [c for c in columns if c != least]
+        table = _table(frame, columns, title)
+    return table
+
+
+def _table(frame: pd.DataFrame, columns: list[str], title: str) -> Table:
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        table.add_column(HEADERS.get(column, column), overflow="fold",
-                         justify="left" if column == "error" else "right")
+        folds = column == "error"  # words may wrap; numbers never do
+        table.add_column(HEADERS.get(column, column), overflow="fold" if folds else "ellipsis",
+                         no_wrap=not folds, justify="left" if folds else "right")
     styles = {"complete": "", "pruned": "yellow", "fail": "red", "chosen": "bold green",
               "baseline": "cyan"}
     states = frame["state"].tolist()
@@ -199,7 +228,7 @@ def _triple(record: dict[str, Any], prefix: str, value: str | None = None) -> tu
 
 def show_leaderboard(directory: Path, study: str, console: Console, top: int | None = None,
                      sort: str | None = None, states: list[str] | None = None,
-                     fmt: str = "table") -> None:
+                     fmt: str = "table", wide: bool = False) -> None:
     frame, meta = load_leaderboard(directory, study)
     objective = str(meta.get("objective") or "val_accuracy")
     title = f"{study}: {objective} (sweep {str(meta.get('sweep_sha256'))[:8]})"
@@ -211,7 +240,8 @@ def show_leaderboard(directory: Path, study: str, console: Console, top: int | N
         render(select(frame, top, sort, states), fmt, title, console)
         return
     chosen = select(frame, top, sort, states)
-    render(display_frame(chosen, objective), fmt, title, console)
+    console.print(rich_table(display_frame(chosen, objective), title,
+                             None if wide else console.width))
     for line in honesty_notes(frame, meta):
         console.print(f"[dim]{line}[/]")
 
