@@ -24,7 +24,7 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
 
 def _print_version(asked: bool) -> None:
     if asked:
-        from tlsweep import __version__
+        from tlsweep._version import __version__
 
         typer.echo(f"tlsweep {__version__}")
         raise typer.Exit()

@@ -5,14 +5,18 @@ from tlsweep.delivery._export import ExportPlan, export, plan_export
 from tlsweep.delivery._modelcard import FORMAT_FILES, ModelSource, resolve_source, study_source
 from tlsweep.delivery._outputs import check_output_folder
 from tlsweep.delivery._predict import (
+    BATCH,
     OUTPUT_FORMATS,
     check_output,
+    decode_batches,
     image_files,
+    load_model,
     predict_files,
     write_frame,
 )
 
 __all__ = [
+    "BATCH",
     "CALIBRATION_BINS",
     "FORMAT_FILES",
     "OUTPUT_FORMATS",
@@ -20,10 +24,12 @@ __all__ = [
     "ModelSource",
     "check_output",
     "check_output_folder",
+    "decode_batches",
     "evaluate",
     "export",
     "image_files",
     "labelled_files",
+    "load_model",
     "plan_export",
     "predict_files",
     "resolve_source",

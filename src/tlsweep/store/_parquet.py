@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tlsweep import __version__
+from tlsweep._version import __version__
 from tlsweep.config import NUMERIC_PARAMS, PARAM_NAMES
 from tlsweep.measures import estimate
 from tlsweep.store._recorded import DEFAULT_START, anchor_recipe, best_value

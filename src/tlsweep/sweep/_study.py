@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
-from tlsweep import __version__
+from tlsweep._version import __version__
 from tlsweep.config import (
     AnchorConfig,
     PrunerConfig,
