@@ -40,7 +40,7 @@ class RunSplit(Record):
         if self.finalists_s is not None:
             stage = f"finalists {format_seconds(self.finalists_s)}"
             details = []
-            if self.refit_s:
+            if self.refit_s and self.refit_s >= 1:  # the probe's fit: too small to name
                 details.append(f"the delivered model's training {format_seconds(self.refit_s)}")
             if self.finalists_estimate_s:
                 details.append(f"planned {format_seconds(self.finalists_estimate_s)}")
