@@ -74,3 +74,18 @@ def test_the_running_trial_shows_its_phase_and_epoch() -> None:
 def test_seconds_read_as_minutes_or_hours() -> None:
     assert [format_seconds(s) for s in (None, 59.6, 61, 3600 + 120)] == \
         ["–", "1m00s", "1m01s", "1h02m"]
+
+
+def test_the_view_shows_the_budget_left_and_the_finalists_share() -> None:
+    from types import SimpleNamespace
+
+    view, _ = _view()
+    assert view.budget_text() is None  # no deadline: nothing to say
+    deadline = SimpleNamespace(timeout=600.0, stage_estimate_s=125.0,
+                               left=lambda: 600.0 - 61.0)
+    view.deadline = deadline  # type: ignore[assignment]
+    assert view.budget_text() == "budget left 8m59s (finalists ~2m05s)"
+    deadline.stage_estimate_s = None  # nothing measured yet
+    assert view.budget_text() == "budget left 8m59s"
+    deadline.timeout = None
+    assert view.budget_text() is None

@@ -242,8 +242,8 @@ class Launcher:
         follows = lease or os.environ.get(environment.STAGE_FOLLOWS) == "1"
         deadline = Deadline(plan, self.began, stage_follows=follows)
         try:
-            with LiveView(name, budget, self.console,
-                          already_done=finished_count(study)) as view:
+            with LiveView(name, budget, self.console, already_done=finished_count(study),
+                          deadline=deadline) as view:
                 engine = engine_named(plan.sweep.config.engine)
                 code = engine.search(Search(plan, study, view, url, publish, deadline))
         finally:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import optuna
 
     from tlsweep.config import TrialParams
+    from tlsweep.sweep._deadline import Deadline
     from tlsweep.training import EpochRecord
 
 
@@ -37,8 +38,11 @@ def _interval(trial: optuna.trial.FrozenTrial, objective: str) -> str:
 
 class LiveView:
     def __init__(self, study_name: str, budget: int, console: Console | None = None,
-                 already_done: int = 0) -> None:
+                 already_done: int = 0, deadline: Deadline | None = None) -> None:
+        """``deadline``: the run's (``budget.timeout``), so that the view says how much of it
+        is left and what the finalists' stage after the search is expected to take."""
         self.console = console or Console()
+        self.deadline = deadline
         self.study_name, self.budget = study_name, budget
         self.done, self.started = already_done, time.monotonic()
         self.finished_here = 0
@@ -91,6 +95,15 @@ class LiveView:
         per_trial = (time.monotonic() - self.started) / self.finished_here
         return max(self.budget - self.done, 0) * per_trial
 
+    def budget_text(self) -> str | None:
+        """The run's time left against budget.timeout, and the finalists' share of it, as the
+        search estimates it; None without a timeout."""
+        if self.deadline is None or self.deadline.timeout is None:
+            return None
+        stage = self.deadline.stage_estimate_s
+        return (f"budget left {format_seconds(max(self.deadline.left(), 0))}"
+                + (f" (finalists ~{format_seconds(stage)})" if stage else ""))
+
     def __rich__(self) -> Group:
         table = Table.grid(padding=(0, 2))
         best = f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "–"
@@ -98,7 +111,8 @@ class LiveView:
                       f"trials {self.done}/{self.budget}",
                       f"complete {self.counts['complete']} · pruned {self.counts['pruned']} · "
                       f"failed {self.counts['fail']}",
-                      f"best {best}", f"ETA {format_seconds(self.eta())}")
+                      f"best {best}", f"ETA {format_seconds(self.eta())}",
+                      self.budget_text() or "")
         rows: list = [table, ProgressBar(total=self.budget, completed=self.done, width=60)]
         if self.trial is not None:
             val = f"  val_acc {self.last_val:.3f}" if self.last_val is not None else ""
