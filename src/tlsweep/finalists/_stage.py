@@ -8,7 +8,7 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
    each trial's recipe (its parameters, trained to its best epoch) on every fold, with the
    anchor recipe's trial beside them (``finalists.anchor``, trained for its own schedule), and
    compares them on the pooled out-of-fold predictions, which no trial was selected on: the
-   anchor stands unless a searched finalist leads it clearly (``training._choice``);
+   anchor stands unless a searched finalist leads it clearly (``_choice``);
 3. delivers the chosen recipe: refit on train+val, the best fold's model, or the average of its
    fold models (or, without re-evaluation, the top trial's kept model); or the probe itself,
    refit on train+val, unless on the same folds the chosen finalist leads it clearly
