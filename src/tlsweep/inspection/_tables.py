@@ -240,13 +240,15 @@ def show_leaderboard(directory: Path, study: str, console: Console, top: int | N
         render(select(frame, top, sort, states), fmt, title, console)
         return
     chosen = select(frame, top, sort, states)
-    console.print(rich_table(display_frame(chosen, objective), title,
-                             None if wide else console.width))
+    render(display_frame(chosen, objective), fmt, title, console,
+           None if wide else console.width)
     for line in honesty_notes(frame, meta):
         console.print(f"[dim]{line}[/]")
 
 
-def render(frame: pd.DataFrame, fmt: str, title: str, console: Console) -> None:
+def render(frame: pd.DataFrame, fmt: str, title: str, console: Console,
+           width: int | None = None) -> None:
+    """``width``: the table's, for ``rich_table`` (None: every column)."""
     if fmt == "csv":
         console.out(frame.to_csv(index=False), end="")
     elif fmt == "json":
@@ -254,7 +256,7 @@ def render(frame: pd.DataFrame, fmt: str, title: str, console: Console) -> None:
     elif fmt == "markdown":
         console.out(to_markdown(frame))
     else:
-        console.print(rich_table(frame, title))
+        console.print(rich_table(frame, title, width))
 
 
 # ----------------------------------------------------------------------------- importance
