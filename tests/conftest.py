@@ -49,8 +49,9 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def write_class_images(root: Path, per_class: dict[str, int], size: int = 16,
-                       seed: int = 0) -> Path:
-    """Class folders of PNGs that a small CNN can tell apart: each class has its own colour."""
+                       seed: int = 0, noise: float = 30.0) -> Path:
+    """Class folders of PNGs that a small CNN can tell apart: each class has its own colour,
+    under Gaussian noise of ``noise`` levels (more noise: harder to tell apart)."""
     rng = np.random.default_rng(seed)
     palette = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (200, 200, 40), (200, 40, 200)]
     for index, (name, count) in enumerate(per_class.items()):
@@ -58,8 +59,8 @@ def write_class_images(root: Path, per_class: dict[str, int], size: int = 16,
         folder.mkdir(parents=True, exist_ok=True)
         colour = np.array(palette[index % len(palette)], dtype=float)
         for i in range(count):
-            noise = rng.normal(0, 30, (size, size, 3))
-            pixels = np.clip(colour + noise, 0, 255).astype(np.uint8)
+            jitter = rng.normal(0, noise, (size, size, 3))
+            pixels = np.clip(colour + jitter, 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{name}_{i:03d}.png")
     return root
 

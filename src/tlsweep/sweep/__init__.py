@@ -4,6 +4,7 @@ given."""
 
 from tlsweep.sweep._deadline import SPLIT, Deadline, RunSplit, recorded_split
 from tlsweep.sweep._lease import Lease
+from tlsweep.sweep._memory import MEMORY, MemorySample, recorded_memory
 from tlsweep.sweep._progress import LiveView
 from tlsweep.sweep._runner import SweepRunner, checkpoint_root, stage_inputs
 from tlsweep.sweep._study import (
@@ -23,11 +24,13 @@ from tlsweep.sweep._study import (
 
 __all__ = [
     "INTERRUPTED",
+    "MEMORY",
     "SPLIT",
     "Deadline",
     "Lease",
     "Listener",
     "LiveView",
+    "MemorySample",
     "Plan",
     "RunSplit",
     "SweepRunner",
@@ -38,6 +41,7 @@ __all__ = [
     "create_study",
     "discard_new_study",
     "join_study",
+    "recorded_memory",
     "recorded_split",
     "recover_stale",
     "refuse_existing",

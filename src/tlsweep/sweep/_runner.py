@@ -36,6 +36,7 @@ from tlsweep.store import (
     storage,
 )
 from tlsweep.sweep._deadline import Deadline
+from tlsweep.sweep._memory import record_memory
 from tlsweep.sweep._study import INTERRUPTED, Listener, Plan, recover_stale, requeue, trial_settings
 from tlsweep.sweep._worker_slot import WorkerSlot
 from tlsweep.system import log_path
@@ -293,6 +294,7 @@ class SweepRunner:
 
         outcome = self.slot.run(task, session.handle, session.heartbeat, record_start)
         trial.set_user_attr("duration_s", time.perf_counter() - began)
+        record_memory(trial, worker.pid, outcome.rss_mb)
         self.finish(trial, outcome, checkpoint_dir, session)
 
     # ----------------------------------------------------------------------- endings

@@ -114,10 +114,11 @@ class Worker:
                 # trial and samples the next one; ``after_trial`` waits for it.
                 self.ending = (protocol.ModelSaved, protocol.WorkerIdle)
                 return protocol.Outcome(protocol.Ending.DONE, summary=message.summary,
-                               peak_rss_mb=message.peak_rss_mb)
+                               peak_rss_mb=message.peak_rss_mb, rss_mb=message.rss_mb)
             if isinstance(message, protocol.TrialStopped):
                 self.ending = (protocol.WorkerIdle,)
-                return protocol.Outcome(message.ending, step=message.step, summary=message.summary)
+                return protocol.Outcome(message.ending, step=message.step, summary=message.summary,
+                                        rss_mb=message.rss_mb)
             if isinstance(message, protocol.TrialFailed):
                 self.ending = (protocol.WorkerIdle,)
                 return protocol.Outcome(protocol.Ending.FAILED, error=message.error,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlsweep.config import Sweep
-from tlsweep.system import environment, redirect_to_log, replacing
+from tlsweep.system import environment, peak_rss_mb, redirect_to_log, replacing, rss_mb
 from tlsweep.training.backbones import Backbone
 from tlsweep.training.protocol import (
     STOPPING_ANSWERS,
@@ -59,15 +59,6 @@ class WorkerSpec:
     memory_limit_mb: int | None
     recycle_memory_mb: int
     log: Path  # the study's log file (``tflog``): where this process's fds 1 and 2 go
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def die_with_parent() -> None:
@@ -174,7 +165,8 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
     try:
         result = task.run(spec.backbones, dataset, reporter, pool)
     except StopTrial as stop:
-        conn.send(TrialStopped(Ending(stop.reason), stop.step, _summary(stop.result)))
+        conn.send(TrialStopped(Ending(stop.reason), stop.step, _summary(stop.result),
+                              rss_mb()))
         return
     except MemoryError:
         conn.send(TrialFailed(f"MemoryError: the trial passed the worker's memory limit "
@@ -185,7 +177,7 @@ def _run_one(conn: Connection, spec: WorkerSpec, dataset: Any, task: TrialTask,
         reporter.forget()
         conn.send(TrialFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         return
-    conn.send(TrialDone(_summary(result), peak_rss_mb()))
+    conn.send(TrialDone(_summary(result), peak_rss_mb(), rss_mb()))
     answer: KeepModel = conn.recv()
     if answer.keep:
         # Written beside the trial's folder, then moved in: the orchestrator clears that

@@ -50,6 +50,7 @@ class EpochFinished:
 class TrialDone:
     summary: dict[str, Any]  # the trial's result without its curve or model
     peak_rss_mb: float
+    rss_mb: float  # resident memory at the trial's end (the soak test follows it)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class TrialStopped:
     ending: Ending
     step: int
     summary: dict[str, Any]
+    rss_mb: float
 
 
 @dataclass(frozen=True)
@@ -127,3 +129,4 @@ class Outcome:
     error: str | None = None
     traceback: str | None = None
     peak_rss_mb: float | None = None
+    rss_mb: float | None = None  # the worker's, at the trial's end
