@@ -213,7 +213,7 @@ def test_a_notebook_runs_a_sweep_then_reads_and_uses_its_model(tmp_path: Path,
 
     # cell 6: export it, and use the export as a model too
     with pytest.raises(ConfigError, match="unknown format"):
-        study.export(tmp_path / "export", fmt="onnx")
+        study.export(tmp_path / "export", fmt="pt")
     target = study.export(tmp_path / "export")
     assert target == tmp_path / "export" / "model.keras" and target.is_file()
     exported = tlsweep.load_model(tmp_path / "export")

@@ -91,15 +91,17 @@ class Study:
         return report.delivered.headline if report else None
 
     def export(self, out: PathLike, fmt: str = "keras", *, trial: int | None = None,
-               replace: bool = False) -> Path:
+               replace: bool = False, quantize: str | None = None) -> Path:
         """Export the chosen model (or ``trial``'s kept one), as ``tlsweep export`` does: a model
         that takes raw uint8 images of any size, with its ``card.json``, in the folder ``out``.
 
         Args:
             out: The export folder.
-            fmt: ``keras``, ``savedmodel`` or ``tflite``.
+            fmt: ``keras``, ``savedmodel``, ``tflite`` (LiteRT) or ``onnx``.
             trial: A kept trial's model instead of the chosen one.
             replace: Replace another model's export in ``out``.
+            quantize: ``float16`` or ``int8``, for ``tflite``; the change in accuracy on the
+                study's test split is written to the card.
 
         Returns the exported model's path.
         """
@@ -107,7 +109,7 @@ class Study:
 
         # Everything, the folder included, is checked before export() imports TensorFlow.
         plan = plan_export(study_source(self.directory, self.name, trial), Path(out), fmt,
-                           replace)
+                           replace, quantize)
         return export(plan)[0]
 
 

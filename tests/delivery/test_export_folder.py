@@ -61,6 +61,20 @@ def test_a_new_folder_is_built_beside_and_renamed_in(tmp_path: Path) -> None:
     assert siblings(out) == ["model"]
 
 
+def test_the_export_folder_is_shared_like_any_folder(tmp_path: Path) -> None:
+    """Made with the umask, as mkdir makes a folder: a staging folder from tempfile.mkdtemp
+    (0700) once made every export folder unreadable to the owner's colleagues."""
+    out = tmp_path / "model"
+    previous = os.umask(0o022)
+    try:
+        with staged(plan_folder(out, card(), "keras", replace=False)) as staging:
+            build(staging, card())
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert (out / "card.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_a_failed_export_creates_nothing(tmp_path: Path) -> None:
     out = tmp_path / "a" / "b" / "model"
     plan = plan_folder(out, card(), "keras", replace=False)

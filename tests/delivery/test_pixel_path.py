@@ -31,21 +31,23 @@ CLASSES = ["red", "green", "blue"]
 # (height, width): 1x, 2x and 8x, square and not; the tall 8x one is the shape Pillow shrinks
 # vertically first; the last is no power of two in either direction.
 SHAPES = [(32, 32), (64, 64), (256, 256), (64, 32), (32, 256), (256, 64), (96, 40)]
-TOLERANCE = {"keras": 1e-4, "savedmodel": 1e-4, "tflite": 1e-3}
+TOLERANCE = {"keras": 1e-4, "savedmodel": 1e-4, "tflite": 1e-3, "onnx": 1e-4}
 
 FRESH_PROCESS = """
 import json, sys
 from collections import defaultdict
 import numpy as np
 from PIL import Image
-import keras, tensorflow as tf
+import keras, onnxruntime, tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 folder, files = sys.argv[1], sys.argv[2:]
 by_shape = defaultdict(list)
 for f in files:
     by_shape[Image.open(f).size].append(f)
 keras_model = keras.models.load_model(folder + "/model.keras")
 serve = tf.saved_model.load(folder + "/savedmodel").signatures["serving_default"]
-interpreter = tf.lite.Interpreter(model_path=folder + "/model.tflite")
+interpreter = Interpreter(model_path=folder + "/model.tflite")
+session = onnxruntime.InferenceSession(folder + "/model.onnx")
 def tflite(images):
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], list(images.shape))
@@ -53,12 +55,13 @@ def tflite(images):
     interpreter.set_tensor(entry["index"], images)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-found = {"keras": {}, "savedmodel": {}, "tflite": {}}
+found = {"keras": {}, "savedmodel": {}, "tflite": {}, "onnx": {}}
 for group in by_shape.values():
     images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in group])
     answers = {"keras": keras_model.predict(images, verbose=0),
                "savedmodel": next(iter(serve(tf.constant(images)).values())).numpy(),
-               "tflite": tflite(images)}
+               "tflite": tflite(images),
+               "onnx": session.run(None, {session.get_inputs()[0].name: images})[0]}
     for fmt, probabilities in answers.items():
         found[fmt].update(zip(group, np.asarray(probabilities, dtype=float).tolist()))
 assert "tlsweep" not in sys.modules
@@ -111,7 +114,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                      preprocessing="unit", study="pixels", trial=0, made_by="kept", params={},
                      metrics={}, format="keras")
     source = ModelSource(tiny_classifier(base / "classifier.keras"), "keras", card)
-    for fmt in ("keras", "savedmodel", "tflite"):
+    for fmt in ("keras", "savedmodel", "tflite", "onnx"):
         export(plan_export(source, base / "export", fmt, replace_other=False))
     return {"base": base, "export": base / "export", "classifier": base / "classifier.keras",
             "files": write_images(base / "images")}

@@ -32,6 +32,7 @@ from tlsweep.store import (
     local_url,
     locate,
     recorded_sweep,
+    require_driver,
     results_root,
     scrub,
     write_results,
@@ -179,6 +180,7 @@ class Launcher:
         plan = check(sweep, self.root)
         single_process(plan, "tlsweep worker")
         require_shared_checkpoints(plan, storage)
+        require_driver(StorageURL.parse(storage))  # before the (slow) decoding
         plan.load_data()
         study = join_study(plan, storage)
         if not is_local(storage):

@@ -17,15 +17,21 @@ def export(
     out: Annotated[Path, typer.Option("--out", help="Folder for the model and its card.")],
     trial: Annotated[int | None, typer.Option(
         help="Export this trial's kept model instead of the study's chosen one.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel or tflite.")] = "keras",
+    fmt: Annotated[str, typer.Option(
+        "--format", help="keras, savedmodel, tflite (LiteRT) or onnx.")] = "keras",
+    quantize: Annotated[str | None, typer.Option(
+        help="tflite only: float16 or int8 (int8 weights, float activations); the change in "
+             "accuracy on the study's test split is printed and written to the card.")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace --out whole when it holds another model's export.")] = False,
     results_dir: ResultsDir = None,
 ) -> None:
-    """Write a self-contained model (raw uint8 images in, probabilities out) and its card."""
+    """Write a self-contained model (raw uint8 images in, probabilities out), its card.json,
+    labels.txt and a README.md model card."""
     from tlsweep.cli._model_output import export_command
 
-    export_command(console, results_root(results_dir), study, trial, out, fmt, replace)
+    export_command(console, results_root(results_dir), study, trial, out, fmt, replace,
+                   quantize)
 
 
 def predict(

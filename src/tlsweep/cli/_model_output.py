@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tlsweep.delivery import FORMAT_FILES, ModelSource, resolve_source, study_source
+from tlsweep.delivery import ModelSource, resolve_source, study_source
 from tlsweep.errors import ConfigError
 from tlsweep.measures import headline_text
 
@@ -30,22 +30,20 @@ def _metric_text(scores: dict, name: str) -> str:
 
 
 def export_command(console: Console, root: Path, study: str, trial: int | None, out: Path,
-                   fmt: str, replace: bool = False) -> None:
-    from tlsweep.delivery import export, plan_export
+                   fmt: str, replace: bool = False, quantize: str | None = None) -> None:
+    from tlsweep.delivery import export, export_format, plan_export
 
-    if fmt not in FORMAT_FILES:
-        raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
-                          f"{', '.join(FORMAT_FILES)}.")
+    export_format(fmt, quantize)  # a wrong format or a missing package: said before all else
     if not (root / study).is_dir():
         raise ConfigError(f"{root / study}: no study {study!r}. Check the name or "
                           f"--results-dir.")
     # Everything, the folder included, is checked before TensorFlow is imported.
-    plan = plan_export(study_source(root / study, study, trial), out, fmt, replace)
+    plan = plan_export(study_source(root / study, study, trial), out, fmt, replace, quantize)
     source = plan.source
     with _quiet(None, _log_for(source, root), "export"):
         target, check = export(plan)
     card = source.card
-    console.print(f"exported {study} {card.source} ({card.made_by}) as {fmt}: {target}")
+    console.print(f"exported {study} {card.source} ({card.made_by}) as {plan.fmt.key}: {target}")
     console.print(f"  input: raw RGB uint8 images of any size; resized to {card.image_size} px "
                   f"and preprocessed for {card.backbone} inside the model")
     console.print(f"  classes: {', '.join(card.class_names)}")
@@ -58,11 +56,21 @@ def export_command(console: Console, root: Path, study: str, trial: int | None, 
         console.print(f"  test ({test.get('n')} held-out images): accuracy "
                       f"{_metric_text(test, 'accuracy')}, balanced "
                       f"{_metric_text(test, 'balanced_accuracy')}")
-    if check:
+    if "max_abs_difference" in check:
         console.print(f"  checked against the Keras model on {check['images']} images: max "
-                      f"|difference| {check['tflite_vs_keras_max_abs']:.2g} (tolerance "
+                      f"|difference| {check['max_abs_difference']:.2g} (tolerance "
                       f"{check['tolerance']})")
-    console.print(f"  card: {out / 'card.json'}")
+    if "accuracy_change" in check:
+        console.print(f"  {check['quantization']} against float32 on the study's "
+                      f"{check['images']} {check['split']} images: accuracy "
+                      f"{check['float32']['accuracy']:.3f} -> {check['quantized']['accuracy']:.3f}"
+                      f" ({100 * check['accuracy_change']:+.1f} points), balanced "
+                      f"{check['float32']['balanced_accuracy']:.3f} -> "
+                      f"{check['quantized']['balanced_accuracy']:.3f} "
+                      f"({100 * check['balanced_accuracy_change']:+.1f}); same class on "
+                      f"{100 * check['same_class']:.1f}% of them")
+    console.print(f"  card: {out / 'card.json'} (for people: {out / 'README.md'}); labels: "
+                  f"{out / 'labels.txt'}")
 
 
 @contextmanager

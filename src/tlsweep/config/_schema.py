@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from tlsweep.config._base import ResolvedPath, Strict, is_replay, read_yaml, validate
+from tlsweep.config._extras import TrackingConfig, unavailable
 from tlsweep.config._inert import (
     idle_pruner,
     ignored_finalists_option,
@@ -376,6 +377,8 @@ class SweepConfig(Strict, use_attribute_docstrings=True):
     """How trials run: memory, failures, what is kept, speed settings."""
     finalists: FinalistsConfig = FinalistsConfig()
     """What happens once the search ends."""
+    tracking: TrackingConfig | None = None
+    """Experiment trackers (MLflow) that log each finished trial; null: none."""
 
     @model_validator(mode="after")
     def _options_match_the_engine(self) -> SweepConfig:
@@ -395,6 +398,11 @@ class SweepConfig(Strict, use_attribute_docstrings=True):
                              f"would ignore it: remove it, and choose keras-tuner's search "
                              f"with tuner: {{kind: hyperband|bayesian|random}}")
         return self
+
+    @model_validator(mode="after")
+    def _what_it_asks_for_is_installed(self, info: ValidationInfo) -> SweepConfig:
+        # An optional extra missing here (``_extras``): refused before any work, not on replay.
+        return refuse_inert(self, info, unavailable(self.engine, self.tracking))
 
     @model_validator(mode="after")
     def _the_pruner_can_act(self, info: ValidationInfo) -> SweepConfig:

@@ -2,6 +2,7 @@
 
 from tlsweep.delivery._evaluate import CALIBRATION_BINS, evaluate, labelled_files, write_outputs
 from tlsweep.delivery._export import ExportPlan, export, plan_export
+from tlsweep.delivery._formats import CHOICES, QUANTIZATIONS, export_format
 from tlsweep.delivery._modelcard import FORMAT_FILES, ModelSource, resolve_source, study_source
 from tlsweep.delivery._outputs import check_output_folder
 from tlsweep.delivery._predict import (
@@ -18,8 +19,10 @@ from tlsweep.delivery._predict import (
 __all__ = [
     "BATCH",
     "CALIBRATION_BINS",
+    "CHOICES",
     "FORMAT_FILES",
     "OUTPUT_FORMATS",
+    "QUANTIZATIONS",
     "ExportPlan",
     "ModelSource",
     "check_output",
@@ -27,6 +30,7 @@ __all__ = [
     "decode_batches",
     "evaluate",
     "export",
+    "export_format",
     "image_files",
     "labelled_files",
     "load_model",

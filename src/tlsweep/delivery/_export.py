@@ -1,33 +1,38 @@
 """``tlsweep export``: a trained classifier wrapped into a model that takes raw RGB uint8 images of
-any size (resizing and the backbone's preprocessing inside it), saved as Keras, SavedModel or
-TFLite, with its card beside it."""
+any size (resizing and the backbone's preprocessing inside it), saved in one of ``_formats``
+(Keras, SavedModel, LiteRT, quantised LiteRT, ONNX), with its card and ``labels.txt`` beside
+it."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tlsweep.delivery._card_readme import render_page
 from tlsweep.delivery._export_folder import ExportFolder, plan_folder, staged
+from tlsweep.delivery._formats import Format, export_format, runtime, save
 from tlsweep.delivery._model_files import fingerprint, loading
 from tlsweep.delivery._modelcard import (
-    FORMAT_FILES,
+    LABELS,
+    PAGE,
     RESIZE,
     ModelCard,
     ModelSource,
     check_class_count,
 )
+from tlsweep.delivery._quantized import quantization_change
 from tlsweep.delivery._resize import pil_bilinear
 from tlsweep.errors import ConfigError
+from tlsweep.system import write_text
 
-# TFLite against Keras on the same images: float32 kernels of another library, not bit-equal.
-# The resize is the same integer arithmetic in both (``_resize``), so only the network's kernels
-# differ. Issue 38 promises TFLite within 1e-3 of ``tlsweep predict`` and Keras within 1e-4;
-# a TFLite model this close to the Keras one keeps that promise with room to spare.
-TFLITE_TOLERANCE = 1e-4
+# LiteRT or ONNX against Keras on the same images: float32 kernels of another library, not
+# bit-equal. The resize is the same integer arithmetic in all (``_resize``), so only the
+# network's kernels differ. Issue 38 promises TFLite within 1e-3 of ``tlsweep predict`` and Keras
+# within 1e-4; a model this close to the Keras one keeps that promise with room to spare.
+FORMAT_TOLERANCE = 1e-4
 
 
 def preprocessing_map(preprocessing: str) -> tuple[np.ndarray, np.ndarray]:
@@ -67,27 +72,8 @@ def raw_image_model(classifier: Any, card: ModelCard) -> Any:
     return keras.Model(raw, probabilities, name=f"tlsweep_{card.study}_{what}")
 
 
-def _save_tflite(savedmodel: Path, target: Path) -> None:
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel))
-    target.write_bytes(converter.convert())
-
-
-def tflite_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_path=str(path))
-    entry, result = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    interpreter.resize_tensor_input(entry["index"], list(images.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(entry["index"], images)
-    interpreter.invoke()
-    return np.asarray(interpreter.get_tensor(result["index"]), np.float32)
-
-
 def check_images(card: ModelCard, count: int = 8) -> np.ndarray:
-    """Seeded random images at the model's size, for the TFLite check."""
+    """Seeded random images at the model's size, for the check of a format against Keras."""
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (count, card.image_size, card.image_size, 3), dtype=np.uint8)
 
@@ -95,19 +81,22 @@ def check_images(card: ModelCard, count: int = 8) -> np.ndarray:
 @dataclass(frozen=True)
 class ExportPlan:
     """An export checked before TensorFlow is imported: the model (its card fingerprinted),
-    the format, and where it goes."""
+    the format (its packages installed), and where it goes."""
 
     source: ModelSource
-    fmt: str
+    fmt: Format
     folder: ExportFolder
 
 
-def plan_export(source: ModelSource, out: Path, fmt: str, replace_other: bool) -> ExportPlan:
-    if fmt not in FORMAT_FILES:
-        raise ConfigError(f"--format: unknown format {fmt!r}; choose one of: "
-                          f"{', '.join(FORMAT_FILES)}.")
+def plan_export(source: ModelSource, out: Path, fmt: str, replace_other: bool,
+                quantize: str | None = None) -> ExportPlan:
+    chosen = export_format(fmt, quantize)
+    if chosen.quantization and source.study_dir is None:
+        raise ConfigError(f"--quantize: the change in accuracy is measured on the study's test "
+                          f"split, so quantise from the study: `tlsweep export "
+                          f"{source.card.study} --format tflite --quantize {quantize}`.")
     source = replace(source, card=replace(source.card, made_from=fingerprint(source.path)))
-    return ExportPlan(source, fmt, plan_folder(out, source.card, fmt, replace_other))
+    return ExportPlan(source, chosen, plan_folder(out, source.card, chosen.key, replace_other))
 
 
 def load_classifier(source: ModelSource) -> Any:
@@ -121,37 +110,37 @@ def load_classifier(source: ModelSource) -> Any:
 
 
 def export(plan: ExportPlan) -> tuple[Path, dict[str, Any]]:
-    """Write the model in ``plan.fmt`` and its card into ``plan.folder.out`` (by the rule of
-    ``_export_folder``): (the model's path, the TFLite check)."""
+    """Write the model as ``plan.fmt`` and its card into ``plan.folder.out`` (by the rule of
+    ``_export_folder``): (the model's path, its check against the Keras model, or for a
+    quantised model the change it makes on the study's test split)."""
     source, fmt = plan.source, plan.fmt
     model = raw_image_model(load_classifier(source), source.card)
-    name = FORMAT_FILES[fmt]
+    model(check_images(source.card, 1))  # traced once: the ONNX exporter needs its shapes
     with staged(plan.folder) as staging:
-        check = _save(model, source.card, staging, fmt)
-        card = replace(source.card, format=fmt, files={**plan.folder.kept_files, fmt: name},
+        save(model, fmt, staging / fmt.file)
+        check = _check(model, source, fmt, staging / fmt.file)
+        card = replace(source.card, format=fmt.key,
+                       files={**plan.folder.kept_files, fmt.key: fmt.file},
                        input={**source.card.input, "resize": RESIZE})
+        if fmt.quantization:
+            card = replace(card, quantization={**card.quantization, fmt.key: check})
+        write_text(staging / LABELS, "".join(f"{name}\n" for name in card.class_names))
+        write_text(staging / PAGE, render_page(card, plan.folder.out.name))
         card.write(staging)
-    return plan.folder.out / name, check
+    return plan.folder.out / fmt.file, check
 
 
-def _save(model: Any, card: ModelCard, folder: Path, fmt: str) -> dict[str, Any]:
-    target = folder / FORMAT_FILES[fmt]
-    if fmt == "keras":
-        model.save(target)
+def _check(model: Any, source: ModelSource, fmt: Format, target: Path) -> dict[str, Any]:
+    if fmt.key in ("keras", "savedmodel"):
         return {}
-    savedmodel = folder / ".savedmodel-staging" if fmt == "tflite" else target
-    model.export(str(savedmodel), format="tf_saved_model", verbose=False)
-    if fmt != "tflite":
-        return {}
-    _save_tflite(savedmodel, target)
-    shutil.rmtree(savedmodel)
-    images = check_images(card)
-    difference = np.abs(tflite_probabilities(target, images)
-                        - np.asarray(model(images, training=False))).max()
-    if difference > TFLITE_TOLERANCE:
-        raise ConfigError(f"the TFLite model differs from the Keras model by {difference:.2g} "
-                          f"(tolerance {TFLITE_TOLERANCE}), so it was not written; export as "
-                          f"keras or savedmodel instead.")
-    return {"tflite_vs_keras_max_abs": float(difference), "tolerance": TFLITE_TOLERANCE,
+    run = runtime(fmt, target)
+    if fmt.quantization:
+        return quantization_change(model, run, source, fmt)
+    images = check_images(source.card)
+    difference = float(np.abs(run(images) - np.asarray(model(images, training=False))).max())
+    if difference > FORMAT_TOLERANCE:
+        raise ConfigError(f"the {fmt.key} model differs from the Keras model by "
+                          f"{difference:.2g} (tolerance {FORMAT_TOLERANCE}), so it was not "
+                          f"written; export as keras or savedmodel instead.")
+    return {"max_abs_difference": difference, "tolerance": FORMAT_TOLERANCE,
             "images": len(images)}
-

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -29,9 +28,10 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from tlsweep.delivery._modelcard import CARD, ModelCard, read_card_data
+from tlsweep.delivery._modelcard import CARD, OWN_FILES, ModelCard, read_card_data
 from tlsweep.delivery._outputs import check_creatable
 from tlsweep.errors import ConfigError
+from tlsweep.system import folder_beside
 
 NEW_FOLDER = "Give a new or empty folder as --out"
 
@@ -89,7 +89,7 @@ def _previous_export(out: Path) -> ModelCard:
         raise ConfigError(f"--out: {out} holds a {CARD} that is not a tlsweep model card "
                           f"({problem}): it is not a tlsweep export. {NEW_FOLDER}.")
     previous = ModelCard.read(out / CARD)
-    named = {CARD, *previous.files.values()}
+    named = {*OWN_FILES, *previous.files.values()}
     foreign = sorted(p.name for p in out.iterdir() if p.name not in named)
     if foreign:
         raise ConfigError(f"--out: {out} holds files its {CARD} does not name "
@@ -111,7 +111,7 @@ def staged(folder: ExportFolder) -> Iterator[Path]:
     without error, it is moved in by ``folder.action``; else it is removed with every folder
     made for it, and ``out`` is as it was."""
     made = _make_parents(folder.out)
-    staging = Path(tempfile.mkdtemp(dir=folder.out.parent, prefix=f".{folder.out.name}.export-"))
+    staging = folder_beside(folder.out.parent, f".{folder.out.name}.export-")
     try:
         yield staging
         _commit(folder, staging)

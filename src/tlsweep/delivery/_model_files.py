@@ -33,8 +33,10 @@ def model_file_problem(path: Path, fmt: str) -> str | None:
         return f"is not a SavedModel folder (it holds no {SAVEDMODEL_GRAPH})"
     if not path.is_file():
         return "is not a file"
-    if fmt == "tflite":
+    if fmt.startswith("tflite"):
         return _tflite_problem(path)
+    if fmt == "onnx":
+        return None if path.stat().st_size else "is empty, not an ONNX model"
     return _keras_archive_problem(path)
 
 

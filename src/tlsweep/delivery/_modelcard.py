@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tlsweep.delivery._card_story import intended_use, limitations
+from tlsweep.delivery._formats import FORMAT_FILES
 from tlsweep.delivery._model_files import check_model_file
 from tlsweep.errors import ConfigError
 
 CARD = "card.json"
-FORMAT_FILES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
+LABELS = "labels.txt"  # the class names, one a line, in the model's output order
+PAGE = "README.md"  # the card for people (``_card_page``)
+OWN_FILES = (CARD, LABELS, PAGE)  # written by every export beside its model files
 # Inside the exported model: PIL's bilinear resize rebuilt in-graph (``_resize``), then the
 # backbone's own preprocessing as one fixed per-pixel affine map. The same in every format:
 # TFLite once lacked the antialiased resize, and a raw 2x image's class probabilities moved from
@@ -52,6 +57,16 @@ class ModelCard:
     # The sha256 of the trained model file the export was made from: two exports into one
     # folder are of one model only when these match (a re-run study reuses trial numbers).
     made_from: str | None = None
+    # What a Hugging Face or Keras model card says besides (issue 39); empty in older cards.
+    created: str | None = None  # when the card was made (UTC, ISO 8601)
+    seed: int | None = None  # the sweep's seed
+    sweep_sha256: str | None = None  # of the sweep file the study ran
+    base_weights: str | None = None  # where the backbone's pretrained weights came from
+    training_data: dict[str, Any] = field(default_factory=dict)  # folder, counts per split
+    intended_use: str | None = None
+    limitations: list[str] = field(default_factory=list)
+    # A quantised format -> its change in accuracy on the study's test split (``_quantized``).
+    quantization: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -124,9 +139,10 @@ class ModelSource:
     """A model to apply: its file, its format and its card."""
 
     path: Path
-    format: str  # keras, savedmodel or tflite
+    format: str  # a key of FORMAT_FILES
     card: ModelCard
     card_path: Path | None = None  # an export's card.json; None: a study's model, no card file
+    study_dir: Path | None = None  # a study's model: its results folder
 
     @property
     def remedy(self) -> str:
@@ -236,6 +252,34 @@ def _model_file(view: Any, sweep: Any, trial: int | None) -> Path:
     return path
 
 
+def _base_weights(choice: Any) -> str | None:
+    if choice is None:
+        return None
+    if choice.model is not None:
+        return f"custom backbone {choice.model}"
+    return {"imagenet": "ImageNet (Keras Applications)",
+            "none": "none: trained from scratch"}.get(choice.weights, choice.weights)
+
+
+def _training_data(sweep: Any, attrs: dict[str, Any]) -> dict[str, Any]:
+    names = list(attrs.get("class_names") or [])
+    counts = attrs.get("class_counts") or {}
+    data = sweep.config.data
+    folders = {"dir": data.dir, "train_dir": data.train_dir, "val_dir": data.val_dir,
+               "test_dir": data.test_dir}  # as the sweep file gave them
+    return {"folder": str(data.dir or data.train_dir),
+            "folders": {key: str(path) for key, path in folders.items() if path is not None},
+            "class_counts": {split: dict(zip(names, per_class, strict=False))
+                             for split, per_class in counts.items()}}
+
+
+def _test_confusion(view: Any) -> list[list[int]] | None:
+    from tlsweep.finalists import recorded_report
+
+    report = recorded_report(view.attrs)
+    return report.delivered.test_confusion if report else None
+
+
 def study_source(directory: Path, name: str, trial: int | None = None) -> ModelSource:
     """The chosen model of a study (or one trial's kept model) and its card."""
     from tlsweep.inspection import StudyView
@@ -250,13 +294,21 @@ def study_source(directory: Path, name: str, trial: int | None = None) -> ModelS
     preprocessing = (choice.preprocessing if choice and choice.preprocessing else backbone)
     number = None if pd.isna(row["trial"]) else int(row["trial"])
     params = {} if number is None else dict(view.trial(number).user_attrs.get("params") or {})
+    metadata = file_metadata(view.study)
     card = ModelCard(
         class_names=list(view.attrs.get("class_names") or []),
         image_size=int(sweep.config.data.image_size), backbone=backbone,
         preprocessing=preprocessing, study=name, trial=number, made_by=made,
         params=params, metrics=_metrics(row, view.meta, view.objective, trial is None),
-        versions=file_metadata(view.study)["versions"], format="keras")
-    source = ModelSource(path, "keras", card)
+        versions=metadata["versions"], format="keras",
+        created=datetime.now(UTC).isoformat(timespec="seconds"), seed=sweep.config.seed,
+        sweep_sha256=metadata["sweep_sha256"], base_weights=_base_weights(choice),
+        training_data=_training_data(sweep, view.attrs))
+    confusion = _test_confusion(view) if trial is None else None
+    card = replace(card, intended_use=intended_use(card.class_names, card.training_data),
+                   limitations=limitations(card.class_names, card.training_data,
+                                           card.image_size, confusion))
+    source = ModelSource(path, "keras", card, study_dir=directory)
     check_model_file(path, "keras", source.remedy)
     return source
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tlsweep.datasets import Skipped, decode_or_skip
+from tlsweep.delivery._formats import FORMATS, require_packages, runtime
 from tlsweep.delivery._model_files import loading
 from tlsweep.delivery._modelcard import ModelSource, check_class_count
 from tlsweep.delivery._outputs import check_output_file
@@ -78,10 +79,9 @@ def load_model(source: ModelSource) -> Probabilities:
 
 
 def _loaded(source: ModelSource) -> Probabilities:
-    if source.format == "tflite":
-        from tlsweep.delivery._export import tflite_probabilities
-
-        return lambda images: tflite_probabilities(source.path, images)
+    fmt = require_packages(FORMATS[source.format], str(source.path))
+    if fmt.litert or fmt.key == "onnx":
+        return runtime(fmt, source.path)
     import keras
     import tensorflow as tf
 

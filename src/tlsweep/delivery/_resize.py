@@ -87,7 +87,10 @@ def _taps(pixels: Any, axis: int, size: int) -> tuple[Any, Any]:
     triangle = ops.where(x < length, triangle, 0)  # beyond the image: left out, as PIL does
     share = ops.cast(triangle, "float32") / ops.cast(
         ops.sum(triangle, axis=1, keepdims=True), "float32")
-    weights = ops.cast(ops.floor(share * 2.0 ** PRECISION_BITS + 0.5), "int32")
+    # Scaled in two steps: float16 LiteRT stores float constants as float16, whose largest
+    # value (65504) is below 2**22, while 2**11 is exact in it.
+    half = 2.0 ** (PRECISION_BITS // 2)
+    weights = ops.cast(ops.floor(share * half * half + 0.5), "int32")
     return ops.minimum(x, length - 1), weights
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import optuna
@@ -30,6 +31,7 @@ from optuna.trial import TrialState
 
 from tlsweep.config import TrialParams, suggest
 from tlsweep.engines._base import Search
+from tlsweep.errors import ConfigError
 from tlsweep.store import epochs_spent
 from tlsweep.sweep import INTERRUPTED, Deadline, Listener, Plan, trial_settings
 from tlsweep.system import log_path, stderr_to_log
@@ -221,11 +223,27 @@ def run_keras_tuner(plan: Plan, study: optuna.Study, listener: Listener,
     return 0
 
 
+def require_tuner(sweep_path: Path) -> None:
+    """keras-tuner and TensorBoard (the ``tuner`` extra), or a ConfigError naming it. A sweep
+    file is refused without them when it is loaded (``config._extras``); a study's recorded one
+    is not, so this catches ``resume`` on a machine without the extra, before any trial."""
+    try:
+        import keras_tuner  # noqa: F401  (imports TensorFlow, which the search imports anyway)
+        import tensorboard  # noqa: F401  (keras-tuner's Tuner.run_trial imports it)
+    except ImportError as exc:
+        if exc.name not in ("keras_tuner", "tensorboard"):
+            raise  # a broken install of something they import: its own error says more
+        raise ConfigError(f"{sweep_path}: engine: keras-tuner needs keras-tuner and TensorBoard, "
+                          f"which are not installed here ({exc.name} is missing): pip install "
+                          f"'tlsweep[tuner]' (or use engine: optuna).") from None
+
+
 class KerasTunerEngine:
     name: ClassVar[str] = "keras-tuner"
     shares_a_study: ClassVar[bool] = False  # keras-tuner searches in one process
 
     def search(self, search: Search) -> int:
+        require_tuner(search.plan.sweep.path)
         # keras-tuner trains in this process: TensorFlow's lines go to the log while it
         # searches; the live view writes to stdout, which stays.
         with stderr_to_log(log_path(search.plan.directory), "keras-tuner search"):

@@ -37,7 +37,14 @@ from tlsweep.store._recorded import (
     study_exists,
 )
 from tlsweep.store._secrets import mask, scrub, storages_opened
-from tlsweep.store._storage import StorageURL, budget_lock, is_local, local_url, open_storage
+from tlsweep.store._storage import (
+    StorageURL,
+    budget_lock,
+    is_local,
+    local_url,
+    open_storage,
+    require_driver,
+)
 
 __all__ = [
     "ANCHOR",
@@ -67,6 +74,7 @@ __all__ = [
     "read_parquet",
     "record_heartbeat",
     "recorded_sweep",
+    "require_driver",
     "results_root",
     "score_columns",
     "scrub",

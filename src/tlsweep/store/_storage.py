@@ -97,6 +97,7 @@ def open_storage(url: str, heartbeat_interval: int = 30,
     for ``grace_period`` seconds is stale (``study.recover_stale`` fails and re-queues it)."""
     remember_storage(url)  # before any driver speaks: the CLI scrubs what it prints with it
     where = StorageURL.parse(url)
+    require_driver(where)
     if where.kind == "journal":
         path = str(where.path)
         lock = optuna.storages.journal.JournalFileOpenLock(path)
@@ -116,6 +117,35 @@ def open_storage(url: str, heartbeat_interval: int = 30,
                               f"start a new study.") from None
         raise ConfigError(f"--storage {mask(url)}: cannot open the storage ({cause}). Check the "
                           f"URL, the server and that its driver is installed.") from None
+
+
+def require_driver(where: StorageURL) -> None:
+    """A database URL whose driver is not installed is refused before anything is opened,
+    naming what to install: SQLAlchemy's own error names a module, not the extra."""
+    if where.local:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(where.url)
+        dialect = parsed.get_dialect()
+        # import_dbapi since SQLAlchemy 2.0; dbapi before (Optuna takes 1.4 too).
+        load_driver = getattr(dialect, "import_dbapi", None) or dialect.dbapi
+        load_driver()
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
+        return  # not a URL SQLAlchemy reads: RDBStorage says so below, with the URL masked
+    except ImportError as exc:
+        driver = parsed.get_driver_name()
+        if where.kind == "postgresql" and driver == "psycopg":
+            fix = "pip install 'tlsweep[postgres]'"
+        elif where.kind == "postgresql":
+            fix = (f"install {exc.name or driver}, or use psycopg 3: pip install "
+                   f"'tlsweep[postgres]' and write postgresql+psycopg://")
+        else:
+            fix = f"install the {exc.name or driver} module of {parsed.drivername}://"
+        raise ConfigError(f"--storage {where.masked}: its database driver is not installed "
+                          f"here ({exc.name or driver} is missing): {fix}.") from None
 
 
 # Workers started together (a Slurm array, a Kubernetes Job) on an empty database all create

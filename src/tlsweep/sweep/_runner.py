@@ -38,6 +38,7 @@ from tlsweep.store import (
 from tlsweep.sweep._deadline import Deadline
 from tlsweep.sweep._memory import record_memory
 from tlsweep.sweep._study import INTERRUPTED, Listener, Plan, recover_stale, requeue, trial_settings
+from tlsweep.sweep._tracking import TrialTracking
 from tlsweep.sweep._worker_slot import WorkerSlot
 from tlsweep.system import log_path
 from tlsweep.training import FINAL_MODEL, TrialCheckpoints, TrialTask, WorkerSpec
@@ -212,6 +213,7 @@ class SweepRunner:
         self.untidy = False  # a trial ended since the last tidy()
         self.trials_dir = checkpoint_root(plan)
         self.owner = {"host": socket.gethostname(), "pid": os.getpid()}
+        self.tracking = TrialTracking.of(plan.sweep)  # the sweep file's tracking; often none
 
     @property
     def keep_count(self) -> int:
@@ -323,6 +325,7 @@ class SweepRunner:
             TrialCheckpoints(checkpoint_dir).discard()
         self.untidy = True
         self.listener.trial_finished(frozen, self.study)
+        self.tracking(self.study, frozen)  # complete and pruned trials; a failure only warns
         self.stop_if_systematic(frozen, outcome, session)
         self.count_failure(outcome)
 

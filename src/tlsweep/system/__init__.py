@@ -1,7 +1,7 @@
 """What every layer leans on: atomic file writes, durations as text, the TLSWEEP_* environment
 variables, process checks, the usable cores, resident memory and TensorFlow's log."""
 
-from tlsweep.system._atomic import replacing, write_text
+from tlsweep.system._atomic import folder_beside, replacing, write_text
 from tlsweep.system._clock import format_seconds
 from tlsweep.system._folders import writable_folder
 from tlsweep.system._process import peak_rss_mb, process_alive, rss_mb, usable_cores
@@ -10,6 +10,7 @@ from tlsweep.system._tflog import log_path, redirect_to_log, see_log, stderr_to_
 
 __all__ = [
     "Record",
+    "folder_beside",
     "format_seconds",
     "log_path",
     "peak_rss_mb",

@@ -30,6 +30,21 @@ def create_beside(folder: Path, prefix: str, suffix: str) -> Path:
                           f"after {ATTEMPTS} tries")
 
 
+def folder_beside(parent: Path, prefix: str) -> Path:
+    """A new empty folder in ``parent``, made as ``mkdir`` makes one: mode 0o777 less the umask.
+    ``tempfile.mkdtemp`` makes it 0o700, which a rename into place gave the export folder,
+    unreadable to colleagues sharing it."""
+    for _ in range(ATTEMPTS):
+        candidate = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{parent}: no free name for a temporary {prefix}* folder after "
+                          f"{ATTEMPTS} tries")
+
+
 @contextmanager
 def replacing(path: Path, suffix: str = ".tmp", staging: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder (or in ``staging``, a folder on the same
