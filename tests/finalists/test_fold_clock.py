@@ -23,3 +23,61 @@ def test_no_warning_inside_the_budget_or_without_one() -> None:
     last = roomy.landed()
     assert last.startswith("2 of 2 folds in") and "left" not in last
     assert "past" not in _FoldClock(2, deadline=None).landed()
+
+
+def test_past_deadline_counts_the_folds_left_and_the_refit() -> None:
+    clock = _FoldClock(10, deadline=time.monotonic() + 0.6)
+    assert clock.past_deadline(3, 5) is None  # no pace yet: nothing to refuse on
+    time.sleep(0.1)
+    clock.landed()  # 0.1 s a fold: 2 folds and the refit (1.25 folds) end ~0.45 s from here
+    assert clock.past_deadline(2, 5) is None
+    past = clock.past_deadline(9, 5)  # ~1.0 s from here, ~0.5 s past the deadline
+    assert past is not None and 0.3 < past < 0.8
+    assert _FoldClock(2, deadline=None).past_deadline(100, 5) is None
+
+
+class _Sent(list):
+    def send(self, message: object) -> None:
+        self.append(message)
+
+
+def test_a_finalist_whose_folds_would_end_past_the_budget_is_not_started() -> None:
+    """The anchor goes first and always runs; trial 7 (ranked first among the searched) fits;
+    trial 9 would end past the deadline at the pace so far, so it is cut, and said."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import sklearn.model_selection  # noqa: F401  imported now, not on the stage's clock
+
+    from tlsweep.finalists._protocol import Finalist
+    from tlsweep.finalists._records import FoldResult
+    from tlsweep.finalists._run import FinalRun
+
+    labels = np.array([0, 1] * 10)
+    searched = [Finalist(7, None, 0.9, 3, None, None), Finalist(9, None, 0.8, 3, None, None)]
+    anchor = Finalist(2, None, 0.7, 3, None, None, anchor=True)
+    run = object.__new__(FinalRun)
+    run.conn, run.cut_finalists = _Sent(), []
+    run.objective, run.config = "val_accuracy", SimpleNamespace(seed=0)
+    run.data = SimpleNamespace(y_train=labels[:14], y_val=labels[14:], n_classes=2,
+                               duplicates=None)
+    # 0.2 s a fold, 3 folds and a refit of 1.5 folds' time: trial 7 ends at 1.5 s, trial 9
+    # would at 2.1 s.
+    run.task = SimpleNamespace(folds=3, done={}, deadline=time.monotonic() + 1.8,
+                               out_dir=__import__("pathlib").Path("/nonexistent"))
+    run.say = run.conn.send
+
+    def fold_results(jobs, folds):
+        for job in jobs:
+            time.sleep(0.2)
+            yield FoldResult(job.finalist.number, job.index, job.key,
+                             [0] * len(job.held), 0.1, "here", "now")
+
+    run.fold_results = fold_results
+    results = run.cross_validate([*searched, anchor])
+    assert set(results) == {2, 7} and run.cut_finalists == [9]
+    said = [m for m in run.conn if isinstance(m, str)]
+    assert any(line.startswith("trial 9 not cross-validated: at the pace so far (6 folds)")
+               and "past budget.timeout" in line for line in said), said
+    trained = [m.fold.trial for m in run.conn if not isinstance(m, str)]
+    assert trained == [2, 2, 2, 7, 7, 7]  # the anchor first, then the searched by rank

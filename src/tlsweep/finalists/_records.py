@@ -147,7 +147,10 @@ class FinalReport(Record):
     choice: str | None  # why, in words
     delivered: DeliveredModel
     n: SplitSizes
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole stage, start-up included, as the orchestrator saw it
+    # Inside the stage's process: probes, folds, kept_models_test, delivery (refit and test).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    cut: list[int] = field(default_factory=list)  # finalists the budget left uncross-validated
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinalReport:

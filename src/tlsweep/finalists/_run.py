@@ -112,6 +112,17 @@ class _FoldClock:
                      f"search's average)")
         return line
 
+    def past_deadline(self, jobs: int, folds: int) -> float | None:
+        """Seconds past the deadline at which ``jobs`` more folds, then the refit (about
+        ``folds / (folds - 1)`` folds' time: it trains on all of train+val), would end at the
+        pace so far; None when they fit, or when there is no deadline or no pace yet."""
+        if self.deadline is None or self.done == 0:
+            return None
+        now = time.monotonic()
+        per_fold = (now - self.began) / self.done
+        past = now + per_fold * (jobs + folds / max(folds - 1, 1)) - self.deadline
+        return past if past > 0 else None
+
 
 class FinalRun:
     def __init__(self, conn: Connection, task: FinalTask, dataset: Any,
@@ -127,6 +138,9 @@ class FinalRun:
         # Each finalist's result, by trial: the stage's answer, and where the fold scores that
         # choose a best fold are read from.
         self.by_trial: dict[int, FinalistResult] = {}
+        self.cut_finalists: list[int] = []  # left out by the budget (``cut``)
+        # Where the stage's time goes, for the report: probes, folds, choice and delivery.
+        self.phase_seconds: dict[str, float] = {}
         task.out_dir.mkdir(parents=True, exist_ok=True)
 
     def say(self, text: str) -> None:
@@ -162,30 +176,52 @@ class FinalRun:
         return list(splitter.split(labels, labels, groups))
 
     def cross_validate(self, finalists: list[Finalist]) -> dict[int, FinalistResult]:
-        """Every finalist on every fold, in this process or over fold workers (``_folds``),
-        except the folds an earlier run of this stage recorded; pooled out-of-fold
-        predictions, in train+val's order (for pairing)."""
+        """Finalist by finalist, every fold, in this process or over fold workers
+        (``_folds``), except the folds an earlier run of this stage recorded; pooled
+        out-of-fold predictions, in train+val's order (for pairing). The anchor recipe goes
+        first (it stands unless beaten), then the searched finalists by rank; a finalist whose
+        folds would end the run past budget.timeout at the pace so far is not started, nor
+        any after it (``cut``): the choice is made among those cross-validated."""
         y = np.concatenate([self.data.y_train, self.data.y_val])  # train_and_val's order
         folds = self.folds(y)
-        jobs = [FoldJob(f, index, train, held, self.fold_path(f, index),
-                        fold_key(f, held, self.config.seed))
-                for f in finalists for index, (train, held) in enumerate(folds)]
+        order = sorted(finalists, key=lambda f: not f.anchor)  # stable: ranks kept
+        jobs = {f.number: [FoldJob(f, index, train, held, self.fold_path(f, index),
+                                   fold_key(f, held, self.config.seed))
+                           for index, (train, held) in enumerate(folds)] for f in order}
         landed = {(j.finalist.number, j.index): self.task.done[j.finalist.number, j.index]
-                  for j in jobs if self._recorded(j)}
+                  for group in jobs.values() for j in group if self._recorded(j)}
+        total = sum(len(group) for group in jobs.values())
         if landed:
-            self.say(f"{len(landed)} of {len(jobs)} folds recorded by an earlier run: "
-                     f"{len(jobs) - len(landed)} to train")
-        clock = _FoldClock(len(jobs) - len(landed), self.task.deadline)
-        for done in self.fold_results([j for j in jobs if (j.finalist.number, j.index)
-                                       not in landed], len(folds)):
-            self.conn.send(FoldLanded(done))  # recorded in the study before anything else
-            landed[done.trial, done.index] = done
-            held_confusion = _confusion(y[folds[done.index][1]], np.asarray(done.predicted),
-                                        self.data.n_classes)
-            self.say(f"trial {done.trial}: fold {done.index + 1}/{len(folds)} scored "
-                     f"{score(held_confusion, self.objective):.3f} ({self.objective}); "
-                     f"{clock.landed()}")
-        return {f.number: self._pooled(f, folds, landed, y) for f in finalists}
+            self.say(f"{len(landed)} of {total} folds recorded by an earlier run: "
+                     f"{total - len(landed)} to train")
+        clock = _FoldClock(total - len(landed), self.task.deadline)
+        done_with: list[Finalist] = []
+        for position, finalist in enumerate(order):
+            todo = [j for j in jobs[finalist.number]
+                    if (j.finalist.number, j.index) not in landed]
+            past = clock.past_deadline(len(todo), len(folds)) if position and todo else None
+            if past is not None:
+                self.cut(order[position:], clock, past)
+                break
+            for done in self.fold_results(todo, len(folds)):
+                self.conn.send(FoldLanded(done))  # recorded in the study before anything else
+                landed[done.trial, done.index] = done
+                held_confusion = _confusion(y[folds[done.index][1]],
+                                            np.asarray(done.predicted), self.data.n_classes)
+                self.say(f"trial {done.trial}: fold {done.index + 1}/{len(folds)} scored "
+                         f"{score(held_confusion, self.objective):.3f} ({self.objective}); "
+                         f"{clock.landed()}")
+            done_with.append(finalist)
+        return {f.number: self._pooled(f, folds, landed, y) for f in done_with}
+
+    def cut(self, left: list[Finalist], clock: _FoldClock, past: float) -> None:
+        """Says, plainly, which finalists the budget leaves out, and why."""
+        names = " and ".join(f"trial {f.number}" for f in left)
+        self.cut_finalists = [f.number for f in left]
+        self.say(f"{names} not cross-validated: at the pace so far ({clock.done} folds), "
+                 f"{'their' if len(left) > 1 else 'its'} folds and the refit would end the run "
+                 f"about {format_seconds(past)} past budget.timeout; the choice is made among "
+                 f"the finalists cross-validated (and the probe)")
 
     def _recorded(self, job: FoldJob) -> bool:
         """Whether an earlier run recorded this fold, for this recipe and these images, and its
@@ -232,8 +268,9 @@ class FinalRun:
         labels = np.concatenate([self.data.y_train, self.data.y_val])  # train_and_val's order
         config = self.config.finalists
         anchor = next((f.number for f in finalists if f.anchor), None)
-        choice = choose_finalist(self.by_trial, anchor, labels, self.objective,
-                                 config.margin_se, self.config.seed)
+        rows = {n: r for n, r in self.by_trial.items() if r.cv_predicted is not None}
+        choice = choose_finalist(rows, anchor, labels, self.objective, config.margin_se,
+                                 self.config.seed)
         self.say(choice.reason)
         chosen = next(f for f in finalists if f.number == choice.chosen)
         probe = probe_challenge(baselines, self.by_trial[chosen.number], labels,
@@ -339,16 +376,20 @@ class FinalRun:
 
     def run(self) -> FinalReport:
         finalists = self.task.finalists
-        baselines = self.probes.fit()
+        with self.phase("probes"):
+            baselines = self.probes.fit()
         self.by_trial = {f.number: FinalistResult(f.number, f.value, f.epochs, f.anchor)
                          for f in finalists}
         if self.task.reevaluate:
-            self.by_trial.update(self.cross_validate(finalists))
+            with self.phase("folds"):
+                self.by_trial.update(self.cross_validate(finalists))
             chosen, probe, reason = self.choose(finalists, baselines)
         else:
             chosen, probe, reason = finalists[0], None, None
-        self.test_kept_models()
-        delivered = self.delivered(chosen, probe, baselines)
+        with self.phase("kept_models_test"):
+            self.test_kept_models()
+        with self.phase("delivery"):
+            delivered = self.delivered(chosen, probe, baselines)
         baselines = [replace(b, headline=self.headline(b.cv_confusion, b.test_confusion))
                      for b in baselines]
         kept = self.fold_paths(chosen) if self.task.reevaluate and not probe else []
@@ -361,7 +402,14 @@ class FinalRun:
             self.objective, self.task.reevaluate, self.method(), baselines,
             list(self.by_trial.values()), None if probe else chosen.number, reason, delivered,
             SplitSizes(len(self.data.y_train), len(self.data.y_val),
-                       len(self.data.y_test) if self.data.has_test else 0))
+                       len(self.data.y_test) if self.data.has_test else 0),
+            phase_seconds=self.phase_seconds, cut=self.cut_finalists)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        yield
+        self.phase_seconds[name] = round(time.monotonic() - began, 1)
 
 
 def start_fold_workers(task: FinalTask) -> FoldWorkers | None:

@@ -45,7 +45,7 @@ from tlsweep.finalists._protocol import (
 from tlsweep.finalists._recorded import record_fold, record_report, recorded_folds
 from tlsweep.finalists._records import FinalReport
 from tlsweep.finalists._run import FINAL_DIR
-from tlsweep.system import see_log
+from tlsweep.system import format_seconds, see_log
 from tlsweep.training import FINAL_MODEL, WorkerSpec
 
 
@@ -94,6 +94,16 @@ def describe(finalists: list[Finalist], folds: int | None) -> str:
     names = [f"the top {searched}"] if searched else []
     names += ["the anchor recipe"] if searched < len(finalists) else []
     return f"{folds}-fold cross-validation of {' and '.join(names)}"
+
+
+def where_the_stage_went(report: FinalReport) -> str:
+    """The stage's time by phase; what its process does not measure is its start-up (TensorFlow,
+    the images) and the messages between the processes."""
+    phases = {name.replace("_", " "): seconds for name, seconds in report.phase_seconds.items()}
+    startup = report.seconds - sum(phases.values())
+    parts = [f"{name} {format_seconds(seconds)}" for name, seconds in phases.items()]
+    return (f"the finalists' stage took {format_seconds(report.seconds)}: "
+            + ", ".join([f"start-up {format_seconds(max(startup, 0.0))}", *parts]))
 
 
 @dataclass
@@ -179,6 +189,7 @@ class FinalStage:
             return None
         report = outcome.report.timed(time.perf_counter() - began)
         record_report(study, report)
+        self.console.print(f"  [dim]{where_the_stage_went(report)}[/]")
         return report
 
     def _execute(self, task: FinalTask, study: Any) -> FinalDone | FinalFailed:
