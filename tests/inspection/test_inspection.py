@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,17 +14,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli
+from tests.inspection.browser import chromium_page
 from tlsweep.inspection._importance import COLUMNS
 from tlsweep.store._paths import sqlite_url
 
 pytestmark = pytest.mark.slow
-
-
-def required_or_skip(what: str, reason: str) -> None:
-    """CI sets TLSWEEP_REQUIRE_BROWSER=1, so a missing browser fails there instead of skipping."""
-    if os.environ.get("TLSWEEP_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{what} is required in CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -86,22 +78,11 @@ def test_report_renders_in_headless_chromium(quickstart: Path, tmp_path: Path) -
     pngs = sorted(p.name for p in (quickstart / "report").glob("*.png"))
     assert pngs == ["confusion.png", "curves.png", "history.png", "importance.png",
                     "parallel.png", "slices.png"]
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        required_or_skip("chromium", "no chromium on this machine (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        required_or_skip("playwright", "playwright is not installed (pip install -e '.[test]')")
     from PIL import Image, ImageStat
 
     errors: list[str] = []
     requests: list[str] = []
-    with sync_playwright() as p:
-        chrome = p.chromium.launch(executable_path=browser, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        page = chrome.new_page(viewport={"width": 1200, "height": 900})
+    with chromium_page(1200) as page:
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
@@ -112,7 +93,6 @@ def test_report_renders_in_headless_chromium(quickstart: Path, tmp_path: Path) -
                         " e.getBoundingClientRect().width, e.getBoundingClientRect().height])")
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
-        chrome.close()
     assert len(sizes) == 6
     assert all(done and w > 0 and h > 0 and bw > 0 and bh > 0 for done, w, h, bw, bh in sizes)
     assert errors == []

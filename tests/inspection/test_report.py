@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from pathlib import Path
 
 import optuna
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_cli, tiny_space, tiny_sweep, write_class_images, write_yaml
-from tests.inspection.test_inspection import required_or_skip
+from tests.inspection.browser import chromium_page
 from tlsweep.finalists import (
     BaselineResult,
     DeliveredModel,
@@ -208,18 +207,7 @@ def test_the_confusion_matrix_is_the_delivered_models_on_test(study_dir: Path) -
 
 @pytest.mark.slow
 def test_the_answer_fits_800_pixels_in_chromium(study_dir: Path, tmp_path: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        required_or_skip("chromium", "no chromium on this machine (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        required_or_skip("playwright", "playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as p:
-        chrome = p.chromium.launch(executable_path=browser, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        page = chrome.new_page(viewport={"width": 800, "height": 900})
+    with chromium_page(800) as page:
         page.goto((study_dir / "report.html").as_uri())
         page.wait_for_load_state("load")
         # Each element of the answer: inside the section's box, and not wider than its own
@@ -236,7 +224,6 @@ def test_the_answer_fits_800_pixels_in_chromium(study_dir: Path, tmp_path: Path)
         page_width = page.evaluate("document.documentElement.scrollWidth")
         loaded = page.eval_on_selector("#answer img.plot", "e => e.complete && e.naturalWidth")
         page.screenshot(path=str(tmp_path / "report-800.png"), full_page=True)
-        chrome.close()
     assert overflowing == []
     assert page_width <= 800
     assert loaded
