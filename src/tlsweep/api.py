@@ -149,16 +149,19 @@ def run(sweep_file: PathLike, *, results_dir: PathLike | None = None, trials: in
         StudyExists: The study exists already; continue it with ``tlsweep resume``.
         SweepAborted: The run was interrupted (the study is saved) or no trial completed.
     """
-    from tlsweep.cli._shared import launcher
+    from rich.console import Console
+
     from tlsweep.config import load_sweep
+    from tlsweep.launch import Launcher
     from tlsweep.store import study_dir
     from tlsweep.sweep import INTERRUPTED
 
     root, path = _root(results_dir), Path(sweep_file)
     name = load_sweep(path).config.study
     try:
-        code = launcher(root).run(path, trials, None if timeout is None else str(timeout),
-                                  None, 1, None)
+        launcher = Launcher(Console(), Console(stderr=True), root)
+        code = launcher.run(path, trials, None if timeout is None else str(timeout), None, 1,
+                            None)
     except SystemExit as exc:  # Ctrl-C while decoding: the launcher ends as the command does
         if exc.code != INTERRUPTED:
             raise

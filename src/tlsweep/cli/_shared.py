@@ -47,7 +47,7 @@ def study_view(study: str, results_dir: Path | None) -> Any:
 
 
 def launcher(results_dir: Path | None) -> Any:
-    from tlsweep.cli._launch import Launcher
+    from tlsweep.launch import Launcher
 
     return Launcher(console, errors, results_dir)
 
