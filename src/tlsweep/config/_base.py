@@ -46,6 +46,14 @@ class Strict(BaseModel):
         return data
 
 
+def switch_section(value: Any) -> Any:
+    """A section that may be written as a switch: ``true`` is the section with its defaults,
+    ``false`` none (null), anything else the section as given."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
 def resolve_path(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     path = Path(value).expanduser()

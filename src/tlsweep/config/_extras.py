@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationInfo, field_validator
 
-from tlsweep.config._base import Strict, resolve_path
+from tlsweep.config._base import Strict, resolve_path, switch_section
 
 # The extra of each optional feature, and the modules it must bring (import names).
 TUNER = ("tuner", ("keras_tuner", "tensorboard"))
@@ -81,9 +81,7 @@ class TrackingConfig(Strict, use_attribute_docstrings=True):
     @field_validator("mlflow", mode="before")
     @classmethod
     def _mlflow_switch(cls, value: Any) -> Any:
-        if value is True:
-            return {}
-        return None if value is False else value
+        return switch_section(value)
 
 
 def unavailable(engine: str, tracking: TrackingConfig | None) -> str | None:

@@ -22,7 +22,14 @@ from pydantic import (
     model_validator,
 )
 
-from tlsweep.config._base import ResolvedPath, Strict, is_replay, read_yaml, validate
+from tlsweep.config._base import (
+    ResolvedPath,
+    Strict,
+    is_replay,
+    read_yaml,
+    switch_section,
+    validate,
+)
 from tlsweep.config._extras import TrackingConfig, unavailable
 from tlsweep.config._inert import (
     idle_pruner,
@@ -299,9 +306,7 @@ class FinalistsConfig(Strict, use_attribute_docstrings=True):
     @field_validator("anchor", mode="before")
     @classmethod
     def _anchor_switch(cls, value: Any) -> Any:
-        if value is True:
-            return {}
-        return None if value is False else value
+        return switch_section(value)
 
     @field_validator("reevaluate", mode="before")
     @classmethod

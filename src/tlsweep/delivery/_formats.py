@@ -130,13 +130,13 @@ def _litert(path: Path) -> Probabilities:
     interpreter = Interpreter(model_path=str(path))
     entry = interpreter.get_input_details()[0]
     result = interpreter.get_output_details()[0]
-    shapes: list[tuple[int, ...]] = []
+    allocated: list[tuple[int, ...]] = [()]  # the input shape the tensors are allocated for
 
     def probabilities(images: np.ndarray) -> np.ndarray:
-        if not shapes or shapes[-1] != images.shape:  # a new batch or image shape
+        if allocated[0] != images.shape:  # a new batch or image shape
             interpreter.resize_tensor_input(entry["index"], list(images.shape))
             interpreter.allocate_tensors()
-            shapes.append(images.shape)
+            allocated[0] = images.shape
         interpreter.set_tensor(entry["index"], images)
         interpreter.invoke()
         return np.array(interpreter.get_tensor(result["index"]), np.float32)
