@@ -184,14 +184,16 @@ def probe_scores(case: Path, size: int, weights: Path) -> dict:
 
 def estimates(card: dict) -> tuple[str, dict[str, dict]]:
     """The objective's metric, and every estimate the card holds of the delivered model by
-    name (each value/low/high/method): the pooled headline, the test split, the chosen
-    recipe's cross-validation. The suite measures them all, not just the one shown."""
+    name (each value/low/high/method): the headline the tool shows, the test split, the chosen
+    recipe's cross-validation. The suite measures them all, not just the one shown. (Rows
+    written before the headline became the test split call their headline ``pooled``: the
+    out-of-fold predictions pooled with the test split.)"""
     metrics = card["metrics"]
     metric = metrics["objective"].removeprefix("val_")
     headline = metrics.get("headline")
     test = metrics.get("test") or {}
     cv = metrics.get("cross_validated") or {}
-    found = {"pooled": headline and {**headline, "method": headline["source"]},
+    found = {"headline": headline and {**headline, "method": headline["source"]},
              "test": metric in test and {**test[metric],
                                          "method": f"test split ({test.get('n')} images)"},
              "cv": metrics["objective"] in cv and {**cv[metrics["objective"]],
@@ -205,7 +207,7 @@ def reported(card: dict) -> tuple[str, dict]:
     Before the headline existed, the card's test score was the number shown, else its
     cross-validated one."""
     metric, found = estimates(card)
-    return metric, next(found[name] for name in ("pooled", "test", "cv") if name in found)
+    return metric, next(found[name] for name in ("headline", "test", "cv") if name in found)
 
 
 def candidates(card: dict, held: float) -> dict:
@@ -329,7 +331,7 @@ def candidate_coverage(rows: pd.DataFrame) -> str:
            "| --- | --- | --- | --- | --- | --- |"]
     held = rows.apply(lambda row: row[f"delivered_{row['metric']}"], axis=1)
     for arm, part in rows.groupby("arm"):
-        for name in ("test", "cv", "pooled"):
+        for name in ("test", "cv", "pooled", "headline"):
             if f"{name}_value" not in part or part[f"{name}_value"].isna().all():
                 continue
             have = part[part[f"{name}_value"].notna()]

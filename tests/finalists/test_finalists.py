@@ -332,11 +332,12 @@ def test_a_probe_that_beats_every_finalist_on_the_folds_is_the_model_delivered(
     assert "linear probe (probe)" in exported.stdout
     card = json.loads((tmp_path / "out" / "card.json").read_text())
     assert (card["made_by"], card["trial"], card["params"]) == ("probe", None, {})
-    # Its headline: the probe's out-of-fold predictions on train+val pooled with its test.
+    # Its headline: the probe on the test split, which nothing chose.
     headline = card["metrics"]["headline"]
-    n = len(dataset.y_train) + len(dataset.y_val) + len(dataset.y_test)
-    assert headline["n"] == n and headline["low"] <= headline["value"] <= headline["high"]
-    assert "out-of-fold" in headline["source"] and "test images" in headline["source"]
+    assert headline["n"] == len(dataset.y_test)
+    assert headline["low"] <= headline["value"] <= headline["high"]
+    assert headline["value"] == pytest.approx(probe["test_accuracy"])
+    assert "test images" in headline["source"] and "out-of-fold" not in headline["source"]
     assert "estimate: accuracy" in " ".join(exported.stdout.split())
     # The exported probe predicts new images through the CLI as the probe does.
     images = sorted((data / "a").iterdir())[:4] + sorted((data / "b").iterdir())[:4]

@@ -316,20 +316,22 @@ class FinalRun:
 
     def headline(self, cv_confusion: list[list[int]] | None,
                  test: list[list[int]] | None) -> Any:
-        """A model's one estimate (``measures.pooled_headline``): its recipe's pooled
-        out-of-fold predictions on train+val, when cross-validated, with the model's own on the
-        test split. The delivered model's is the headline; the probe's, on the same images,
-        what it is compared with."""
+        """A model's one estimate (``measures.pooled_headline``): the model on the test split;
+        without one, its recipe's out-of-fold predictions on train+val. The delivered model's
+        is the headline; the probe's, on the same images, what it is compared with. The suite
+        chose the test split over out-of-fold predictions and over both pooled (``measures.
+        _headline``)."""
         from tlsweep.measures import pooled_headline
 
-        parts = []
+        if test is not None:
+            return pooled_headline([(test, f"the model on {len(self.data.y_test)} test "
+                                           "images")], self.objective)
         if self.task.reevaluate and cv_confusion is not None:
             n = len(self.data.y_train) + len(self.data.y_val)
-            parts.append((cv_confusion, f"its recipe's {self.task.folds}-fold out-of-fold "
-                                        f"predictions on {n} train+val images"))
-        if test is not None:
-            parts.append((test, f"the model on {len(self.data.y_test)} test images"))
-        return pooled_headline(parts, self.objective)
+            return pooled_headline([(cv_confusion, f"its recipe's {self.task.folds}-fold "
+                                                   f"out-of-fold predictions on {n} train+val "
+                                                   "images")], self.objective)
+        return None
 
     def method(self) -> str | None:
         if not self.task.reevaluate:

@@ -1,14 +1,15 @@
 """The one number a user is shown for the delivered model, with its interval and what it was
 measured on. No TensorFlow.
 
-A small test split left after dropping duplicates is not a random sample of the data: measured
-once, a tool's 89-image test slice was ten points easier than the rest. So where the finalists
-were cross-validated, the headline pools the delivered recipe's out-of-fold predictions on every
-train+val image with the delivered model's predictions on the test split: nearly every labelled
-image scores it once, and no image that chose it among the finalists is left out of sight. The
-fold models saw (k-1)/k of train+val and the delivered refit all of it, which leans the
-estimate down a little; choosing the best of a few candidates on the same predictions leans it
-up; both are small beside the slice's bias (``benchmarks/RESULTS.md``, "The benchmark suite").
+The headline is the delivered model on the study's test split, which nothing chose: the
+benchmark suite measured three candidates on the same ten runs against a held-out folder the
+tool never saw (``benchmarks/RESULTS.md``, "The benchmark suite"), and the test split's interval
+covered it most often and lay nearest. Cross-validation's out-of-fold predictions keep
+look-alike images in one fold, which on look-alike-rich sets (defect crops, a few photos of each
+object) is a harder task than new images from the same folder, and their fold models saw
+(k-1)/k of the data; pooled with the test split they still pulled the estimate down. The test
+split after ``duplicates: move`` can be small, and its interval is then wide: that is its
+noise, said. Without a test split the out-of-fold predictions are the estimate.
 """
 
 from __future__ import annotations
