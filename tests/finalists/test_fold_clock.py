@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tlsweep.finalists._run import _FoldClock
+from tlsweep.finalists._crossval import _FoldClock
 
 
 def test_the_clock_warns_once_when_the_pace_ends_past_the_budget() -> None:
@@ -49,25 +49,25 @@ def test_a_finalist_whose_folds_would_end_past_the_budget_is_not_started() -> No
     import numpy as np
     import sklearn.model_selection  # noqa: F401  imported now, not on the stage's clock
 
+    from tlsweep.finalists._crossval import FoldWork
     from tlsweep.finalists._protocol import Finalist
     from tlsweep.finalists._records import FoldResult
-    from tlsweep.finalists._run import FinalRun
 
     labels = np.array([0, 1] * 10)
     searched = [Finalist(7, None, 0.9, 3, None, None), Finalist(9, None, 0.8, 3, None, None)]
     anchor = Finalist(2, None, 0.7, 3, None, None, anchor=True)
-    run = object.__new__(FinalRun)
-    run.conn, run.cut_finalists = _Sent(), []
-    run.objective, run.config = "val_accuracy", SimpleNamespace(seed=0)
-    run.data = SimpleNamespace(y_train=labels[:14], y_val=labels[14:], n_classes=2,
-                               duplicates=None)
+    sent = _Sent()
     # 0.2 s a fold, 3 folds and a refit of 1.5 folds' time: trial 7 ends at 1.5 s, trial 9
     # would at 2.1 s.
-    run.task = SimpleNamespace(folds=3, done={}, deadline=time.monotonic() + 1.8,
-                               out_dir=__import__("pathlib").Path("/nonexistent"))
-    run.say = run.conn.send
+    task = SimpleNamespace(folds=3, done={}, deadline=time.monotonic() + 1.8,
+                           folds_saved_in=__import__("pathlib").Path("/nonexistent"),
+                           spec=SimpleNamespace(sweep=SimpleNamespace(config=SimpleNamespace(
+                               objective="val_accuracy", seed=0))))
+    data = SimpleNamespace(y_train=labels[:14], y_val=labels[14:], n_classes=2,
+                           duplicates=None)
+    run = FoldWork(sent, task, data, None, None, sent.send)
 
-    def fold_results(jobs, folds):
+    def fold_results(jobs, folds, claim):
         for job in jobs:
             time.sleep(0.2)
             yield FoldResult(job.finalist.number, job.index, job.key,
@@ -76,8 +76,8 @@ def test_a_finalist_whose_folds_would_end_past_the_budget_is_not_started() -> No
     run.fold_results = fold_results
     results = run.cross_validate([*searched, anchor])
     assert set(results) == {2, 7} and run.cut_finalists == [9]
-    said = [m for m in run.conn if isinstance(m, str)]
+    said = [m for m in sent if isinstance(m, str)]
     assert any(line.startswith("trial 9 not cross-validated: at the pace so far (6 folds)")
                and "past budget.timeout" in line for line in said), said
-    trained = [m.fold.trial for m in run.conn if not isinstance(m, str)]
+    trained = [m.fold.trial for m in sent if not isinstance(m, str)]
     assert trained == [2, 2, 2, 7, 7, 7]  # the anchor first, then the searched by rank

@@ -22,6 +22,7 @@ from tests.conftest import (
     write_class_images,
     write_yaml,
 )
+from tlsweep.finalists import recorded_folds, study_report
 from tlsweep.store import finished_count, mask, open_storage
 from tlsweep.store._storage import journal_url
 
@@ -42,7 +43,9 @@ def postgres_url() -> str:
 
 
 def shared_sweep(tmp_path: Path, backbone: Path, study: str, trials: int,
-                 execution: str = "") -> Path:
+                 execution: str = "", finalists: str = "{k: 1, folds: 2}") -> Path:
+    """``finalists``: small by default, since every worker helps with the folds after the
+    search."""
     data = write_class_images(tmp_path / "data", {"red": 200, "green": 200, "blue": 200},
                               size=48)
     space = write_yaml(tmp_path / "space.yaml", tiny_space(backbone))
@@ -50,7 +53,7 @@ def shared_sweep(tmp_path: Path, backbone: Path, study: str, trials: int,
     return write_yaml(tmp_path / "sweep.yaml", tiny_sweep(
         data, space, study=study, budget=f"{{trials: {trials}}}",
         training=f"{{head_epochs: {H}, finetune_epochs: {F}, batch_size: 16}}",
-        execution=f"{{checkpoint_dir: {checkpoints}{execution}}}"))
+        execution=f"{{checkpoint_dir: {checkpoints}{execution}}}", finalists=finalists))
 
 
 def start_worker(sweep: Path, url: str, log: Path) -> subprocess.Popen[str]:
@@ -84,6 +87,38 @@ def test_three_workers_finish_exactly_the_budget(tmp_path: Path, tiny_backbone: 
     assert owners == {w.pid for w in workers}, "every worker ran at least one trial"
     board = pd.read_parquet(tmp_path / "results" / name / "leaderboard.parquet")
     assert sorted(board["trial"]) == sorted(numbers)
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_finalists_folds(tmp_path: Path, tiny_backbone: Path,
+                                               postgres_url: str) -> None:
+    """Issue 37: the folds are work items in the study. Two ``tlsweep worker`` processes on
+    PostgreSQL end the search, then claim the finalists' folds between them; each fold is
+    recorded once, with the worker that trained it. ``resume`` leads the stage afterwards: it
+    trains no fold, chooses and delivers."""
+    name = f"folds-{uuid.uuid4().hex[:8]}"
+    sweep = shared_sweep(tmp_path, tiny_backbone, name, trials=4,
+                         finalists="{k: 3, folds: 4, fold_workers: 1}")
+    workers = [start_worker(sweep, postgres_url, tmp_path / f"w{i}.log") for i in range(2)]
+    codes = [w.wait(900) for w in workers]
+    logs = "".join((tmp_path / f"w{i}.log").read_text() for i in range(2))
+    assert codes == [0, 0], logs[-3000:]
+    study = load(postgres_url, name)
+    folds = recorded_folds(study.user_attrs)
+    finalists = min(3, sum(t.state == COMPLETE for t in study.trials))
+    assert len(folds) == 4 * finalists  # every fold of every finalist, once
+    trained_by = {fold.claimed_by.rsplit(":", 1)[1] for fold in folds.values()}
+    assert trained_by == {str(w.pid) for w in workers}, "each worker trained some folds"
+    assert "folds trained here" in logs and study_report(study) is None  # helpers don't choose
+
+    resumed = run_cli("resume", name, "--storage", postgres_url)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    report = study_report(load(postgres_url, name))
+    assert report is not None and report.delivered.path
+    assert len(report.finalists) == finalists
+    n = 4 * finalists  # the lead found every fold recorded
+    assert f"{n} of {n} folds recorded by an earlier run: 0 to train" in resumed.stdout
+    assert recorded_folds(load(postgres_url, name).user_attrs) == folds
 
 
 @pytest.mark.slow

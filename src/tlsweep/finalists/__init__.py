@@ -5,6 +5,7 @@ and its fold workers (``_run``, ``_folds``, ``_baselines``) do. What it found is
 (``FinalReport`` and its parts), recorded in the study fold by fold and read back here only."""
 
 from tlsweep.finalists._budget import EpochCosts, cross_validates, stage_seconds
+from tlsweep.finalists._crossval import fold_model_path
 from tlsweep.finalists._protocol import Finalist
 from tlsweep.finalists._recorded import recorded_folds, recorded_report, study_report
 from tlsweep.finalists._records import (
@@ -16,7 +17,7 @@ from tlsweep.finalists._records import (
     FoldResult,
 )
 from tlsweep.finalists._rows import FinalRows, results_rows
-from tlsweep.finalists._run import DELIVERED, FINAL_DIR, fold_ensemble, fold_model_path
+from tlsweep.finalists._run import DELIVERED, FINAL_DIR, fold_ensemble
 from tlsweep.finalists._stage import FinalStage, StageInputs
 
 __all__ = [

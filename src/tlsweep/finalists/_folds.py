@@ -175,14 +175,18 @@ class FoldWorkers:
                 process.kill()
                 process.join(5)
 
-    def run(self, jobs: list[FoldJob], started: Any) -> Iterator[FoldResult]:
-        """Each job's result, in the order they finish; ``started(job)`` as each is handed
-        out. A worker that fails a job or dies raises: the stage cannot answer without it."""
+    def run(self, jobs: list[FoldJob], started: Any, claim: Any) -> Iterator[FoldResult]:
+        """Each job's result, in the order they finish, for the jobs ``claim(job)`` grants as
+        a worker comes free; ``started(job)`` as each is handed out. A worker that fails a job
+        or dies raises: the stage cannot answer without it."""
         pending, busy = list(jobs), {}
         idle = list(self.conns)
         while pending or busy:
             while pending and idle:
-                conn, job = idle.pop(), pending.pop(0)
+                job = pending.pop(0)
+                if not claim(job):
+                    continue
+                conn = idle.pop()
                 started(job)
                 conn.send(job)
                 busy[conn] = job

@@ -1,10 +1,14 @@
 """The messages of the finalists' stage, one type each, read by name. Nothing here imports
 TensorFlow: both ends use this module.
 
-The stage's process (``_run``) to the orchestrator (``_stage``):
+The stage's process (``_run``) and the orchestrator (``_stage``), which alone holds the
+study's storage:
 
+    stage:         ClaimFold        -> orchestrator: FoldClaimed (before each fold)
     stage:         Progress ... FoldLanded ... (each recorded in the study at once)
-    stage:         FinalDone or FinalFailed
+    stage:         AwaitFolds       -> orchestrator: FoldsAwaited (the lead: folds trained
+                                       elsewhere, or lapsed claims it takes over) ... repeated
+    stage:         FinalDone (the lead), HelperDone (a helper) or FinalFailed
 
 A fold worker's pipe (``_folds``):
 
@@ -49,6 +53,16 @@ class FinalTask:
     # When the run's budget.timeout ends, in the stage's time.monotonic() (one clock for both
     # processes on one machine); None without a timeout.
     deadline: float | None = None
+    # "lead": trains the folds it can claim, waits for the others, chooses and delivers (run,
+    # resume); "helper": trains the folds it can claim, then ends (tlsweep worker).
+    role: str = "lead"
+    # Where fold models are saved: the shared checkpoint folder when the study has one (every
+    # machine's folds where the lead can read them), else ``out_dir``.
+    fold_dir: Path | None = None
+
+    @property
+    def folds_saved_in(self) -> Path:
+        return self.fold_dir or self.out_dir
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,44 @@ class FoldLanded:
 @dataclass(frozen=True)
 class FinalDone:
     report: FinalReport
+
+
+@dataclass(frozen=True)
+class HelperDone:
+    """A helper's end: the folds it trained (each already landed)."""
+
+    trained: int
+
+
+@dataclass(frozen=True)
+class ClaimFold:
+    """May this process train the fold? (``_recorded.claim_fold``)"""
+
+    trial: int
+    index: int
+    key: str
+
+
+@dataclass(frozen=True)
+class FoldClaimed:
+    granted: bool
+
+
+@dataclass(frozen=True)
+class AwaitFolds:
+    """The lead's folds that landed elsewhere or are still claimed there: (trial, index, key)
+    each."""
+
+    wanted: list[tuple[int, int, str]]
+
+
+@dataclass(frozen=True)
+class FoldsAwaited:
+    """Answer to ``AwaitFolds``: folds recorded since, and those whose claims lapsed, which the
+    lead now holds and trains itself (``mine``, as (trial, index))."""
+
+    landed: list[FoldResult]
+    mine: list[tuple[int, int]]
 
 
 @dataclass(frozen=True)

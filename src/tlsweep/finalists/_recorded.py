@@ -1,17 +1,36 @@
 """The finalists' stage in the study's storage, written and read in this module only: its
-report (a ``FinalReport``), each fold as it lands (a ``FoldResult``), and a plain sentence
-naming the delivered model where Optuna's own tools show it. No TensorFlow."""
+report (a ``FinalReport``), each fold as it lands (a ``FoldResult``), each fold's claim by the
+process that trains it (a ``FoldClaim``), and a plain sentence naming the delivered model where
+Optuna's own tools show it. No TensorFlow.
+
+Folds are work items, as trials are: every process that joins the stage (``run``, ``resume``,
+each ``tlsweep worker``) claims a fold before training it, under the lock the study's workers
+already share for its budget (``store.budget_lock``: a PostgreSQL advisory lock across
+machines, else a file lock). A claim names its process and when it was last renewed; its
+process renews it while the fold trains, so a claim left by a killed or lost process goes
+stale and another takes the fold over."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from tlsweep.finalists._records import FinalReport, FoldResult
+from tlsweep.finalists._protocol import FoldsAwaited
+from tlsweep.finalists._records import FinalReport, FoldClaim, FoldResult
 
 REPORT = "final"  # the study's user attribute holding the report
 DELIVERED_NOTE = "delivered_model"  # the sentence optuna-dashboard and `optuna` show
 FOLD_PREFIX = "final_fold:"  # one user attribute per recorded fold: final_fold:TRIAL:INDEX
+CLAIM_PREFIX = "final_claim:"  # one per claimed fold: final_claim:TRIAL:INDEX
+# A claim not renewed for this long belongs to a process that is gone. Its owner renews every
+# CLAIM_RENEW_S, while the fold trains, so only a dead or cut-off process lets it lapse.
+CLAIM_STALE_S = 90.0
+CLAIM_RENEW_S = 15.0
+AWAIT_POLL_S = 2.0  # how often the lead looks for folds trained elsewhere
 
 
 def record_report(study: Any, report: FinalReport) -> None:
@@ -31,7 +50,6 @@ def study_report(study: Any) -> FinalReport | None:
 
 
 def record_fold(study: Any, fold: FoldResult) -> None:
-    """At once, as the fold lands: a kill after this costs only the folds in flight."""
     study.set_user_attr(f"{FOLD_PREFIX}{fold.trial}:{fold.index}", fold.as_dict())
 
 
@@ -40,3 +58,82 @@ def recorded_folds(attrs: Mapping[str, Any]) -> dict[tuple[int, int], FoldResult
     found = (FoldResult.from_dict(value) for name, value in attrs.items()
              if name.startswith(FOLD_PREFIX))
     return {(fold.trial, fold.index): fold for fold in found}
+
+
+def recorded_claims(attrs: Mapping[str, Any]) -> dict[tuple[int, int], FoldClaim]:
+    found = (FoldClaim.from_dict(value) for name, value in attrs.items()
+             if name.startswith(CLAIM_PREFIX))
+    return {(claim.trial, claim.index): claim for claim in found}
+
+
+def claim_fold(study: Any, lock: Any, claim: FoldClaim) -> bool:
+    """Whether this process may train ``claim``'s fold: taken, under ``lock``, unless the fold
+    is recorded for the same recipe and images, or claimed by another process whose claim is
+    still renewed."""
+    with lock():
+        attrs = study.user_attrs
+        done = recorded_folds(attrs).get((claim.trial, claim.index))
+        if done is not None and done.key == claim.key:
+            return False
+        held = recorded_claims(attrs).get((claim.trial, claim.index))
+        if held is not None and held.by != claim.by and held.key == claim.key \
+                and claim.at - held.at < CLAIM_STALE_S:
+            return False
+        study.set_user_attr(f"{CLAIM_PREFIX}{claim.trial}:{claim.index}", claim.as_dict())
+        return True
+
+
+def renew_claims(study: Any, claims: list[FoldClaim], now: float) -> list[FoldClaim]:
+    """Each of this process's claims whose fold is not recorded yet, renewed at ``now``."""
+    done = recorded_folds(study.user_attrs)
+    renewed = []
+    for claim in claims:
+        if (claim.trial, claim.index) in done:
+            continue
+        claim = claim.renewed(now)
+        study.set_user_attr(f"{CLAIM_PREFIX}{claim.trial}:{claim.index}", claim.as_dict())
+        renewed.append(claim)
+    return renewed
+
+
+class FoldLedger:
+    """One orchestrator's side of the stage's folds in the study: its claims (renewed while
+    they train), its landed folds recorded with its name, and the lead's wait for the folds
+    other processes claimed. ``lock``: the study's shared lock (``store.budget_lock``)."""
+
+    def __init__(self, study: Any, lock: Callable[[], Any]) -> None:
+        self.study, self.lock = study, lock
+        self.by = f"{socket.gethostname()}:{os.getpid()}"
+        self.claims: list[FoldClaim] = []
+        self.renewed_at = time.time()
+
+    def claim(self, trial: int, index: int, key: str) -> bool:
+        claim = FoldClaim(trial, index, key, self.by, time.time())
+        granted = claim_fold(self.study, self.lock, claim)
+        if granted:
+            self.claims.append(claim)
+        return granted
+
+    def landed(self, fold: FoldResult) -> None:
+        """At once, as the fold lands: a kill after this costs only the folds in flight."""
+        record_fold(self.study, replace(fold, claimed_by=self.by))
+
+    def renew_if_due(self) -> None:
+        now = time.time()
+        if self.claims and now - self.renewed_at >= CLAIM_RENEW_S:
+            self.claims = renew_claims(self.study, self.claims, now)
+            self.renewed_at = now
+
+    def await_folds(self, wanted: list[tuple[int, int, str]]) -> FoldsAwaited:
+        """Blocks until one of ``wanted`` (trial, index, key) is recorded by another process,
+        or its claim has lapsed and this process holds it now."""
+        while True:
+            done = recorded_folds(self.study.user_attrs)
+            landed = [done[t, i] for t, i, key in wanted
+                      if (t, i) in done and done[t, i].key == key]
+            if landed:
+                return FoldsAwaited(landed, [])
+            mine = [(t, i) for t, i, key in wanted if self.claim(t, i, key)]
+            if mine:
+                return FoldsAwaited([], mine)
+            time.sleep(AWAIT_POLL_S)

@@ -49,9 +49,31 @@ class FoldResult(Record):
     seconds: float
     worker: str  # who trained it: host and process
     started_at: str  # ISO time
+    # The process that claimed it (``FoldClaim.by``): run, resume or a tlsweep worker.
+    claimed_by: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FoldResult:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class FoldClaim(Record):
+    """A process's claim on one fold (``_recorded.claim_fold``): ``by`` names the process
+    (host and pid), ``at`` when it was taken or last renewed (seconds since the epoch, which
+    machines share), ``key`` the fold's recipe and images (``FoldResult.key``)."""
+
+    trial: int
+    index: int
+    key: str
+    by: str
+    at: float
+
+    def renewed(self, now: float) -> FoldClaim:
+        return replace(self, at=now)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FoldClaim:
         return cls(**_known(cls, data))
 
 

@@ -8,7 +8,6 @@ only the others. Everything it measures is kept as confusion matrices (``_record
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 import time
 import traceback
@@ -21,15 +20,14 @@ from typing import Any
 import numpy as np
 
 from tlsweep.finalists._baselines import Baselines, _confusion
-from tlsweep.finalists._choice import score
+from tlsweep.finalists._crossval import FoldWork
 from tlsweep.finalists._folds import FoldWorkers, RecipeTrainer, fold_workers, predict_images
 from tlsweep.finalists._protocol import (
     FinalDone,
     FinalFailed,
     Finalist,
     FinalTask,
-    FoldJob,
-    FoldLanded,
+    HelperDone,
     Progress,
 )
 from tlsweep.finalists._records import (
@@ -37,10 +35,8 @@ from tlsweep.finalists._records import (
     DeliveredModel,
     FinalistResult,
     FinalReport,
-    FoldResult,
     SplitSizes,
 )
-from tlsweep.system import format_seconds
 
 FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
 DELIVERED = "model.keras"  # the delivered model, in FINAL_DIR
@@ -51,20 +47,6 @@ CV_METHOD = ("{folds}-fold stratified cross-validation over train+val ({n} image
              "pooled out-of-fold predictions")
 ANCHOR_METHOD = (", the anchor recipe (trial {number}) for its whole schedule of {epochs} epochs, "
                  "the head started as the probe")
-
-
-def fold_model_path(out_dir: Path, trial: int, index: int) -> Path:
-    """Where the stage saves finalist ``trial``'s model of fold ``index`` (0-based)."""
-    return out_dir / f"trial-{trial}-fold-{index + 1}.keras"
-
-
-def fold_key(finalist: Finalist, held: np.ndarray, seed: int) -> str:
-    """What a fold's result depends on: the recipe (parameters, epochs, settings), the images
-    it holds out and the study's seed. A recorded fold is reused only under the same key."""
-    recipe = repr((finalist.params, finalist.epochs, finalist.settings, finalist.anchor, seed))
-    digest = hashlib.sha256(recipe.encode())
-    digest.update(np.ascontiguousarray(held, np.int64).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def fold_ensemble(paths: list[Path]) -> Any:
@@ -84,46 +66,6 @@ def fold_ensemble(paths: list[Path]) -> Any:
     return keras.Model(inputs, outputs, name="fold_ensemble")
 
 
-class _FoldClock:
-    """How far the folds are, and when they will end at the pace so far (workers included:
-    the pace is folds landed per second of the stage, however many train at once); and, once,
-    a plain warning when that end falls past the run's budget (``deadline``: its
-    ``time.monotonic()``, None without a timeout)."""
-
-    def __init__(self, total: int, deadline: float | None) -> None:
-        self.total, self.done, self.began = total, 0, time.monotonic()
-        self.deadline, self.warned = deadline, False
-
-    def landed(self) -> str:
-        self.done += 1
-        now = time.monotonic()
-        elapsed = now - self.began
-        left = elapsed / self.done * (self.total - self.done)
-        line = (f"{self.done} of {self.total} folds in {format_seconds(elapsed)}"
-                + (f", about {format_seconds(left)} left" if self.done < self.total else ""))
-        # The refit after the folds adds about one fold's time more.
-        past = None if self.deadline is None else now + left + elapsed / self.done \
-            - self.deadline
-        if past is not None and past > 0 and not self.warned:
-            self.warned = True
-            line += (f". At this pace the run ends about {format_seconds(past)} past "
-                     f"budget.timeout: the folds train slower than the search's epochs "
-                     f"promised (a busy machine, or finalists that train longer than the "
-                     f"search's average)")
-        return line
-
-    def past_deadline(self, jobs: int, folds: int) -> float | None:
-        """Seconds past the deadline at which ``jobs`` more folds, then the refit (about
-        ``folds / (folds - 1)`` folds' time: it trains on all of train+val), would end at the
-        pace so far; None when they fit, or when there is no deadline or no pace yet."""
-        if self.deadline is None or self.done == 0:
-            return None
-        now = time.monotonic()
-        per_fold = (now - self.began) / self.done
-        past = now + per_fold * (jobs + folds / max(folds - 1, 1)) - self.deadline
-        return past if past > 0 else None
-
-
 class FinalRun:
     def __init__(self, conn: Connection, task: FinalTask, dataset: Any,
                  workers: FoldWorkers | None = None) -> None:
@@ -134,14 +76,15 @@ class FinalRun:
         self.objective = self.config.objective
         self.pool = ModelPool(keep=True)
         self.trainer = RecipeTrainer(task.spec, dataset, self.pool)
-        self.probes = Baselines(task, dataset, self.pool, self.say, self.folds)
+        self.cv = FoldWork(conn, task, dataset, self.trainer, workers, self.say)
+        self.probes = Baselines(task, dataset, self.pool, self.say, self.cv.folds)
         # Each finalist's result, by trial: the stage's answer, and where the fold scores that
         # choose a best fold are read from.
         self.by_trial: dict[int, FinalistResult] = {}
-        self.cut_finalists: list[int] = []  # left out by the budget (``cut``)
         # Where the stage's time goes, for the report: probes, folds, choice and delivery.
         self.phase_seconds: dict[str, float] = {}
         task.out_dir.mkdir(parents=True, exist_ok=True)
+        task.folds_saved_in.mkdir(parents=True, exist_ok=True)
 
     def say(self, text: str) -> None:
         self.conn.send(Progress(text))
@@ -155,109 +98,11 @@ class FinalRun:
         return _confusion(self.data.y_test, predict_images(model, self.data.x_test, preprocess),
                           self.data.n_classes)
 
-    # ------------------------------------------------------------------ recipes
-    def folds(self, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        from sklearn.model_selection import StratifiedGroupKFold
-
-        groups = np.arange(len(labels))
-        report = self.data.duplicates
-        if report is not None:  # copies of one picture stay in one fold
-            # By path alone: under data.duplicates 'move', a member found in val or test now
-            # trains, so its split in the report is not its split here.
-            offsets = {"train": 0, "val": len(self.data.y_train)}
-            positions = {path: offsets[split] + i for split in offsets
-                         for i, path in enumerate(self.data.paths.get(split, []))}
-            for group in report.groups:
-                members = [positions[m.path] for m in group.members if m.path in positions]
-                groups[members] = min(members, default=0)
-        # A tiny set may hold fewer groups than folds: sklearn refuses that outright.
-        splits = max(2, min(self.task.folds, len(np.unique(groups))))
-        splitter = StratifiedGroupKFold(splits, shuffle=True, random_state=self.config.seed)
-        return list(splitter.split(labels, labels, groups))
-
-    def cross_validate(self, finalists: list[Finalist]) -> dict[int, FinalistResult]:
-        """Finalist by finalist, every fold, in this process or over fold workers
-        (``_folds``), except the folds an earlier run of this stage recorded; pooled
-        out-of-fold predictions, in train+val's order (for pairing). The anchor recipe goes
-        first (it stands unless beaten), then the searched finalists by rank; a finalist whose
-        folds would end the run past budget.timeout at the pace so far is not started, nor
-        any after it (``cut``): the choice is made among those cross-validated."""
-        y = np.concatenate([self.data.y_train, self.data.y_val])  # train_and_val's order
-        folds = self.folds(y)
-        order = sorted(finalists, key=lambda f: not f.anchor)  # stable: ranks kept
-        jobs = {f.number: [FoldJob(f, index, train, held, self.fold_path(f, index),
-                                   fold_key(f, held, self.config.seed))
-                           for index, (train, held) in enumerate(folds)] for f in order}
-        landed = {(j.finalist.number, j.index): self.task.done[j.finalist.number, j.index]
-                  for group in jobs.values() for j in group if self._recorded(j)}
-        total = sum(len(group) for group in jobs.values())
-        if landed:
-            self.say(f"{len(landed)} of {total} folds recorded by an earlier run: "
-                     f"{total - len(landed)} to train")
-        clock = _FoldClock(total - len(landed), self.task.deadline)
-        done_with: list[Finalist] = []
-        for position, finalist in enumerate(order):
-            todo = [j for j in jobs[finalist.number]
-                    if (j.finalist.number, j.index) not in landed]
-            past = clock.past_deadline(len(todo), len(folds)) if position and todo else None
-            if past is not None:
-                self.cut(order[position:], clock, past)
-                break
-            for done in self.fold_results(todo, len(folds)):
-                self.conn.send(FoldLanded(done))  # recorded in the study before anything else
-                landed[done.trial, done.index] = done
-                held_confusion = _confusion(y[folds[done.index][1]],
-                                            np.asarray(done.predicted), self.data.n_classes)
-                self.say(f"trial {done.trial}: fold {done.index + 1}/{len(folds)} scored "
-                         f"{score(held_confusion, self.objective):.3f} ({self.objective}); "
-                         f"{clock.landed()}")
-            done_with.append(finalist)
-        return {f.number: self._pooled(f, folds, landed, y) for f in done_with}
-
-    def cut(self, left: list[Finalist], clock: _FoldClock, past: float) -> None:
-        """Says, plainly, which finalists the budget leaves out, and why."""
-        names = " and ".join(f"trial {f.number}" for f in left)
-        self.cut_finalists = [f.number for f in left]
-        self.say(f"{names} not cross-validated: at the pace so far ({clock.done} folds), "
-                 f"{'their' if len(left) > 1 else 'its'} folds and the refit would end the run "
-                 f"about {format_seconds(past)} past budget.timeout; the choice is made among "
-                 f"the finalists cross-validated (and the probe)")
-
-    def _recorded(self, job: FoldJob) -> bool:
-        """Whether an earlier run recorded this fold, for this recipe and these images, and its
-        model is still on disk (the delivery may need it)."""
-        found = self.task.done.get((job.finalist.number, job.index))
-        return found is not None and found.key == job.key and job.path.is_file()
-
-    def _pooled(self, finalist: Finalist, folds: list[tuple[np.ndarray, np.ndarray]],
-                landed: dict[tuple[int, int], FoldResult], y: np.ndarray) -> FinalistResult:
-        predicted = np.zeros(len(y), np.int64)
-        confusions = []
-        for index, (_, held) in enumerate(folds):
-            fold = np.asarray(landed[finalist.number, index].predicted)
-            predicted[held] = fold
-            confusions.append(_confusion(y[held], fold, self.data.n_classes))
-        return FinalistResult(finalist.number, finalist.value, finalist.epochs, finalist.anchor,
-                              np.sum(confusions, axis=0).tolist(), predicted.tolist(),
-                              [score(c, self.objective) for c in confusions])
-
-    def fold_results(self, jobs: list[FoldJob], folds: int) -> Iterator[FoldResult]:
-        """Each job's result, trained here or by the fold workers; each said as it starts."""
-        announced: set[int] = set()
-
-        def started(job: FoldJob) -> None:
-            f = job.finalist
-            if f.number not in announced:  # one line a finalist; each fold says its score
-                announced.add(f.number)
-                label = f" (anchor, {f.epochs} epochs)" if f.anchor else ""
-                self.say(f"trial {f.number}{label}: {folds} folds")
-
-        if self.workers is None:
-            for job in jobs:
-                started(job)
-                yield self.trainer.run(job)
-        else:
-            yield from self.workers.run(jobs, started)
+    def help(self) -> int:
+        """A helper's whole stage: the folds it can claim, trained; how many."""
+        with self.phase("folds"):
+            self.cv.train_folds(self.cv.fold_plan(self.task.finalists))
+        return self.cv.trained
 
     def choose(self, finalists: list[Finalist], baselines: list[BaselineResult]) -> tuple[
             Finalist, str | None, str]:
@@ -282,7 +127,7 @@ class FinalRun:
         return chosen, probe.chosen, f"{choice.reason}; {probe.reason}"  # chosen None: kept
 
     def fold_path(self, finalist: Finalist, index: int) -> Path:
-        return fold_model_path(self.task.out_dir, finalist.number, index)
+        return self.cv.fold_path(finalist, index)
 
     def fold_paths(self, finalist: Finalist) -> list[Path]:
         """This run's fold models of ``finalist`` (not a glob: a stage run before with more folds
@@ -384,7 +229,7 @@ class FinalRun:
                          for f in finalists}
         if self.task.reevaluate:
             with self.phase("folds"):
-                self.by_trial.update(self.cross_validate(finalists))
+                self.by_trial.update(self.cv.cross_validate(finalists))
             chosen, probe, reason = self.choose(finalists, baselines)
         else:
             chosen, probe, reason = finalists[0], None, None
@@ -397,7 +242,7 @@ class FinalRun:
         kept = self.fold_paths(chosen) if self.task.reevaluate and not probe else []
         # Only the chosen's stay, to be inspected; also any other finalist's, or an earlier
         # run's ("trial-N-best-fold.keras" before fold models were all kept).
-        for stale in self.task.out_dir.glob("trial-*-*fold*.keras"):
+        for stale in self.task.folds_saved_in.glob("trial-*-*fold*.keras"):
             if stale not in kept:
                 stale.unlink()
         return FinalReport(
@@ -405,7 +250,7 @@ class FinalRun:
             list(self.by_trial.values()), None if probe else chosen.number, reason, delivered,
             SplitSizes(len(self.data.y_train), len(self.data.y_val),
                        len(self.data.y_test) if self.data.has_test else 0),
-            phase_seconds=self.phase_seconds, cut=self.cut_finalists)
+            phase_seconds=self.phase_seconds, cut=self.cv.cut_finalists)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -441,9 +286,10 @@ def final_main(conn: Connection, task: FinalTask) -> None:
             if workers is not None:
                 conn.send(Progress(f"folds trained by {workers.workers} workers, "
                                    f"{workers.threads} CPU thread(s) each"))
-            report = FinalRun(conn, task, dataset, workers).run()
+            stage = FinalRun(conn, task, dataset, workers)
+            done = HelperDone(stage.help()) if task.role == "helper" else FinalDone(stage.run())
         # Sent once the workers are joined: the orchestrator ends this process on this message.
-        conn.send(FinalDone(report))
+        conn.send(done)
     except Exception as exc:  # reported, never raised: the sweep itself is finished
         traceback.print_exc()  # into the study's log, which the orchestrator's message names
         conn.send(FinalFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))

@@ -17,8 +17,11 @@ The search's best ``value`` is the maximum of many noisy validation scores, so i
    before this step has seen.
 
 Each fold is recorded in the study as it lands, and the report when the stage ends
-(``_recorded``): a stage that starts again trains only the folds not yet recorded. No
-TensorFlow here.
+(``_recorded``): a stage that starts again trains only the folds not yet recorded. Folds are
+work items in the study, claimed before they train: ``run`` and ``resume`` lead the stage, and
+each ``tlsweep worker`` on the study helps with the folds once the search is over (``help``),
+on its own machine, then ends; the lead waits for the folds claimed elsewhere, then chooses,
+refits and scores. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -35,14 +38,23 @@ from rich.console import Console
 from tlsweep.config import AnchorConfig, TrialParams
 from tlsweep.finalists._budget import cross_validates
 from tlsweep.finalists._protocol import (
+    AwaitFolds,
+    ClaimFold,
     FinalDone,
     FinalFailed,
     Finalist,
     FinalTask,
+    FoldClaimed,
     FoldLanded,
+    HelperDone,
     Progress,
 )
-from tlsweep.finalists._recorded import record_fold, record_report, recorded_folds
+from tlsweep.finalists._recorded import (
+    CLAIM_RENEW_S,
+    FoldLedger,
+    record_report,
+    recorded_folds,
+)
 from tlsweep.finalists._records import FinalReport
 from tlsweep.finalists._run import FINAL_DIR
 from tlsweep.system import format_seconds, see_log
@@ -61,6 +73,7 @@ class StageInputs:
     checkpoints: Path  # where trials keep their models (``store.checkpoint_folder``)
     settings_of: Callable[[int], Any]  # a trial's number -> its training.TrialSettings
     deadline: float | None = None  # time.monotonic() when budget.timeout ends; None: no timeout
+    url: str = ""  # the study's storage, for the lock its workers share (``store.budget_lock``)
 
 
 def as_anchor(finalist: Finalist, recipe: dict[str, Any]) -> Finalist:
@@ -104,6 +117,9 @@ def where_the_stage_went(report: FinalReport) -> str:
     parts = [f"{name} {format_seconds(seconds)}" for name, seconds in phases.items()]
     return (f"the finalists' stage took {format_seconds(report.seconds)}: "
             + ", ".join([f"start-up {format_seconds(max(startup, 0.0))}", *parts]))
+
+
+SEARCH_WAIT_S = 600.0  # the most the stage waits for trials running elsewhere
 
 
 @dataclass
@@ -168,7 +184,9 @@ class FinalStage:
         return cross_validates(inputs.config, inputs.train_and_val)
 
     def run(self, inputs: StageInputs, study: Any) -> FinalReport | None:
-        """The stage's report (also recorded in the study), or None when it could not run."""
+        """The lead's stage: its report (also recorded in the study), or None when it could
+        not run."""
+        self.wait_for_search(study)
         reevaluate = self.should_reevaluate(inputs)
         finalists = self.choose_finalists(inputs, study, reevaluate)
         if not finalists:
@@ -177,24 +195,83 @@ class FinalStage:
         what = describe(finalists, config.finalists.folds if reevaluate else None)
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if inputs.has_test else ""))
-        task = FinalTask(inputs.spec, finalists, reevaluate, config.finalists.folds,
-                         config.finalists.deliver, inputs.directory / FINAL_DIR,
-                         recorded_folds(study.user_attrs), inputs.deadline)
         began = time.perf_counter()
-        outcome = self._execute(task, study)
-        if isinstance(outcome, FinalFailed):
-            # Its traceback, or its last words before a crash, are in the study's log.
-            self.console.print(f"[yellow]finalists not evaluated:[/] {outcome.error}"
-                               f"{see_log(task.spec.log)}")
+        outcome = self._execute(self.task(inputs, study, finalists, reevaluate, "lead"), study,
+                                inputs)
+        if not isinstance(outcome, FinalDone):
             return None
         report = outcome.report.timed(time.perf_counter() - began)
         record_report(study, report)
         self.console.print(f"  [dim]{where_the_stage_went(report)}[/]")
         return report
 
-    def _execute(self, task: FinalTask, study: Any) -> FinalDone | FinalFailed:
-        from tlsweep.finalists._run import final_main
+    def help(self, inputs: StageInputs, study: Any) -> int | None:
+        """A ``tlsweep worker``'s stage: the folds it can claim, trained here; how many (None
+        when the stage has no folds, or failed). The lead (``run`` or ``resume``) chooses."""
+        if not self.should_reevaluate(inputs):
+            return None
+        self.wait_for_search(study)
+        finalists = self.choose_finalists(inputs, study, True)
+        if not finalists:
+            return None
+        self.console.print(f"[bold]finalists[/]: helping with the folds of "
+                           f"{describe(finalists, inputs.config.finalists.folds)}")
+        outcome = self._execute(self.task(inputs, study, finalists, True, "helper"), study,
+                                inputs)
+        if not isinstance(outcome, HelperDone):
+            return None
+        self.console.print(f"  {outcome.trained} folds trained here; the run that leads the "
+                           f"stage (run or resume) chooses and delivers")
+        return outcome.trained
 
+    def task(self, inputs: StageInputs, study: Any, finalists: list[Finalist],
+             reevaluate: bool, role: str) -> FinalTask:
+        config = inputs.config
+        # Every machine's fold models where the lead can read them.
+        shared = inputs.checkpoints / FINAL_DIR if config.execution.checkpoint_dir else None
+        return FinalTask(inputs.spec, finalists, reevaluate, config.finalists.folds,
+                         config.finalists.deliver, inputs.directory / FINAL_DIR,
+                         recorded_folds(study.user_attrs), inputs.deadline, role, shared)
+
+    def wait_for_search(self, study: Any) -> None:
+        """Until no trial runs (in other workers): the finalists are the search's top trials,
+        and every process of the stage must find the same. A trial left running by a process
+        that died is waited for at most ``SEARCH_WAIT_S``."""
+        from optuna.trial import TrialState
+
+        waited = 0.0
+        while waited < SEARCH_WAIT_S:
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running:
+                return
+            if not waited:
+                self.console.print(f"[dim]finalists: waiting for {len(running)} trial(s) still "
+                                   f"running in other workers[/]")
+            time.sleep(2.0)
+            waited += 2.0
+        self.console.print(f"[yellow]finalists:[/] trials still marked running after "
+                           f"{format_seconds(SEARCH_WAIT_S)} (a worker that died?): they are "
+                           f"not finalists")
+
+    def _execute(self, task: FinalTask, study: Any,
+                 inputs: StageInputs) -> FinalDone | HelperDone | None:
+        """The stage's process, started and served until it ends; None, said, when it
+        failed."""
+        outcome = self._serve(task, study, inputs)
+        if isinstance(outcome, FinalFailed):
+            # Its traceback, or its last words before a crash, are in the study's log.
+            self.console.print(f"[yellow]finalists not evaluated:[/] {outcome.error}"
+                               f"{see_log(task.spec.log)}")
+            return None
+        return outcome
+
+    def _serve(self, task: FinalTask, study: Any,
+               inputs: StageInputs) -> FinalDone | HelperDone | FinalFailed:
+        from tlsweep.finalists._run import final_main
+        from tlsweep.store import budget_lock, storage
+
+        ledger = FoldLedger(study, lambda: budget_lock(storage(study), study.study_name,
+                                                       inputs.url, inputs.directory))
         context = multiprocessing.get_context("spawn")
         conn, child = context.Pipe()
         # Not daemonic: it starts fold workers of its own. It dies with this process all the
@@ -206,7 +283,21 @@ class FinalStage:
         try:
             while True:
                 try:
+                    ledger.renew_if_due()  # while its folds train, this process's claims live
+                    if not conn.poll(CLAIM_RENEW_S):
+                        continue
                     message = conn.recv()
+                    if isinstance(message, ClaimFold):
+                        conn.send(FoldClaimed(ledger.claim(message.trial, message.index,
+                                                           message.key)))
+                    elif isinstance(message, AwaitFolds):
+                        conn.send(ledger.await_folds(message.wanted))
+                    elif isinstance(message, Progress):
+                        self.console.print(f"  [dim]{message.text}[/]")
+                    elif isinstance(message, FoldLanded):
+                        ledger.landed(message.fold)
+                    else:
+                        return message
                 except KeyboardInterrupt:
                     return FinalFailed("interrupted (Ctrl-C). The search's results and every "
                                        "finished fold are saved; `tlsweep resume STUDY` trains "
@@ -214,13 +305,6 @@ class FinalStage:
                 except EOFError:
                     process.join(5)
                     return FinalFailed(f"its process ended (exit code {process.exitcode})")
-                if isinstance(message, Progress):
-                    self.console.print(f"  [dim]{message.text}[/]")
-                    continue
-                if isinstance(message, FoldLanded):
-                    record_fold(study, message.fold)
-                    continue
-                return message
         finally:
             if process.is_alive():
                 process.kill()

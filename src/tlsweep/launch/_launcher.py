@@ -61,6 +61,8 @@ from tlsweep.sweep import (
 )
 from tlsweep.system import environment, format_seconds
 
+LEAD, HELPER = "lead", "helper"  # a process's part in the finalists' stage (``finish``)
+
 
 class Launcher:
     def __init__(self, console: Console, errors: Console, root: Path | None) -> None:
@@ -90,7 +92,7 @@ class Launcher:
         self.describe(plan)
         if workers > 1:
             return self.local_workers(plan, study, url, workers, gpus, timeout)
-        return self.execute(plan, study, url, lease=is_local(url))
+        return self.execute(plan, study, url, lease=is_local(url), role=LEAD)
 
     def resume(self, name: str, force: bool, storage: str | None, workers: int,
                gpus: list[str] | None) -> int:
@@ -114,7 +116,7 @@ class Launcher:
         self.describe(plan)
         if workers > 1:
             return self.local_workers(plan, stored, url, workers, gpus, None)
-        return self.execute(plan, stored, url, lease=True)
+        return self.execute(plan, stored, url, lease=True, role=LEAD)
 
     def worker(self, sweep_path: Path, storage: str, timeout: str | None) -> int:
         sweep = with_overrides(load_sweep(sweep_path), None, timeout)
@@ -126,7 +128,7 @@ class Launcher:
         study = join_study(plan, storage)
         if not is_local(storage):
             verify_checkpoint_folder(study, plan)
-        return self.execute(plan, study, storage, lease=False)
+        return self.execute(plan, study, storage, lease=False, role=HELPER)
 
     # ----------------------------------------------------------------------- in this process
     def decode(self, plan: Plan, url: str) -> None:
@@ -161,8 +163,9 @@ class Launcher:
         self.console.print(f"[dim]decoded images cached in {where} "
                            f"({data.cache_size_mb():.1f} MB; rebuilt when a file changes)[/]")
 
-    def execute(self, plan: Plan, study: Any, url: str, lease: bool) -> int:
-        """Run trials in this process until the study's budget is spent."""
+    def execute(self, plan: Plan, study: Any, url: str, lease: bool, role: str) -> int:
+        """Run trials in this process until the study's budget is spent, then the finalists'
+        stage as ``role`` (``finish``)."""
         from tlsweep.sweep import LiveView
 
         name = plan.sweep.config.study
@@ -192,32 +195,18 @@ class Launcher:
         finally:
             if held is not None:
                 held.release()
-        return self.finish(plan, study, code, url, deadline, final=lease)
+        return self.finish(plan, study, code, url, deadline, role)
 
     def finish(self, plan: Plan, study: Any, code: int, url: str, deadline: Deadline,
-               final: bool = True) -> int:
-        """Report a finished (or interrupted) run. ``final``: run the finalists' stage, once
-        per study: by ``run`` and ``resume``, not by each of many ``tlsweep worker``s."""
+               role: str = LEAD) -> int:
+        """Report a finished (or interrupted) run, after the finalists' stage: ``run`` and
+        ``resume`` lead it (choose, refit, score), each ``tlsweep worker`` helps with its folds
+        (``finalists.FinalStage``)."""
         from tlsweep.inspection import write_importance
 
         name = plan.sweep.config.study
-        if code != INTERRUPTED and final:
-            from tlsweep.finalists import FinalStage
-            from tlsweep.sweep import stage_inputs
-
-            if deadline.stopped:
-                self.console.print(f"[dim]{deadline.stopped}[/]")
-            search_s = time.monotonic() - self.began
-            stage = FinalStage(self.console).run(stage_inputs(plan, deadline), study)
-            split = RunSplit(plan.sweep.config.budget.timeout, search_s,
-                             stage.seconds if stage else None,
-                             stage.delivered.seconds if stage else None,
-                             deadline.stage_estimate_s, deadline.stopped)
-            study.set_user_attr(SPLIT, split.as_dict())
-            if stage is not None:
-                write_results(study, plan.directory, results_rows(study))
-            self.console.print(split.text())
-            self.say_budget(plan, stage)
+        if code != INTERRUPTED:
+            self.stage(plan, study, url, deadline, role)
         if code == INTERRUPTED:
             return self.interrupted(plan, url)
         try:
@@ -230,6 +219,28 @@ class Launcher:
         show_leaderboard(plan.directory, name, self.console, top=10)
         self.console.print(f"results: {plan.directory}")
         return 0 if any(t.state.name == "COMPLETE" for t in study.trials) else 1
+
+    def stage(self, plan: Plan, study: Any, url: str, deadline: Deadline, role: str) -> None:
+        from tlsweep.finalists import FinalStage
+        from tlsweep.sweep import stage_inputs
+
+        inputs = stage_inputs(plan, deadline, url)
+        if role == HELPER:
+            FinalStage(self.console).help(inputs, study)
+            return
+        if deadline.stopped:
+            self.console.print(f"[dim]{deadline.stopped}[/]")
+        search_s = time.monotonic() - self.began
+        stage = FinalStage(self.console).run(inputs, study)
+        split = RunSplit(plan.sweep.config.budget.timeout, search_s,
+                         stage.seconds if stage else None,
+                         stage.delivered.seconds if stage else None,
+                         deadline.stage_estimate_s, deadline.stopped)
+        study.set_user_attr(SPLIT, split.as_dict())
+        if stage is not None:
+            write_results(study, plan.directory, results_rows(study))
+        self.console.print(split.text())
+        self.say_budget(plan, stage)
 
     def say_budget(self, plan: Plan, stage: FinalReport | None) -> None:
         """A plain line when the run ended more than 10% past budget.timeout, and why: the

@@ -177,15 +177,16 @@ def worker_spec(plan: Plan) -> WorkerSpec:
                       execution.recycle_memory_mb, log_path(plan.directory))
 
 
-def stage_inputs(plan: Plan, deadline: Deadline | None = None) -> StageInputs:
+def stage_inputs(plan: Plan, deadline: Deadline | None = None, url: str = "") -> StageInputs:
     """What the finalists' stage needs of this sweep (``tlsweep.finalists``); ``deadline``:
-    the run's, for the stage to say when it will end past it."""
+    the run's, for the stage to say when it will end past it; ``url``: the study's storage,
+    whose lock the stage's processes share."""
     data = plan.dataset
     ends = None if deadline is None or deadline.timeout is None \
         else deadline.started + deadline.timeout
     return StageInputs(plan.sweep.config, worker_spec(plan), len(data.y_train) + len(data.y_val),
                        data.has_test, plan.directory, checkpoint_root(plan),
-                       lambda number: trial_settings(plan, number), ends)
+                       lambda number: trial_settings(plan, number), ends, url)
 
 
 class SweepRunner:
