@@ -90,3 +90,13 @@ def test_the_lead_waits_for_a_fold_trained_elsewhere(tmp_path: Path) -> None:
     assert time.monotonic() - began >= 0.4
     assert [(f.trial, f.index, f.claimed_by) for f in answer.landed] == [(3, 0, "helper:2")]
     assert answer.mine == []  # fold 1 is still the helper's, renewed
+
+
+def test_every_process_of_the_stage_uses_the_first_ones_fold_count(tmp_path: Path) -> None:
+    from tlsweep.finalists._recorded import FOLDS, agreed_folds
+
+    study = study_on_journal(tmp_path / "j.log")
+    assert agreed_folds(study, contextlib.nullcontext, 3) == 3  # the first: its time left cut
+    assert agreed_folds(study, contextlib.nullcontext, 5) == 3  # a helper with more time left
+    study.set_user_attr(FOLDS, None)  # what recording the report does
+    assert agreed_folds(study, contextlib.nullcontext, 5) == 5

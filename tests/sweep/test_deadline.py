@@ -76,3 +76,30 @@ def test_without_a_timeout_the_trial_budget_alone_decides(tmp_path: Path) -> Non
     study = optuna.create_study(direction="maximize")
     finished(study, 3)
     assert Deadline(sweep, time.monotonic() - 1e6, stage_follows=True).allows_a_trial(study)
+
+
+def test_the_stage_cuts_its_folds_to_the_time_left(tmp_path: Path) -> None:
+    """Five folds when they fit; fewer when only fewer do, as estimated from the same epochs;
+    never below three."""
+    sweep = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="20m")
+    study = optuna.create_study(direction="maximize")
+    finished(study, 3)
+    config = sweep.sweep.config
+    deadline = Deadline(sweep, time.monotonic(), stage_follows=True)
+    trials = study.get_trials()
+
+    def estimate(folds: int) -> float:
+        fewer = config.model_copy(update={
+            "finalists": config.finalists.model_copy(update={"folds": folds})})
+        return deadline.estimate(fewer, trials)
+
+    assert estimate(5) > estimate(4) > estimate(3)
+    assert deadline.folds_that_fit(study) == 5  # 20 minutes hold the whole stage
+    between = Deadline(sweep, time.monotonic() - (1200 - (estimate(4) + estimate(5)) / 2),
+                       stage_follows=True)
+    assert between.folds_that_fit(study) == 4
+    hopeless = Deadline(sweep, time.monotonic() - 1190, stage_follows=True)
+    assert hopeless.folds_that_fit(study) == 3
+    unlimited = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="null")
+    assert Deadline(unlimited, time.monotonic() - 1e6, stage_follows=True
+                    ).folds_that_fit(study) == 5

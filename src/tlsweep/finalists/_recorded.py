@@ -26,6 +26,7 @@ REPORT = "final"  # the study's user attribute holding the report
 DELIVERED_NOTE = "delivered_model"  # the sentence optuna-dashboard and `optuna` show
 FOLD_PREFIX = "final_fold:"  # one user attribute per recorded fold: final_fold:TRIAL:INDEX
 CLAIM_PREFIX = "final_claim:"  # one per claimed fold: final_claim:TRIAL:INDEX
+FOLDS = "final_folds"  # the folds every process of the stage uses, fixed by the first
 # A claim not renewed for this long belongs to a process that is gone. Its owner renews every
 # CLAIM_RENEW_S, while the fold trains, so only a dead or cut-off process lets it lapse.
 CLAIM_STALE_S = 90.0
@@ -36,6 +37,19 @@ AWAIT_POLL_S = 2.0  # how often the lead looks for folds trained elsewhere
 def record_report(study: Any, report: FinalReport) -> None:
     study.set_user_attr(REPORT, report.as_dict())
     study.set_user_attr(DELIVERED_NOTE, report.delivered_sentence())
+    study.set_user_attr(FOLDS, None)  # a later stage (a resume with more time) fixes its own
+
+
+def agreed_folds(study: Any, lock: Callable[[], Any], proposed: int) -> int:
+    """How many folds the stage uses: the first of its processes to ask fixes it (its time
+    left may cut ``finalists.folds``), and every other, a helper's or a resumed lead's,
+    uses the same, so that their folds are the same work items."""
+    with lock():
+        stored = study.user_attrs.get(FOLDS)
+        if stored is not None:
+            return int(stored)
+        study.set_user_attr(FOLDS, proposed)
+        return proposed
 
 
 def recorded_report(attrs: Mapping[str, Any]) -> FinalReport | None:

@@ -52,6 +52,7 @@ from tlsweep.finalists._protocol import (
 from tlsweep.finalists._recorded import (
     CLAIM_RENEW_S,
     FoldLedger,
+    agreed_folds,
     record_report,
     recorded_folds,
 )
@@ -74,6 +75,7 @@ class StageInputs:
     settings_of: Callable[[int], Any]  # a trial's number -> its training.TrialSettings
     deadline: float | None = None  # time.monotonic() when budget.timeout ends; None: no timeout
     url: str = ""  # the study's storage, for the lock its workers share (``store.budget_lock``)
+    folds: int | None = None  # finalists.folds, cut to the time left (``sweep.Deadline``)
 
 
 def as_anchor(finalist: Finalist, recipe: dict[str, Any]) -> Finalist:
@@ -120,6 +122,13 @@ def where_the_stage_went(report: FinalReport) -> str:
 
 
 SEARCH_WAIT_S = 600.0  # the most the stage waits for trials running elsewhere
+
+
+def lock_of(study: Any, inputs: StageInputs) -> Callable[[], Any]:
+    """The lock every process of the study shares (``store.budget_lock``)."""
+    from tlsweep.store import budget_lock, storage
+
+    return lambda: budget_lock(storage(study), study.study_name, inputs.url, inputs.directory)
 
 
 @dataclass
@@ -191,13 +200,13 @@ class FinalStage:
         finalists = self.choose_finalists(inputs, study, reevaluate)
         if not finalists:
             return None
-        config = inputs.config
-        what = describe(finalists, config.finalists.folds if reevaluate else None)
+        folds = self.fold_count(inputs, study) if reevaluate else inputs.config.finalists.folds
+        what = describe(finalists, folds if reevaluate else None)
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if inputs.has_test else ""))
         began = time.perf_counter()
-        outcome = self._execute(self.task(inputs, study, finalists, reevaluate, "lead"), study,
-                                inputs)
+        outcome = self._execute(self.task(inputs, study, finalists, reevaluate, "lead", folds),
+                                study, inputs)
         if not isinstance(outcome, FinalDone):
             return None
         report = outcome.report.timed(time.perf_counter() - began)
@@ -214,22 +223,34 @@ class FinalStage:
         finalists = self.choose_finalists(inputs, study, True)
         if not finalists:
             return None
+        folds = self.fold_count(inputs, study)
         self.console.print(f"[bold]finalists[/]: helping with the folds of "
-                           f"{describe(finalists, inputs.config.finalists.folds)}")
-        outcome = self._execute(self.task(inputs, study, finalists, True, "helper"), study,
-                                inputs)
+                           f"{describe(finalists, folds)}")
+        outcome = self._execute(self.task(inputs, study, finalists, True, "helper", folds),
+                                study, inputs)
         if not isinstance(outcome, HelperDone):
             return None
         self.console.print(f"  {outcome.trained} folds trained here; the run that leads the "
                            f"stage (run or resume) chooses and delivers")
         return outcome.trained
 
+    def fold_count(self, inputs: StageInputs, study: Any) -> int:
+        """The folds this stage uses (``_recorded.agreed_folds``), said when the budget cut
+        them."""
+        wanted = inputs.config.finalists.folds
+        folds = agreed_folds(study, lock_of(study, inputs), inputs.folds or wanted)
+        if folds < wanted:
+            self.console.print(f"[yellow]finalists:[/] {folds} folds, not {wanted} "
+                               f"(finalists.folds): at the pace the search measured, {wanted} "
+                               f"would end the run past budget.timeout")
+        return folds
+
     def task(self, inputs: StageInputs, study: Any, finalists: list[Finalist],
-             reevaluate: bool, role: str) -> FinalTask:
+             reevaluate: bool, role: str, folds: int) -> FinalTask:
         config = inputs.config
         # Every machine's fold models where the lead can read them.
         shared = inputs.checkpoints / FINAL_DIR if config.execution.checkpoint_dir else None
-        return FinalTask(inputs.spec, finalists, reevaluate, config.finalists.folds,
+        return FinalTask(inputs.spec, finalists, reevaluate, folds,
                          config.finalists.deliver, inputs.directory / FINAL_DIR,
                          recorded_folds(study.user_attrs), inputs.deadline, role, shared)
 
@@ -268,10 +289,8 @@ class FinalStage:
     def _serve(self, task: FinalTask, study: Any,
                inputs: StageInputs) -> FinalDone | HelperDone | FinalFailed:
         from tlsweep.finalists._run import final_main
-        from tlsweep.store import budget_lock, storage
 
-        ledger = FoldLedger(study, lambda: budget_lock(storage(study), study.study_name,
-                                                       inputs.url, inputs.directory))
+        ledger = FoldLedger(study, lock_of(study, inputs))
         context = multiprocessing.get_context("spawn")
         conn, child = context.Pipe()
         # Not daemonic: it starts fold workers of its own. It dies with this process all the

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,8 @@ class Launcher:
         from tlsweep.finalists import FinalStage
         from tlsweep.sweep import stage_inputs
 
-        inputs = stage_inputs(plan, deadline, url)
+        inputs = replace(stage_inputs(plan, deadline, url),
+                         folds=deadline.folds_that_fit(study))
         if role == HELPER:
             FinalStage(self.console).help(inputs, study)
             return

@@ -17,6 +17,9 @@ from tlsweep.finalists import EpochCosts, stage_seconds
 from tlsweep.system import Record, format_seconds, usable_cores
 
 SPLIT = "run_split"  # the study's user attribute holding the last run's RunSplit
+# The fewest folds the stage cuts to for the budget: each fold model still sees two thirds of
+# train+val, and every image is held out once among three.
+MIN_FOLDS = 3
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,39 @@ class Deadline:
         return False
 
     def stage_s(self, study: Any, finished: list[Any]) -> float:
+        self.stage_estimate_s = self.estimate(self.plan.sweep.config, finished)
+        return self.stage_estimate_s
+
+    def estimate(self, config: Any, finished: list[Any]) -> float:
+        """The finalists' stage's seconds under ``config``, from the ``finished`` trials'
+        epochs; 0 before any fine-tune epoch was measured."""
         data = self.plan.dataset
         costs = EpochCosts.measured((t.user_attrs.get("curve", []) for t in finished),
                                     len(data.y_train))
         if costs is None:
             return 0.0
-        config = self.plan.sweep.config
         # The anchor's trial is a finalist of its own, not one of the top k.
         searched = sum(t.state == TrialState.COMPLETE for t in finished) \
             - (config.finalists.anchor is not None)
-        self.stage_estimate_s = stage_seconds(config, costs, len(data.y_train) + len(data.y_val),
-                                              max(searched, 0), usable_cores())
-        return self.stage_estimate_s
+        return stage_seconds(config, costs, len(data.y_train) + len(data.y_val),
+                             max(searched, 0), usable_cores())
+
+    def folds_that_fit(self, study: Any) -> int:
+        """The most finalists' folds, from ``finalists.folds`` down to ``MIN_FOLDS``, whose
+        stage as estimated ends within the time left; ``finalists.folds`` without a timeout or
+        before anything was measured, and ``MIN_FOLDS`` when none fits (the stage then says it
+        will end past the budget). Fewer folds cost less twice over: fewer models, each on
+        fewer images; the choice between the candidates gets noisier."""
+        config = self.plan.sweep.config
+        most = config.finalists.folds
+        if self.timeout is None:
+            return most
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                              TrialState.PRUNED))
+        left = self.left()
+        for folds in range(most, min(MIN_FOLDS, most) - 1, -1):
+            fewer = config.model_copy(update={
+                "finalists": config.finalists.model_copy(update={"folds": folds})})
+            if self.estimate(fewer, finished) <= left:
+                return folds
+        return min(MIN_FOLDS, most)
