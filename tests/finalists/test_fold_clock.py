@@ -59,7 +59,7 @@ def test_a_finalist_whose_folds_would_end_past_the_budget_is_not_started() -> No
     sent = _Sent()
     # 0.2 s a fold, 3 folds and a refit of 1.5 folds' time: trial 7 ends at 1.5 s, trial 9
     # would at 2.1 s.
-    task = SimpleNamespace(folds=3, done={}, deadline=time.monotonic() + 1.8,
+    task = SimpleNamespace(folds=3, done={}, deadline=time.monotonic() + 1.8, role="lead",
                            folds_saved_in=__import__("pathlib").Path("/nonexistent"),
                            spec=SimpleNamespace(sweep=SimpleNamespace(config=SimpleNamespace(
                                objective="val_accuracy", seed=0))))

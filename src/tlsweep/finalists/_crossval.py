@@ -217,9 +217,12 @@ class FoldWork:
         confusion = _confusion(plan.labels[held], np.asarray(done.predicted),
                                self.data.n_classes)
         where = "" if here else f", by {done.claimed_by or done.worker}"
+        # A helper sees only its own folds land: its pace says nothing of the stage's end.
+        progress = plan.clock.landed() if self.task.role == "lead" \
+            else f"{self.trained} trained here"
         self.say(f"trial {done.trial}: fold {done.index + 1}/{len(plan.folds)} scored "
                  f"{score(confusion, self.objective):.3f} ({self.objective}){where}; "
-                 f"{plan.clock.landed()}")
+                 f"{progress}")
 
     def cut(self, left: list[Finalist], clock: _FoldClock, past: float) -> None:
         """Says, plainly, which finalists the budget leaves out, and why."""
