@@ -62,7 +62,7 @@ def test_two_fold_workers_train_the_models_one_gives(tmp_path: Path,
         jobs, started = fold_jobs(plan, out), []
         with FoldWorkers(spec, workers, threads=1) as pool:
             results[workers] = {(d.trial, d.index): d.predicted
-                                for d in pool.run(jobs, started.append)}
+                                for d in pool.run(jobs, started.append, lambda job: True)}
         assert list(map(id, started)) == list(map(id, jobs)), "each handed out once, in order"
         assert all(job.path.is_file() for job in jobs), "every fold's model saved"
     # One thread in every process and every fold from its finalist's seed: the same models,
@@ -84,4 +84,4 @@ def test_a_fold_that_fails_names_its_trial_and_fold(tmp_path: Path,
         job.finalist.params, backbone="Missing")))
     with FoldWorkers(worker_spec(plan), 1, threads=1) as pool, \
             pytest.raises(RuntimeError, match="trial 1's fold 1: KeyError: 'Missing'"):
-        list(pool.run([broken], lambda job: None))
+        list(pool.run([broken], lambda job: None, lambda job: True))
