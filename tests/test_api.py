@@ -198,7 +198,9 @@ def test_a_notebook_runs_a_sweep_then_reads_and_uses_its_model(tmp_path: Path,
     assert report is not None and study.headline == report.delivered.headline
     headline = study.headline
     assert headline.low <= headline.value <= headline.high
-    assert headline.n == report.n.test  # the test split, which nothing chose
+    # No test split here: the out-of-fold predictions, every train+val image once.
+    assert report.n.test == 0 and headline.n == report.n.train + report.n.val
+    assert "out-of-fold" in headline.source
 
     # cell 5: the chosen model on a few images, as files and as an array
     model = tlsweep.load_model(study)
