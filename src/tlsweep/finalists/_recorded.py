@@ -69,18 +69,33 @@ def record_fold(study: Any, fold: FoldResult) -> None:
 
 def recorded_folds(attrs: Mapping[str, Any]) -> dict[tuple[int, int], FoldResult]:
     """Every fold recorded in the study, by (trial, fold index)."""
-    found = (FoldResult.from_dict(value) for name, value in attrs.items()
-             if name.startswith(FOLD_PREFIX))
-    return {(fold.trial, fold.index): fold for fold in found}
+    return _by_fold(attrs, FOLD_PREFIX, FoldResult)
 
 
 def recorded_claims(attrs: Mapping[str, Any]) -> dict[tuple[int, int], FoldClaim]:
-    found = (FoldClaim.from_dict(value) for name, value in attrs.items()
-             if name.startswith(CLAIM_PREFIX))
-    return {(claim.trial, claim.index): claim for claim in found}
+    return _by_fold(attrs, CLAIM_PREFIX, FoldClaim)
 
 
-def claim_fold(study: Any, lock: Any, claim: FoldClaim) -> bool:
+def _by_fold(attrs: Mapping[str, Any], prefix: str, record: Any) -> dict[tuple[int, int], Any]:
+    """Every user attribute named ``prefix``TRIAL:INDEX, read as ``record``, by (trial,
+    index)."""
+    found = (record.from_dict(value) for name, value in attrs.items() if name.startswith(prefix))
+    return {(item.trial, item.index): item for item in found}
+
+
+def _write_claim(study: Any, claim: FoldClaim) -> None:
+    study.set_user_attr(f"{CLAIM_PREFIX}{claim.trial}:{claim.index}", claim.as_dict())
+
+
+def _free(claim: FoldClaim | None, key: str, by: str, now: float) -> bool:
+    """Whether process ``by`` may take the fold of recipe ``key`` that ``claim`` holds (None:
+    unclaimed): unless another process claimed it for the same recipe and renewed it within
+    ``CLAIM_STALE_S``."""
+    return claim is None or claim.key != key or claim.by == by \
+        or now - claim.at >= CLAIM_STALE_S
+
+
+def claim_fold(study: Any, lock: Callable[[], Any], claim: FoldClaim) -> bool:
     """Whether this process may train ``claim``'s fold: taken, under ``lock``, unless the fold
     is recorded for the same recipe and images, or claimed by another process whose claim is
     still renewed."""
@@ -90,10 +105,9 @@ def claim_fold(study: Any, lock: Any, claim: FoldClaim) -> bool:
         if done is not None and done.key == claim.key:
             return False
         held = recorded_claims(attrs).get((claim.trial, claim.index))
-        if held is not None and held.by != claim.by and held.key == claim.key \
-                and claim.at - held.at < CLAIM_STALE_S:
+        if not _free(held, claim.key, claim.by, claim.at):
             return False
-        study.set_user_attr(f"{CLAIM_PREFIX}{claim.trial}:{claim.index}", claim.as_dict())
+        _write_claim(study, claim)
         return True
 
 
@@ -105,7 +119,7 @@ def renew_claims(study: Any, claims: list[FoldClaim], now: float) -> list[FoldCl
         if (claim.trial, claim.index) in done:
             continue
         claim = claim.renewed(now)
-        study.set_user_attr(f"{CLAIM_PREFIX}{claim.trial}:{claim.index}", claim.as_dict())
+        _write_claim(study, claim)
         renewed.append(claim)
     return renewed
 
@@ -142,12 +156,14 @@ class FoldLedger:
         """Blocks until one of ``wanted`` (trial, index, key) is recorded by another process,
         or its claim has lapsed and this process holds it now."""
         while True:
-            done = recorded_folds(self.study.user_attrs)
+            attrs = self.study.user_attrs  # one read a poll; a claim only where one lapsed
+            done, held, now = recorded_folds(attrs), recorded_claims(attrs), time.time()
             landed = [done[t, i] for t, i, key in wanted
                       if (t, i) in done and done[t, i].key == key]
             if landed:
                 return FoldsAwaited(landed, [])
-            mine = [(t, i) for t, i, key in wanted if self.claim(t, i, key)]
+            mine = [(t, i) for t, i, key in wanted
+                    if _free(held.get((t, i)), key, self.by, now) and self.claim(t, i, key)]
             if mine:
                 return FoldsAwaited([], mine)
             time.sleep(AWAIT_POLL_S)
