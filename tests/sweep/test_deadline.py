@@ -13,6 +13,7 @@ from tests.conftest import tiny_space, tiny_sweep, write_yaml
 from tlsweep.config import load_sweep
 from tlsweep.finalists import EpochCosts, stage_seconds
 from tlsweep.sweep import Deadline
+from tlsweep.sweep._deadline import StageFit, staged
 
 HEAD_S, FINETUNE_S, TRIAL_S = 1.0, 10.0, 45.0
 
@@ -26,12 +27,15 @@ def plan(tmp_path: Path, finalists: str, timeout: str = "10m") -> SimpleNamespac
                            dataset=SimpleNamespace(y_train=[0] * 400, y_val=[0] * 100))
 
 
-def finished(study: optuna.Study, count: int) -> None:
+def finished(study: optuna.Study, count: int, probe_s: float = 0.0) -> None:
+    """``count`` trials; the first fitted the probe its head started from in ``probe_s``."""
     curve = [{"phase": "head", "duration_s": HEAD_S}] * 2 + \
             [{"phase": "finetune", "duration_s": FINETUNE_S}] * 4
-    for _ in range(count):
+    for number in range(count):
+        timings = {"probe_s": probe_s if number == 0 else 0.0}
         study.add_trial(optuna.trial.create_trial(
-            value=0.5, user_attrs={"curve": curve, "duration_s": TRIAL_S}))
+            value=0.5, user_attrs={"curve": curve, "duration_s": TRIAL_S,
+                                   "result": {"value": 0.5, "timings": timings}}))
 
 
 def test_the_stage_is_costed_from_the_searchs_own_epochs(tmp_path: Path) -> None:
@@ -48,6 +52,26 @@ def test_the_stage_is_costed_from_the_searchs_own_epochs(tmp_path: Path) -> None
     assert stage_seconds(config, costs, 500, searched=1, cores=1) < expected
     off = plan(tmp_path, "{k: 2, reevaluate: off}").sweep.config
     assert stage_seconds(off, costs, 500, searched=2, cores=1) == 30
+    # Delivering the fold models' ensemble: no refit to pay for.
+    assert stage_seconds(staged(config, 5, "ensemble"), costs, 500, searched=2, cores=1) == \
+        30 + 5 * 2 * (5 + recipe * 400 / 400)
+
+
+def test_the_stages_probes_are_costed_from_the_trials_own_probe(tmp_path: Path) -> None:
+    """A trial's probe fits 7 C values on 5 folds and refits: 36 fits, here 1 s each. The
+    stage searches both weightings on train (71 fits of train's 400 images) and, on its 5
+    folds of train+val's 500, both weightings (71 fits), the out-of-fold predictions (5) and
+    nothing more: 71 + 76 * 500 / 400 = 166 s. Without cross-validation, the baseline alone."""
+    config = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}").sweep.config
+    costs = EpochCosts.measured([[{"phase": "head", "duration_s": 1.0},
+                                  {"phase": "finetune", "duration_s": 10.0}]], images=400,
+                                probes=[0.0, 36.0])
+    assert costs is not None and costs.probe_s == 36.0
+    without = EpochCosts(costs.head_s, costs.finetune_s, 400)
+    assert stage_seconds(config, costs, 500, 2, 1) - stage_seconds(config, without, 500, 2, 1) \
+        == 166
+    off = plan(tmp_path, "{k: 2, reevaluate: off}").sweep.config
+    assert stage_seconds(off, costs, 500, searched=2, cores=1) == 30 + 71
 
 
 def test_the_search_stops_while_the_time_left_holds_a_trial_and_the_stage(tmp_path: Path) -> None:
@@ -79,27 +103,30 @@ def test_without_a_timeout_the_trial_budget_alone_decides(tmp_path: Path) -> Non
 
 
 def test_the_stage_cuts_its_folds_to_the_time_left(tmp_path: Path) -> None:
-    """Five folds when they fit; fewer when only fewer do, as estimated from the same epochs;
-    never below three."""
+    """Five folds when they fit; fewer when only fewer do, as estimated from the same epochs
+    and the trials' probe; never below three. When three with a refit do not fit either, the
+    most folds that fit when the fold models' ensemble is delivered instead."""
     sweep = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="20m")
     study = optuna.create_study(direction="maximize")
-    finished(study, 3)
+    finished(study, 3, probe_s=36.0)
     config = sweep.sweep.config
     deadline = Deadline(sweep, time.monotonic(), stage_follows=True)
     trials = study.get_trials()
 
-    def estimate(folds: int) -> float:
-        fewer = config.model_copy(update={
-            "finalists": config.finalists.model_copy(update={"folds": folds})})
-        return deadline.estimate(fewer, trials)
+    def estimate(folds: int, deliver: str | None = None) -> float:
+        return deadline.estimate(staged(config, folds, deliver), trials)
 
-    assert estimate(5) > estimate(4) > estimate(3)
-    assert deadline.folds_that_fit(study) == 5  # 20 minutes hold the whole stage
-    between = Deadline(sweep, time.monotonic() - (1200 - (estimate(4) + estimate(5)) / 2),
-                       stage_follows=True)
-    assert between.folds_that_fit(study) == 4
-    hopeless = Deadline(sweep, time.monotonic() - 1190, stage_follows=True)
-    assert hopeless.folds_that_fit(study) == 3
+    def with_left(seconds: float) -> StageFit:
+        return Deadline(sweep, time.monotonic() - (1200 - seconds),
+                        stage_follows=True).stage_that_fits(study)
+
+    assert estimate(5) > estimate(4) > estimate(3) > estimate(3, "ensemble")
+    assert deadline.stage_that_fits(study) == StageFit(5)  # 20 minutes hold the whole stage
+    assert with_left((estimate(4) + estimate(5)) / 2) == StageFit(4)
+    short = (estimate(3) + estimate(3, "ensemble")) / 2
+    most = max(f for f in (3, 4, 5) if estimate(f, "ensemble") <= short)
+    assert with_left(short) == StageFit(most, "ensemble")
+    assert with_left(10) == StageFit(3)  # nothing fits: three folds, as the sweep file says
     unlimited = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="null")
     assert Deadline(unlimited, time.monotonic() - 1e6, stage_follows=True
-                    ).folds_that_fit(study) == 5
+                    ).stage_that_fits(study) == StageFit(5)

@@ -52,12 +52,13 @@ class Baselines:
         return self.config.objective
 
     def fit(self) -> list[BaselineResult]:
-        """A probe per backbone: fitted on train (its validation score), and, when the
-        delivered model is a refit on train+val, fitted again on train+val for the test set,
-        so that the delivered model and the baseline are tested after training on the same
-        images (a probe on train alone would give the refit 25-50% more data to win by). Each
-        probe chooses its class weighting with its C (``_probe.fit_baseline``); its folds keep
-        the weighting chosen on train."""
+        """A probe per backbone: fitted on train (its validation score), and, cross-validated,
+        on the finalists' folds of train+val (``_probe.cross_validate_probe``): that one search
+        chooses C and the class weighting for the folds' out-of-fold predictions and for the
+        probe refit on train+val, which is tested when the delivered model is a refit on
+        train+val too, so that both are tested after training on the same images (a probe on
+        train alone would give the refit 25-50% more data to win by), and delivered when the
+        probe is."""
         from tlsweep.training import fit_baseline
 
         rows = []
@@ -66,7 +67,7 @@ class Baselines:
             _, features = self._frozen(name)
             fit = fit_baseline(features["train"], self.data.y_train, self.objective,
                                self.config.seed)
-            cv_confusion, cv_predicted = self._probe_cv(features, fit.class_weight) \
+            cv_confusion, cv_predicted = self._probe_cv(name, features) \
                 if self.task.reevaluate else (None, None)
             rows.append(BaselineResult(backbone=name, **self._probe(name, features, fit),
                                        cv_confusion=cv_confusion, cv_predicted=cv_predicted))
@@ -107,22 +108,22 @@ class Baselines:
         return (np.concatenate([features["train"], features["val"]]),
                 np.concatenate([self.data.y_train, self.data.y_val]))
 
-    def _probe_cv(self, features: dict[str, np.ndarray],
-                  class_weight: Any) -> tuple[list[list[int]], list[int]]:
+    def _probe_cv(self, name: str, features: dict[str, np.ndarray]) -> tuple[list[list[int]],
+                                                                               list[int]]:
         """The probe cross-validated on the finalists' folds, so that fine-tuning's estimate
         has its baseline on the same images, test set or none: (the pooled out-of-fold
-        confusion, the out-of-fold predictions in train+val's order)."""
-        from tlsweep.training import fit_probe
+        confusion, the out-of-fold predictions in train+val's order). Its refit on train+val
+        is kept for the test and for delivery."""
+        from tlsweep.training import cross_validate_probe
 
         x, y = self._train_and_val_features(features)
-        out_of_fold = np.zeros(len(y), np.int64)
-        for train, held in self.folds(y):
-            fit = fit_probe(x[train], y[train], self.objective, self.config.seed, class_weight)
-            out_of_fold[held] = fit.predict(x[held])
+        refit, out_of_fold = cross_validate_probe(x, y, self.objective, self.folds(y))
+        self.refit_probes[name] = refit
         return _confusion(y, out_of_fold, self.data.n_classes), out_of_fold.tolist()
 
     def _refit_probe(self, name: str, features: dict[str, np.ndarray]) -> Any:
-        """The probe on backbone ``name``'s features, fitted on train+val (once)."""
+        """The probe on backbone ``name``'s features, fitted on train+val (once: by
+        ``_probe_cv`` when the stage cross-validates)."""
         from tlsweep.training import fit_baseline
 
         if name not in self.refit_probes:

@@ -56,7 +56,7 @@ from tlsweep.finalists._recorded import (
     record_report,
     recorded_folds,
 )
-from tlsweep.finalists._records import FinalReport
+from tlsweep.finalists._records import MADE, FinalReport
 from tlsweep.finalists._run import FINAL_DIR
 from tlsweep.system import format_seconds, see_log
 from tlsweep.training import FINAL_MODEL, WorkerSpec
@@ -76,6 +76,7 @@ class StageInputs:
     deadline: float | None = None  # time.monotonic() when budget.timeout ends; None: no timeout
     url: str = ""  # the study's storage, for the lock its workers share (``store.budget_lock``)
     folds: int | None = None  # finalists.folds, cut to the time left (``sweep.Deadline``)
+    deliver: str | None = None  # finalists.deliver, when the time left holds no refit
 
 
 def as_anchor(finalist: Finalist, recipe: dict[str, Any]) -> Finalist:
@@ -201,6 +202,12 @@ class FinalStage:
         if not finalists:
             return None
         folds = self.fold_count(inputs, study) if reevaluate else inputs.config.finalists.folds
+        wanted = inputs.config.finalists.deliver
+        if reevaluate and self.deliver(inputs) != wanted:
+            self.console.print(f"[yellow]finalists:[/] a fine-tuned delivery is "
+                               f"{MADE[self.deliver(inputs)]}, not {MADE[wanted]} "
+                               f"(finalists.deliver): at the pace the search measured, that "
+                               f"training would end the run past budget.timeout")
         what = describe(finalists, folds if reevaluate else None)
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if inputs.has_test else ""))
@@ -245,13 +252,18 @@ class FinalStage:
                                f"would end the run past budget.timeout")
         return folds
 
+    @staticmethod
+    def deliver(inputs: StageInputs) -> str:
+        """How the delivered model is made: ``finalists.deliver``, unless cut to the time left."""
+        return inputs.deliver or inputs.config.finalists.deliver
+
     def task(self, inputs: StageInputs, study: Any, finalists: list[Finalist],
              reevaluate: bool, role: str, folds: int) -> FinalTask:
         config = inputs.config
         # Every machine's fold models where the lead can read them.
         shared = inputs.checkpoints / FINAL_DIR if config.execution.checkpoint_dir else None
         return FinalTask(inputs.spec, finalists, reevaluate, folds,
-                         config.finalists.deliver, inputs.directory / FINAL_DIR,
+                         self.deliver(inputs), inputs.directory / FINAL_DIR,
                          recorded_folds(study.user_attrs), inputs.deadline, role, shared)
 
     def wait_for_search(self, study: Any) -> None:

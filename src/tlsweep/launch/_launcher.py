@@ -225,8 +225,8 @@ class Launcher:
         from tlsweep.finalists import FinalStage
         from tlsweep.sweep import stage_inputs
 
-        inputs = replace(stage_inputs(plan, deadline, url),
-                         folds=deadline.folds_that_fit(study))
+        fit = deadline.stage_that_fits(study)
+        inputs = replace(stage_inputs(plan, deadline, url), folds=fit.folds, deliver=fit.deliver)
         if role == HELPER:
             FinalStage(self.console).help(inputs, study)
             return

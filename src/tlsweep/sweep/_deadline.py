@@ -103,7 +103,7 @@ class Deadline:
         epochs; 0 before any fine-tune epoch was measured."""
         data = self.plan.dataset
         costs = EpochCosts.measured((t.user_attrs.get("curve", []) for t in finished),
-                                    len(data.y_train))
+                                    len(data.y_train), map(probe_seconds, finished))
         if costs is None:
             return 0.0
         # The anchor's trial is a finalist of its own, not one of the top k.
@@ -112,22 +112,45 @@ class Deadline:
         return stage_seconds(config, costs, len(data.y_train) + len(data.y_val),
                              max(searched, 0), usable_cores())
 
-    def folds_that_fit(self, study: Any) -> int:
+    def stage_that_fits(self, study: Any) -> StageFit:
         """The most finalists' folds, from ``finalists.folds`` down to ``MIN_FOLDS``, whose
-        stage as estimated ends within the time left; ``finalists.folds`` without a timeout or
-        before anything was measured, and ``MIN_FOLDS`` when none fits (the stage then says it
-        will end past the budget). Fewer folds cost less twice over: fewer models, each on
-        fewer images; the choice between the candidates gets noisier."""
+        stage as estimated ends within the time left; when none does with a refit on
+        train+val, the most that do when the chosen finalist's fold models are delivered as
+        their ensemble instead (no training beyond the folds); else ``MIN_FOLDS`` (the stage
+        then says it will end past the budget). ``finalists.folds`` without a timeout or before
+        anything was measured. Fewer folds cost less twice over: fewer models, each on fewer
+        images; the choice between the candidates gets noisier."""
         config = self.plan.sweep.config
         most = config.finalists.folds
         if self.timeout is None:
-            return most
+            return StageFit(most)
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
                                                               TrialState.PRUNED))
         left = self.left()
-        for folds in range(most, min(MIN_FOLDS, most) - 1, -1):
-            fewer = config.model_copy(update={
-                "finalists": config.finalists.model_copy(update={"folds": folds})})
-            if self.estimate(fewer, finished) <= left:
-                return folds
-        return min(MIN_FOLDS, most)
+        ladder = [None] + (["ensemble"] if config.finalists.deliver == "refit" else [])
+        for deliver in ladder:
+            for folds in range(most, min(MIN_FOLDS, most) - 1, -1):
+                if self.estimate(staged(config, folds, deliver), finished) <= left:
+                    return StageFit(folds, deliver)
+        return StageFit(min(MIN_FOLDS, most))
+
+
+@dataclass(frozen=True)
+class StageFit:
+    """The finalists' stage as cut to the time left: its folds, and how its delivered model is
+    made when not as ``finalists.deliver`` says (None: as it says)."""
+
+    folds: int
+    deliver: str | None = None
+
+
+def staged(config: Any, folds: int, deliver: str | None) -> Any:
+    """``config`` with the finalists' stage cut to ``folds`` and, if given, ``deliver``."""
+    update: dict[str, Any] = {"folds": folds} | ({"deliver": deliver} if deliver else {})
+    return config.model_copy(update={"finalists": config.finalists.model_copy(update=update)})
+
+
+def probe_seconds(trial: Any) -> float:
+    """The seconds ``trial`` took to fit the probe its head started from (0: none fitted)."""
+    result = trial.user_attrs.get("result") or {}
+    return float((result.get("timings") or {}).get("probe_s") or 0.0)

@@ -8,7 +8,13 @@ from tlsweep.training._checkpoint import FINAL_MODEL, TrialCheckpoints
 from tlsweep.training._classifier import predict
 from tlsweep.training._epochs import EpochRecord, confusion_matrix
 from tlsweep.training._preflight import check_weights
-from tlsweep.training._probe import fit_baseline, fit_probe, head_weights
+from tlsweep.training._probe import (
+    cross_validate_probe,
+    fit_baseline,
+    fit_probe,
+    fits,
+    head_weights,
+)
 from tlsweep.training._trial import TrialSettings, TrialTask, TwoPhaseTrial
 from tlsweep.training._warm import ModelPool, Structure, frozen_features
 from tlsweep.training._worker import (
@@ -35,10 +41,12 @@ __all__ = [
     "WorkerSpec",
     "check_weights",
     "confusion_matrix",
+    "cross_validate_probe",
     "enter_subprocess",
     "eval_inputs",
     "fit_baseline",
     "fit_probe",
+    "fits",
     "frozen_features",
     "gpu_capabilities",
     "head_weights",

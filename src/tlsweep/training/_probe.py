@@ -15,8 +15,13 @@ import numpy as np
 
 from tlsweep.measures import Objective
 
-C_GRID = np.logspace(-4, 2, 13)  # inverse regularisation strengths tried
+# Inverse regularisation strengths tried: a decade apart. Every fit of the grid is paid in each
+# trial's first probe and in the finalists' stage, inside the user's budget; half-decades cost
+# twice as much and chose within a point of the decades (benchmarks/RESULTS.md, "The probe's
+# cost").
+C_GRID = np.logspace(-4, 2, 7)
 CV_FOLDS = 5
+Folds = list[tuple[np.ndarray, np.ndarray]]
 
 
 # The study's baseline chooses its class weighting by cross-validation among these, as a user's
@@ -43,6 +48,13 @@ class ProbeFit:
         return "per-class weights"
 
 
+def fits(folds: int = CV_FOLDS, weightings: int = 1) -> int:
+    """The logistic regressions one probe search fits: each setting on every fold, then the
+    refit. ``fits()``: a trial's probe (``fit_probe``), the unit the finalists' stage's probes
+    are costed in."""
+    return len(C_GRID) * weightings * folds + 1
+
+
 def fit_baseline(features: np.ndarray, labels: np.ndarray, objective: str,
                  seed: int) -> ProbeFit:
     """The study's baseline: C and the class weighting (none or balanced) chosen together by
@@ -57,26 +69,56 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, objective: str, seed: in
     """Fit on training features; C by ``CV_FOLDS``-fold stratified CV (fewer folds when the
     smallest class is smaller than that). ``class_weight``: per-class loss weights (a trial's
     class weighting); ``weightings``: choose among these by the same CV instead."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = int(min(CV_FOLDS, np.bincount(labels).min()))
+    if folds < 2:  # a class of one image: no CV possible, the middle of the grid
+        pipeline = _pipeline(class_weight).set_params(logisticregression__C=1.0)
+        return ProbeFit(pipeline.fit(features, labels), 1.0, float("nan"), class_weight)
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return _searched(features, labels, objective, splits, class_weight, weightings)[0]
+
+
+def cross_validate_probe(features: np.ndarray, labels: np.ndarray, objective: str,
+                         folds: Folds) -> tuple[ProbeFit, np.ndarray]:
+    """The probe on given ``folds`` (the finalists'): C and the class weighting chosen by their
+    mean ``objective``, then (the probe refit on all of ``features``, the out-of-fold
+    predictions at the chosen settings). One search serves both, where a search per fold and
+    another for the refit cost six times the fits. The out-of-fold score is then that of the
+    best of ``len(C_GRID) * 2`` settings on the same folds: slightly optimistic, which favours
+    the probe, the cheaper and safer model, when the finalists' choice is close."""
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_predict
+
+    fit, search = _searched(features, labels, objective, folds, None, WEIGHTINGS)
+    chosen = clone(search.estimator).set_params(**search.best_params_)
+    return fit, cross_val_predict(chosen, features, labels, cv=folds)
+
+
+def _pipeline(class_weight: ClassWeight) -> Any:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    folds = int(min(CV_FOLDS, np.bincount(labels).min()))
-    pipeline = make_pipeline(StandardScaler(),
-                             LogisticRegression(max_iter=3000, class_weight=class_weight))
-    if folds < 2:  # a class of one image: no CV possible, the middle of the grid
-        pipeline.set_params(logisticregression__C=1.0).fit(features, labels)
-        return ProbeFit(pipeline, 1.0, float("nan"), class_weight)
+    return make_pipeline(StandardScaler(),
+                         LogisticRegression(max_iter=3000, class_weight=class_weight))
+
+
+def _searched(features: np.ndarray, labels: np.ndarray, objective: str, splits: Any,
+              class_weight: ClassWeight,
+              weightings: tuple[str | None, ...] | None) -> tuple[ProbeFit, Any]:
+    """(the probe refit with the settings the grid search chose on ``splits``, the search)."""
+    from sklearn.model_selection import GridSearchCV
+
     grid: dict[str, Any] = {"logisticregression__C": C_GRID}
     if weightings is not None:
         grid["logisticregression__class_weight"] = list(weightings)
-    search = GridSearchCV(pipeline, grid, scoring=Objective.named(objective).scorer,
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+    search = GridSearchCV(_pipeline(class_weight), grid,
+                          scoring=Objective.named(objective).scorer, cv=splits)
     search.fit(features, labels)
     chosen = search.best_params_.get("logisticregression__class_weight", class_weight)
     return ProbeFit(search.best_estimator_, float(search.best_params_["logisticregression__C"]),
-                    float(search.best_score_), chosen)
+                    float(search.best_score_), chosen), search
 
 
 def head_weights(fit: ProbeFit, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
