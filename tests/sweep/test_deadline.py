@@ -105,7 +105,8 @@ def test_without_a_timeout_the_trial_budget_alone_decides(tmp_path: Path) -> Non
 def test_the_stage_cuts_its_folds_to_the_time_left(tmp_path: Path) -> None:
     """Five folds when they fit; fewer when only fewer do, as estimated from the same epochs
     and the trials' probe; never below three. When three with a refit do not fit either, the
-    most folds that fit when the fold models' ensemble is delivered instead."""
+    most folds that fit when the fold models' ensemble is delivered instead; when nothing fits,
+    the cheapest."""
     sweep = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="20m")
     study = optuna.create_study(direction="maximize")
     finished(study, 3, probe_s=36.0)
@@ -126,7 +127,9 @@ def test_the_stage_cuts_its_folds_to_the_time_left(tmp_path: Path) -> None:
     short = (estimate(3) + estimate(3, "ensemble")) / 2
     most = max(f for f in (3, 4, 5) if estimate(f, "ensemble") <= short)
     assert with_left(short) == StageFit(most, "ensemble")
-    assert with_left(10) == StageFit(3)  # nothing fits: three folds, as the sweep file says
+    hopeless = Deadline(sweep, time.monotonic() - 1190, stage_follows=True)
+    assert hopeless.stage_that_fits(study) == StageFit(3, "ensemble")  # nothing fits: the least
+    assert hopeless.stage_estimate_s == estimate(3, "ensemble")
     unlimited = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="null")
     assert Deadline(unlimited, time.monotonic() - 1e6, stage_follows=True
                     ).stage_that_fits(study) == StageFit(5)

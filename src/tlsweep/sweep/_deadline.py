@@ -116,10 +116,11 @@ class Deadline:
         """The most finalists' folds, from ``finalists.folds`` down to ``MIN_FOLDS``, whose
         stage as estimated ends within the time left; when none does with a refit on
         train+val, the most that do when the chosen finalist's fold models are delivered as
-        their ensemble instead (no training beyond the folds); else ``MIN_FOLDS`` (the stage
-        then says it will end past the budget). ``finalists.folds`` without a timeout or before
-        anything was measured. Fewer folds cost less twice over: fewer models, each on fewer
-        images; the choice between the candidates gets noisier."""
+        their ensemble instead (no training beyond the folds); else the cheapest of these (the
+        stage then says it will end past the budget). ``finalists.folds`` without a timeout or
+        before anything was measured. Fewer folds cost less twice over: fewer models, each on
+        fewer images; the choice between the candidates gets noisier. The plan's estimate
+        becomes ``stage_estimate_s``, what the run's split compares the stage with."""
         config = self.plan.sweep.config
         most = config.finalists.folds
         if self.timeout is None:
@@ -127,12 +128,17 @@ class Deadline:
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
                                                               TrialState.PRUNED))
         left = self.left()
-        ladder = [None] + (["ensemble"] if config.finalists.deliver == "refit" else [])
-        for deliver in ladder:
-            for folds in range(most, min(MIN_FOLDS, most) - 1, -1):
-                if self.estimate(staged(config, folds, deliver), finished) <= left:
-                    return StageFit(folds, deliver)
-        return StageFit(min(MIN_FOLDS, most))
+        ladder = [StageFit(folds, deliver)
+                  for deliver in [None] + (["ensemble"] if config.finalists.deliver == "refit"
+                                           else [])
+                  for folds in range(most, min(MIN_FOLDS, most) - 1, -1)]
+        for fit in ladder:  # the last, the cheapest, whether it fits or not
+            estimate = self.estimate(staged(config, fit.folds, fit.deliver), finished)
+            if estimate <= left:
+                break
+        if estimate:  # 0: nothing measured, so the search's last estimate stands
+            self.stage_estimate_s = estimate
+        return fit
 
 
 @dataclass(frozen=True)
