@@ -220,6 +220,28 @@ def test_the_ensemble_delivered_is_the_mean_of_the_chosen_finalists_fold_models(
     assert len(json.loads(predicted.stdout)) == 48
 
 
+def test_a_run_whose_time_left_holds_no_refit_delivers_the_fold_models_average(
+        tmp_path: Path, tiny_backbone: Path) -> None:
+    """``budget.timeout`` is spent by the first trial: nothing fits, so the stage takes its
+    cheapest plan (``sweep.Deadline.stage_that_fits``): three folds, not four, and the chosen
+    finalist's fold models averaged instead of a refit, each said in the run's output."""
+    data = write_class_images(tmp_path / "data", {"a": 24, "b": 24})
+    sweep = sweep_file(tmp_path, tiny_backbone,
+                       f"{{dir: {data}, val_split: 0.25, test_split: 0.25, image_size: 16}}",
+                       budget="{trials: 3, timeout: 1s}",
+                       finalists="{k: 1, reevaluate: on, folds: 4, probe_competes: false}")
+    done = run_cli("run", str(sweep))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "search stopped" in done.stdout
+    assert "3 folds, not 4 (finalists.folds)" in done.stdout
+    assert ("a fine-tuned delivery is the average of its fold models (together trained on "
+            "train+val), not refit on train+val (finalists.deliver)") in done.stdout
+    board = pd.read_parquet(tmp_path / "results" / "tiny" / "final.parquet")
+    assert board[board["role"] == "chosen"].iloc[0]["note"].startswith(
+        "the average of its fold models")
+    assert "past the budget" in done.stdout
+
+
 def test_the_anchor_recipe_is_trial_0_and_a_finalist_trained_for_its_own_schedule(
         tmp_path: Path, tiny_backbone: Path) -> None:
     from tlsweep.finalists._rows import ANCHOR_CV_NOTE

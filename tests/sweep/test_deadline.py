@@ -58,20 +58,20 @@ def test_the_stage_is_costed_from_the_searchs_own_epochs(tmp_path: Path) -> None
 
 
 def test_the_stages_probes_are_costed_from_the_trials_own_probe(tmp_path: Path) -> None:
-    """A trial's probe fits 7 C values on 5 folds and refits: 36 fits, here 1 s each. The
-    stage searches both weightings on train (71 fits of train's 400 images) and, on its 5
-    folds of train+val's 500, both weightings (71 fits), the out-of-fold predictions (5) and
-    nothing more: 71 + 76 * 500 / 400 = 166 s. Without cross-validation, the baseline alone."""
+    """A trial's probe fits 7 C values on 3 folds and refits: 22 fits, here 1 s each. The
+    stage searches both weightings on train (43 fits of train's 400 images) and, on its 5
+    folds of train+val's 500, both weightings (71 fits) and the out-of-fold predictions (5):
+    43 + 76 * 500 / 400 = 138 s. Without cross-validation, the baseline alone."""
     config = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}").sweep.config
     costs = EpochCosts.measured([[{"phase": "head", "duration_s": 1.0},
                                   {"phase": "finetune", "duration_s": 10.0}]], images=400,
-                                probes=[0.0, 36.0])
-    assert costs is not None and costs.probe_s == 36.0
+                                probes=[0.0, 22.0])
+    assert costs is not None and costs.probe_s == 22.0
     without = EpochCosts(costs.head_s, costs.finetune_s, 400)
     assert stage_seconds(config, costs, 500, 2, 1) - stage_seconds(config, without, 500, 2, 1) \
-        == 166
+        == 138
     off = plan(tmp_path, "{k: 2, reevaluate: off}").sweep.config
-    assert stage_seconds(off, costs, 500, searched=2, cores=1) == 30 + 71
+    assert stage_seconds(off, costs, 500, searched=2, cores=1) == 30 + 43
 
 
 def test_the_search_stops_while_the_time_left_holds_a_trial_and_the_stage(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_the_stage_cuts_its_folds_to_the_time_left(tmp_path: Path) -> None:
     the cheapest."""
     sweep = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="20m")
     study = optuna.create_study(direction="maximize")
-    finished(study, 3, probe_s=36.0)
+    finished(study, 3, probe_s=22.0)
     config = sweep.sweep.config
     deadline = Deadline(sweep, time.monotonic(), stage_follows=True)
     trials = study.get_trials()
