@@ -250,7 +250,9 @@ def test_bad_input_is_one_message_and_writes_nothing(
 def test_more_time_buys_more_trials_and_less_time_cheaper_ones() -> None:
     plans = [init_budget.plan_budget(s, [224, 160, 128, 96], (2000, 500, 500), 1.0, 2.0)
              for s in (600, 1800, 7200)]
-    assert plans[0].trials <= plans[1].trials <= plans[2].trials
+    # More time buys larger images, then longer trials, then more of them.
+    bought = [(p.size, p.head + p.finetune, p.trials) for p in plans]
+    assert bought == sorted(bought)
     assert (plans[0].size, plans[0].head + plans[0].finetune) < (224, 8)
     assert (plans[2].size, plans[2].head, plans[2].finetune) == (224, *init_budget.EPOCHS[0])
     assert plans[2].trials <= init_budget.MAX_TRIALS

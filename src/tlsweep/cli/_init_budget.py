@@ -25,6 +25,9 @@ STARTUP_S = 30.0  # the worker's TensorFlow import, decoding, the weights' pre-f
 USEFUL_CORES = 8  # TensorFlow's CPU kernels gain little from more
 GPU_CORES = 40.0  # a GPU counted as this many cores: a guess (no TensorFlow GPU benchmark yet)
 PRUNED_SHARE = 0.5  # mean share of its epochs a trial runs under successive halving
+# One logistic-regression fit of the linear probe, per image it fits on: fitted to the probes'
+# seconds on 2 cores in benchmarks/RESULTS.md, "The current code on the suite" (2.5-5 ms).
+PROBE_S_PER_IMAGE = 3e-3
 # Cost per image against MobileNetV2: the order of their multiply-adds, damped, since depthwise
 # convolutions run far below peak on CPU. Rough.
 COST = {"MobileNetV2": 1.0, "MobileNetV3Small": 0.4, "MobileNetV3Large": 0.9,
@@ -64,19 +67,45 @@ def plan_budget(seconds: float, sizes: list[int], n: tuple[int, int, int], facto
             # train+val, and a refit: k (folds-1) + 1 trainings of train+val; and the anchor
             # recipe on every fold, for its own schedule: folds-1 more.
             final = estimate(size, 1, 0, n_train + n_val + n_test, factor, speed) \
-                + FINALISTS.k * TRIAL_OVERHEAD_S
+                + FINALISTS.k * TRIAL_OVERHEAD_S + stage_probes_s(n_train, n_val)
             small = n_train + n_val < FINALISTS.small_data_images
             if small:
                 final += (FINALISTS.k * (FINALISTS.folds - 1) + 1) * estimate(
                     size, head + finetune, n_train + n_val, 0, factor, speed)
                 final += (FINALISTS.folds - 1) * estimate(
                     size, ANCHOR.total_epochs, n_train + n_val, 0, factor, speed)
-            fits = int((seconds - STARTUP_S - final) // mean)
+            fits = int((seconds - STARTUP_S - trial_probe_s(n_train) - final) // mean)
             plan = Plan(size, head, finetune, min(MAX_TRIALS, max(3, fits)), full, mean, final,
                         small)
             if fits >= MIN_TRIALS:
                 return plan
     return plan
+
+
+def trial_probe_s(n_train: int) -> float:
+    """The probe the first trial's head starts from (``training.fits``)."""
+    from tlsweep.training import fits
+
+    return _probe_s(fits(), n_train)
+
+
+def stage_probes_s(n_train: int, n_val: int) -> float:
+    """The finalists' stage's probes (``finalists.EpochCosts.probes_s``): the baseline on
+    train, both weightings, and, on small data, the search over the folds of train+val."""
+    from tlsweep.training import fits
+
+    seconds = _probe_s(fits(weightings=2), n_train)
+    if n_train + n_val < FINALISTS.small_data_images:
+        folds = FINALISTS.folds
+        seconds += PROBE_S_PER_IMAGE * (fits(folds, 2) + folds) * (n_train + n_val) \
+            * (folds - 1) / folds
+    return seconds
+
+
+def _probe_s(fits: int, n_train: int) -> float:
+    """``fits`` fits of a probe chosen by cross-validation on ``n_train`` images, each on the
+    CV's training share (two thirds)."""
+    return PROBE_S_PER_IMAGE * fits * n_train * 2 / 3
 
 
 def duration(seconds: float) -> str:
