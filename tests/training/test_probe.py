@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlsweep.training._probe import fit_baseline, fit_probe, head_weights
+from tlsweep.training._probe import (
+    C_GRID,
+    WEIGHTINGS,
+    cross_validate_probe,
+    fit_baseline,
+    fit_probe,
+    head_weights,
+)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -79,6 +86,41 @@ def test_the_baseline_weighs_a_rare_class_when_the_objective_is_balanced() -> No
 
 
 @pytest.mark.slow
+def test_one_search_over_given_folds_serves_the_out_of_fold_predictions_and_the_refit() -> None:
+    """The settings that score best over the folds (mean balanced accuracy) are those of both
+    the out-of-fold predictions, each fold's model fitted on the others, and the refit on
+    every image."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = features(3, seed=1)
+    y = np.where((y == 2) & (np.arange(len(y)) % 3 > 0), 0, y)  # class 2 rare: weighting matters
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(x, y))
+    refit, out_of_fold = cross_validate_probe(x, y, "val_balanced_accuracy", folds)
+
+    def model(c: float, weighting: str | None) -> object:
+        return make_pipeline(StandardScaler(), LogisticRegression(
+            C=c, class_weight=weighting, max_iter=3000))
+
+    def mean_score(c: float, weighting: str | None) -> float:
+        return float(np.mean([balanced_accuracy_score(y[held], model(c, weighting).fit(
+            x[train], y[train]).predict(x[held])) for train, held in folds]))
+
+    # In the search's order, whose first best wins a tie.
+    scores = {(c, w): mean_score(c, w) for c in C_GRID for w in WEIGHTINGS}
+    best = max(scores, key=scores.__getitem__)
+    assert (refit.c, refit.class_weight) == best
+    assert refit.cv_score == pytest.approx(scores[best])
+    expected = np.empty(len(y), np.int64)
+    for train, held in folds:
+        expected[held] = model(*best).fit(x[train], y[train]).predict(x[held])
+    np.testing.assert_array_equal(out_of_fold, expected)
+    np.testing.assert_array_equal(refit.predict(x), model(*best).fit(x, y).predict(x))
+
+
 def test_a_trial_starts_from_the_studys_probe(tmp_path: Path, tiny_backbone: Path) -> None:
     """Before any epoch, the classifier's probabilities are the probe's on the same frozen
     features (float32 against float64: 1e-4); with ``head_init: random`` they are not."""

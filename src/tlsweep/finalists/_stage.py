@@ -201,13 +201,8 @@ class FinalStage:
         finalists = self.choose_finalists(inputs, study, reevaluate)
         if not finalists:
             return None
-        folds = self.fold_count(inputs, study) if reevaluate else inputs.config.finalists.folds
-        wanted = inputs.config.finalists.deliver
-        if reevaluate and self.deliver(inputs) != wanted:
-            self.console.print(f"[yellow]finalists:[/] a fine-tuned delivery is "
-                               f"{MADE[self.deliver(inputs)]}, not {MADE[wanted]} "
-                               f"(finalists.deliver): at the pace the search measured, that "
-                               f"training would end the run past budget.timeout")
+        folds = self.cut_to_budget(inputs, study) if reevaluate \
+            else inputs.config.finalists.folds
         what = describe(finalists, folds if reevaluate else None)
         self.console.print(f"[bold]finalists[/]: linear-probe baseline, {what}"
                            + (", then the test set" if inputs.has_test else ""))
@@ -240,6 +235,18 @@ class FinalStage:
         self.console.print(f"  {outcome.trained} folds trained here; the run that leads the "
                            f"stage (run or resume) chooses and delivers")
         return outcome.trained
+
+    def cut_to_budget(self, inputs: StageInputs, study: Any) -> int:
+        """The folds this stage uses; both they and a delivery without a refit said when the
+        budget cut them (``sweep.Deadline.stage_that_fits``)."""
+        folds = self.fold_count(inputs, study)
+        wanted = inputs.config.finalists.deliver
+        if self.deliver(inputs) != wanted:
+            self.console.print(f"[yellow]finalists:[/] a fine-tuned delivery is "
+                               f"{MADE[self.deliver(inputs)]}, not {MADE[wanted]} "
+                               f"(finalists.deliver): at the pace the search measured, that "
+                               f"training would end the run past budget.timeout")
+        return folds
 
     def fold_count(self, inputs: StageInputs, study: Any) -> int:
         """The folds this stage uses (``_recorded.agreed_folds``), said when the budget cut
