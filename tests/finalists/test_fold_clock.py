@@ -27,13 +27,16 @@ def test_no_warning_inside_the_budget_or_without_one() -> None:
 
 def test_past_deadline_counts_the_folds_left_and_the_refit() -> None:
     clock = _FoldClock(10, deadline=time.monotonic() + 0.6)
-    assert clock.past_deadline(3, 5) is None  # no pace yet: nothing to refuse on
+    assert clock.past_deadline(3, 5, refit=True) is None  # no pace yet: nothing to refuse on
     time.sleep(0.1)
     clock.landed()  # 0.1 s a fold: 2 folds and the refit (1.25 folds) end ~0.45 s from here
-    assert clock.past_deadline(2, 5) is None
-    past = clock.past_deadline(9, 5)  # ~1.0 s from here, ~0.5 s past the deadline
+    assert clock.past_deadline(2, 5, refit=True) is None
+    past = clock.past_deadline(9, 5, refit=True)  # ~1.0 s from here, ~0.5 s past the deadline
     assert past is not None and 0.3 < past < 0.8
-    assert _FoldClock(2, deadline=None).past_deadline(100, 5) is None
+    # Without a refit (the fold models averaged), only the folds: ~0.9 s from here.
+    without = clock.past_deadline(9, 5, refit=False)
+    assert without is not None and 0.08 < past - without < 0.17
+    assert _FoldClock(2, deadline=None).past_deadline(100, 5, refit=True) is None
 
 
 class _Sent(list):
@@ -59,7 +62,8 @@ def test_a_finalist_whose_folds_would_end_past_the_budget_is_not_started() -> No
     sent = _Sent()
     # 0.2 s a fold, 3 folds and a refit of 1.5 folds' time: trial 7 ends at 1.5 s, trial 9
     # would at 2.1 s.
-    task = SimpleNamespace(folds=3, done={}, deadline=time.monotonic() + 1.8, role="lead",
+    task = SimpleNamespace(folds=3, done={}, deliver="refit", deadline=time.monotonic() + 1.8,
+                           role="lead",
                            folds_saved_in=__import__("pathlib").Path("/nonexistent"),
                            spec=SimpleNamespace(sweep=SimpleNamespace(config=SimpleNamespace(
                                objective="val_accuracy", seed=0))))
@@ -81,3 +85,24 @@ def test_a_finalist_whose_folds_would_end_past_the_budget_is_not_started() -> No
                and "past budget.timeout" in line for line in said), said
     trained = [m.fold.trial for m in sent if not isinstance(m, str)]
     assert trained == [2, 2, 2, 7, 7, 7]  # the anchor first, then the searched by rank
+
+
+def test_a_refit_that_would_end_past_the_budget_is_found_from_the_chosen_ones_folds() -> None:
+    """Its three folds took 4 to 6 s, each on two thirds of train+val: a refit on all of it
+    takes about 7.5 s. Ten seconds left hold it; five do not (about 2.5 s past); without a
+    timeout nothing is past."""
+    from types import SimpleNamespace
+
+    from tlsweep.finalists._run import FinalRun
+
+    run = object.__new__(FinalRun)
+    run.cv = SimpleNamespace(fold_seconds={3: [4.0, 5.0, 6.0]}, fold_path=lambda f, i: i)
+    run.by_trial = {3: SimpleNamespace(fold_scores=[0.5, 0.6, 0.7])}
+    chosen = SimpleNamespace(number=3)
+    run.task = SimpleNamespace(deadline=time.monotonic() + 10)
+    assert run.refit_past_budget(chosen) is None
+    run.task = SimpleNamespace(deadline=time.monotonic() + 5)
+    past = run.refit_past_budget(chosen)
+    assert past is not None and 2.3 < past < 2.7
+    run.task = SimpleNamespace(deadline=None)
+    assert run.refit_past_budget(chosen) is None

@@ -74,15 +74,17 @@ class _FoldClock:
                      f"search's average)")
         return line
 
-    def past_deadline(self, jobs: int, folds: int) -> float | None:
-        """Seconds past the deadline at which ``jobs`` more folds, then the refit (about
-        ``folds / (folds - 1)`` folds' time: it trains on all of train+val), would end at the
-        pace so far; None when they fit, or when there is no deadline or no pace yet."""
+    def past_deadline(self, jobs: int, folds: int, refit: bool) -> float | None:
+        """Seconds past the deadline at which ``jobs`` more folds, then, with ``refit``, the
+        refit (about ``folds / (folds - 1)`` folds' time: it trains on all of train+val), would
+        end at the pace so far; None when they fit, or when there is no deadline or no pace
+        yet."""
         if self.deadline is None or self.done == 0:
             return None
         now = time.monotonic()
         per_fold = (now - self.began) / self.done
-        past = now + per_fold * (jobs + folds / max(folds - 1, 1)) - self.deadline
+        after = folds / max(folds - 1, 1) if refit else 0.0
+        past = now + per_fold * (jobs + after) - self.deadline
         return past if past > 0 else None
 
 
@@ -112,6 +114,7 @@ class FoldWork:
         self.objective, self.seed = config.objective, config.seed
         self.cut_finalists: list[int] = []  # left out by the budget (``cut``)
         self.trained = 0  # folds trained by this process
+        self.fold_seconds: dict[int, list[float]] = {}  # by trial: its folds' training times
 
     def fold_path(self, finalist: Finalist, index: int) -> Path:
         return fold_model_path(self.task.folds_saved_in, finalist.number, index)
@@ -172,7 +175,8 @@ class FoldWork:
         for position, finalist in enumerate(plan.order):
             todo = [j for j in plan.jobs[finalist.number]
                     if (j.finalist.number, j.index) not in plan.landed]
-            past = plan.clock.past_deadline(len(todo), len(plan.folds)) \
+            past = plan.clock.past_deadline(len(todo), len(plan.folds),
+                                            self.task.deliver == "refit") \
                 if position and todo else None
             if past is not None:
                 self.cut(plan.order[position:], plan.clock, past)
@@ -213,6 +217,7 @@ class FoldWork:
             self.conn.send(FoldLanded(done))
             self.trained += 1
         plan.landed[done.trial, done.index] = done
+        self.fold_seconds.setdefault(done.trial, []).append(done.seconds)
         held = plan.folds[done.index][1]
         confusion = _confusion(plan.labels[held], np.asarray(done.predicted),
                                self.data.n_classes)

@@ -37,6 +37,7 @@ from tlsweep.finalists._records import (
     FinalReport,
     SplitSizes,
 )
+from tlsweep.system import format_seconds
 
 FINAL_DIR = "final"  # in the study's results folder: the delivered model and fold models
 DELIVERED = "model.keras"  # the delivered model, in FINAL_DIR
@@ -149,7 +150,12 @@ class FinalRun:
             best = self.fold_path(chosen, int(np.argmax(scores)))
             shutil.copyfile(best, target)
             return "best_fold", target
-        if self.task.deliver == "ensemble":
+        past = self.refit_past_budget(chosen) if self.task.deliver == "refit" else None
+        if past is not None:
+            self.say(f"trial {chosen.number}: not refit on train+val: at its folds' pace the "
+                     f"refit would end the run about {format_seconds(past)} past "
+                     f"budget.timeout, so its fold models are averaged instead")
+        if self.task.deliver == "ensemble" or past is not None:
             self.say(f"trial {chosen.number}: the {len(self.fold_paths(chosen))} fold models "
                      "averaged")
             fold_ensemble(self.fold_paths(chosen)).save(target)
@@ -158,6 +164,17 @@ class FinalRun:
         x, y = self.trainer.train_and_val
         self.trainer.train(chosen, x, y, self.data.x_val, self.data.y_val).save(target)
         return "refit", target
+
+    def refit_past_budget(self, chosen: Finalist) -> float | None:
+        """Seconds past budget.timeout at which a refit of ``chosen`` would end, taking its
+        folds' mean time scaled to all of train+val; None when it fits or nothing says."""
+        seconds = self.cv.fold_seconds.get(chosen.number)
+        if self.task.deadline is None or not seconds:
+            return None
+        folds = len(self.fold_paths(chosen))
+        refit = float(np.mean(seconds)) * folds / max(folds - 1, 1)
+        past = time.monotonic() + refit - self.task.deadline
+        return past if past > 0 else None
 
     def headline(self, cv_confusion: list[list[int]] | None,
                  test: list[list[int]] | None) -> Any:
