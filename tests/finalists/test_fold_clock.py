@@ -27,16 +27,17 @@ def test_no_warning_inside_the_budget_or_without_one() -> None:
 
 def test_past_deadline_counts_the_folds_left_and_the_refit() -> None:
     clock = _FoldClock(10, deadline=time.monotonic() + 0.6)
-    assert clock.past_deadline(3, 5, refit=True) is None  # no pace yet: nothing to refuse on
+    assert clock.past_deadline(3, 5) is None  # no pace yet: nothing to refuse on
     time.sleep(0.1)
     clock.landed()  # 0.1 s a fold: 2 folds and the refit (1.25 folds) end ~0.45 s from here
-    assert clock.past_deadline(2, 5, refit=True) is None
-    past = clock.past_deadline(9, 5, refit=True)  # ~1.0 s from here, ~0.5 s past the deadline
+    assert clock.past_deadline(2, 5) is None
+    past = clock.past_deadline(9, 5)  # ~1.0 s from here, ~0.5 s past the deadline
     assert past is not None and 0.3 < past < 0.8
     # Without a refit (the fold models averaged), only the folds: ~0.9 s from here.
-    without = clock.past_deadline(9, 5, refit=False)
+    clock.refit = False
+    without = clock.past_deadline(9, 5)
     assert without is not None and 0.08 < past - without < 0.17
-    assert _FoldClock(2, deadline=None).past_deadline(100, 5, refit=True) is None
+    assert _FoldClock(2, deadline=None).past_deadline(100, 5) is None
 
 
 class _Sent(list):
@@ -96,7 +97,7 @@ def test_a_refit_that_would_end_past_the_budget_is_found_from_the_chosen_ones_fo
     from tlsweep.finalists._run import FinalRun
 
     run = object.__new__(FinalRun)
-    run.cv = SimpleNamespace(fold_seconds={3: [4.0, 5.0, 6.0]}, fold_path=lambda f, i: i)
+    run.cv = SimpleNamespace(fold_seconds={3: [4.0, 5.0, 6.0]}.get, fold_path=lambda f, i: i)
     run.by_trial = {3: SimpleNamespace(fold_scores=[0.5, 0.6, 0.7])}
     chosen = SimpleNamespace(number=3)
     run.task = SimpleNamespace(deadline=time.monotonic() + 10)

@@ -23,7 +23,7 @@ def plan(tmp_path: Path, finalists: str, timeout: str = "10m") -> SimpleNamespac
     path = write_yaml(tmp_path / "sweep.yaml", tiny_sweep(
         tmp_path, space, budget=f"{{trials: 50, timeout: {timeout}}}",
         training="{head_epochs: 2, finetune_epochs: 4, batch_size: 16}", finalists=finalists))
-    return SimpleNamespace(sweep=load_sweep(path),
+    return SimpleNamespace(sweep=load_sweep(path), backbones={"tiny": None},
                            dataset=SimpleNamespace(y_train=[0] * 400, y_val=[0] * 100))
 
 
@@ -130,6 +130,12 @@ def test_the_stage_cuts_its_folds_to_the_time_left(tmp_path: Path) -> None:
     hopeless = Deadline(sweep, time.monotonic() - 1190, stage_follows=True)
     assert hopeless.stage_that_fits(study) == StageFit(3, "ensemble")  # nothing fits: the least
     assert hopeless.stage_estimate_s == estimate(3, "ensemble")
+    # Nothing to cut: nothing measured yet, or no cross-validation.
+    empty = optuna.create_study(direction="maximize")
+    assert hopeless.stage_that_fits(empty) == StageFit(5)
+    off = plan(tmp_path, "{k: 2, reevaluate: off}", timeout="20m")
+    assert Deadline(off, time.monotonic() - 1190, stage_follows=True
+                    ).stage_that_fits(study) == StageFit(5)
     unlimited = plan(tmp_path, "{k: 2, reevaluate: on, folds: 5}", timeout="null")
     assert Deadline(unlimited, time.monotonic() - 1e6, stage_follows=True
                     ).stage_that_fits(study) == StageFit(5)

@@ -85,7 +85,6 @@ def test_the_baseline_weighs_a_rare_class_when_the_objective_is_balanced() -> No
     assert weighted_score > plain_score + 0.05
 
 
-@pytest.mark.slow
 def test_one_search_over_given_folds_serves_the_out_of_fold_predictions_and_the_refit() -> None:
     """The settings that score best over the folds (mean balanced accuracy) are those of both
     the out-of-fold predictions, each fold's model fitted on the others, and the refit on
@@ -121,6 +120,7 @@ def test_one_search_over_given_folds_serves_the_out_of_fold_predictions_and_the_
     np.testing.assert_array_equal(refit.predict(x), model(*best).fit(x, y).predict(x))
 
 
+@pytest.mark.slow
 def test_a_trial_starts_from_the_studys_probe(tmp_path: Path, tiny_backbone: Path) -> None:
     """Before any epoch, the classifier's probabilities are the probe's on the same frozen
     features (float32 against float64: 1e-4); with ``head_init: random`` they are not."""

@@ -2,11 +2,12 @@
 ``budget.timeout`` can be the wall time of the whole run, the search stops while the time
 left still holds the stage (``sweep.Deadline``). No TensorFlow.
 
-The stage trains each finalist's recipe on every fold and, unless the probe is delivered,
-refits one recipe on train+val; an epoch's cost is the search's own, measured per phase (the
-head's epochs on cached features cost far less than fine-tuning's) and scaled by the images
-each training passes over. Its probes are costed from the probe each trial's head starts from,
-which the search fitted and timed. Its start-up and each model's build are rough constants.
+The stage trains each finalist's recipe on every fold and, under ``finalists.deliver: refit``
+unless the probe is delivered, refits one recipe on train+val; an epoch's cost is the search's
+own, measured per phase (the head's epochs on cached features cost far less than
+fine-tuning's) and scaled by the images each training passes over. Its probes, one per
+backbone, are costed from the probe each trial's head starts from, which the search fitted and
+timed. Its start-up and each model's build are rough constants.
 """
 
 from __future__ import annotations
@@ -77,20 +78,21 @@ class EpochCosts:
 
 
 def stage_seconds(config: Any, costs: EpochCosts, train_and_val: int, searched: int,
-                  cores: int) -> float:
+                  cores: int, backbones: int = 1) -> float:
     """The stage's expected wall time with ``searched`` searched finalists (at most
     ``finalists.k``), each trained for the sweep's whole schedule (an upper bound: a finalist
-    trains to its best epoch), and a refit under ``finalists.deliver: refit``."""
+    trains to its best epoch), a refit under ``finalists.deliver: refit``, and a probe per
+    backbone searched."""
     from tlsweep.finalists._folds import fold_workers
 
     finalists, training = config.finalists, config.training
     if not cross_validates(config, train_and_val):
-        return STAGE_START_S + costs.probes_s(train_and_val, None)
+        return STAGE_START_S + backbones * costs.probes_s(train_and_val, None)
     fold_images = train_and_val * (finalists.folds - 1) // finalists.folds
     schedules = [(training.head_epochs, training.finetune_epochs)] * min(searched, finalists.k)
     if finalists.anchor is not None:
         schedules.append((finalists.anchor.head_epochs, finalists.anchor.finetune_epochs))
-    start = STAGE_START_S + costs.probes_s(train_and_val, finalists.folds)
+    start = STAGE_START_S + backbones * costs.probes_s(train_and_val, finalists.folds)
     if not schedules:
         return start
     fold_work = finalists.folds * sum(costs.recipe_s(h, f, fold_images) for h, f in schedules)

@@ -52,9 +52,14 @@ class _FoldClock:
     a plain warning when that end falls past the run's budget (``deadline``: its
     ``time.monotonic()``, None without a timeout)."""
 
-    def __init__(self, total: int, deadline: float | None) -> None:
+    def __init__(self, total: int, deadline: float | None, refit: bool = True) -> None:
         self.total, self.done, self.began = total, 0, time.monotonic()
-        self.deadline, self.warned = deadline, False
+        self.deadline, self.warned, self.refit = deadline, False, refit
+
+    def after_folds(self, folds: int) -> float:
+        """What follows the folds, in folds' time: a refit on all of train+val (``folds /
+        (folds - 1)`` of a fold's images), or nothing when the fold models are delivered."""
+        return folds / max(folds - 1, 1) if self.refit else 0.0
 
     def landed(self) -> str:
         self.done += 1
@@ -63,9 +68,8 @@ class _FoldClock:
         left = elapsed / self.done * (self.total - self.done)
         line = (f"{self.done} of {self.total} folds in {format_seconds(elapsed)}"
                 + (f", about {format_seconds(left)} left" if self.done < self.total else ""))
-        # The refit after the folds adds about one fold's time more.
-        past = None if self.deadline is None else now + left + elapsed / self.done \
-            - self.deadline
+        past = None if self.deadline is None else \
+            now + left + elapsed / self.done * self.after_folds(self.total) - self.deadline
         if past is not None and past > 0 and not self.warned:
             self.warned = True
             line += (f". At this pace the run ends about {format_seconds(past)} past "
@@ -74,17 +78,15 @@ class _FoldClock:
                      f"search's average)")
         return line
 
-    def past_deadline(self, jobs: int, folds: int, refit: bool) -> float | None:
-        """Seconds past the deadline at which ``jobs`` more folds, then, with ``refit``, the
-        refit (about ``folds / (folds - 1)`` folds' time: it trains on all of train+val), would
-        end at the pace so far; None when they fit, or when there is no deadline or no pace
-        yet."""
+    def past_deadline(self, jobs: int, folds: int) -> float | None:
+        """Seconds past the deadline at which ``jobs`` more folds, then what follows them
+        (``after_folds``), would end at the pace so far; None when they fit, or when there is
+        no deadline or no pace yet."""
         if self.deadline is None or self.done == 0:
             return None
         now = time.monotonic()
         per_fold = (now - self.began) / self.done
-        after = folds / max(folds - 1, 1) if refit else 0.0
-        past = now + per_fold * (jobs + after) - self.deadline
+        past = now + per_fold * (jobs + self.after_folds(folds)) - self.deadline
         return past if past > 0 else None
 
 
@@ -114,7 +116,8 @@ class FoldWork:
         self.objective, self.seed = config.objective, config.seed
         self.cut_finalists: list[int] = []  # left out by the budget (``cut``)
         self.trained = 0  # folds trained by this process
-        self.fold_seconds: dict[int, list[float]] = {}  # by trial: its folds' training times
+        # (trial, fold): the plan's folds landed, this run's and an earlier run's
+        self.landed: dict[tuple[int, int], FoldResult] = {}
 
     def fold_path(self, finalist: Finalist, index: int) -> Path:
         return fold_model_path(self.task.folds_saved_in, finalist.number, index)
@@ -163,8 +166,10 @@ class FoldWork:
         if landed:
             self.say(f"{len(landed)} of {total} folds recorded by an earlier run: "
                      f"{total - len(landed)} to train")
+        self.landed = landed
         return _FoldPlan(order, folds, y, jobs, landed,
-                         _FoldClock(total - len(landed), self.task.deadline))
+                         _FoldClock(total - len(landed), self.task.deadline,
+                                    refit=self.task.deliver == "refit"))
 
     def train_folds(self, plan: _FoldPlan) -> list[Finalist]:
         """Finalist by finalist, the folds this process can claim (``_recorded``), in this
@@ -175,8 +180,7 @@ class FoldWork:
         for position, finalist in enumerate(plan.order):
             todo = [j for j in plan.jobs[finalist.number]
                     if (j.finalist.number, j.index) not in plan.landed]
-            past = plan.clock.past_deadline(len(todo), len(plan.folds),
-                                            self.task.deliver == "refit") \
+            past = plan.clock.past_deadline(len(todo), len(plan.folds)) \
                 if position and todo else None
             if past is not None:
                 self.cut(plan.order[position:], plan.clock, past)
@@ -217,7 +221,6 @@ class FoldWork:
             self.conn.send(FoldLanded(done))
             self.trained += 1
         plan.landed[done.trial, done.index] = done
-        self.fold_seconds.setdefault(done.trial, []).append(done.seconds)
         held = plan.folds[done.index][1]
         confusion = _confusion(plan.labels[held], np.asarray(done.predicted),
                                self.data.n_classes)
@@ -233,10 +236,16 @@ class FoldWork:
         """Says, plainly, which finalists the budget leaves out, and why."""
         names = " and ".join(f"trial {f.number}" for f in left)
         self.cut_finalists = [f.number for f in left]
+        then = " and the refit" if clock.refit else ""
         self.say(f"{names} not cross-validated: at the pace so far ({clock.done} folds), "
-                 f"{'their' if len(left) > 1 else 'its'} folds and the refit would end the run "
+                 f"{'their' if len(left) > 1 else 'its'} folds{then} would end the run "
                  f"about {format_seconds(past)} past budget.timeout; the choice is made among "
                  f"the finalists cross-validated (and the probe)")
+
+    def fold_seconds(self, trial: int) -> list[float]:
+        """The training times of ``trial``'s folds, this run's and those an earlier run
+        recorded."""
+        return [done.seconds for (number, _), done in self.landed.items() if number == trial]
 
     def _recorded(self, job: FoldJob) -> bool:
         """Whether an earlier run recorded this fold, for this recipe and these images, and its

@@ -167,8 +167,9 @@ class FinalRun:
 
     def refit_past_budget(self, chosen: Finalist) -> float | None:
         """Seconds past budget.timeout at which a refit of ``chosen`` would end, taking its
-        folds' mean time scaled to all of train+val; None when it fits or nothing says."""
-        seconds = self.cv.fold_seconds.get(chosen.number)
+        folds' mean time scaled to all of train+val; None when it fits or nothing says. Folds
+        trained side by side each took longer than one alone: this errs towards the average."""
+        seconds = self.cv.fold_seconds(chosen.number)
         if self.task.deadline is None or not seconds:
             return None
         folds = len(self.fold_paths(chosen))

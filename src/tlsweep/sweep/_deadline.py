@@ -13,7 +13,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from tlsweep.finalists import EpochCosts, stage_seconds
+from tlsweep.finalists import EpochCosts, cross_validates, stage_seconds
 from tlsweep.system import Record, format_seconds, usable_cores
 
 SPLIT = "run_split"  # the study's user attribute holding the last run's RunSplit
@@ -110,34 +110,38 @@ class Deadline:
         searched = sum(t.state == TrialState.COMPLETE for t in finished) \
             - (config.finalists.anchor is not None)
         return stage_seconds(config, costs, len(data.y_train) + len(data.y_val),
-                             max(searched, 0), usable_cores())
+                             max(searched, 0), usable_cores(), len(self.plan.backbones))
 
     def stage_that_fits(self, study: Any) -> StageFit:
         """The most finalists' folds, from ``finalists.folds`` down to ``MIN_FOLDS``, whose
         stage as estimated ends within the time left; when none does with a refit on
         train+val, the most that do when the chosen finalist's fold models are delivered as
         their ensemble instead (no training beyond the folds); else the cheapest of these (the
-        stage then says it will end past the budget). ``finalists.folds`` without a timeout or
-        before anything was measured. Fewer folds cost less twice over: fewer models, each on
-        fewer images; the choice between the candidates gets noisier. The plan's estimate
-        becomes ``stage_estimate_s``, what the run's split compares the stage with."""
+        stage then says it will end past the budget). ``finalists.folds`` without a timeout,
+        without cross-validation, or before anything was measured. Fewer folds cost less twice
+        over: fewer models, each on fewer images; the choice between the candidates gets
+        noisier. The plan's estimate becomes ``stage_estimate_s``, what the run's split compares
+        the stage with."""
         config = self.plan.sweep.config
         most = config.finalists.folds
-        if self.timeout is None:
+        data = self.plan.dataset
+        if self.timeout is None or not cross_validates(config,
+                                                       len(data.y_train) + len(data.y_val)):
             return StageFit(most)
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
                                                               TrialState.PRUNED))
+        if not self.estimate(config, finished):  # nothing measured: nothing to cut by
+            return StageFit(most)
         left = self.left()
         ladder = [StageFit(folds, deliver)
                   for deliver in [None] + (["ensemble"] if config.finalists.deliver == "refit"
                                            else [])
                   for folds in range(most, min(MIN_FOLDS, most) - 1, -1)]
         for fit in ladder:  # the last, the cheapest, whether it fits or not
-            estimate = self.estimate(staged(config, fit.folds, fit.deliver), finished)
-            if estimate <= left:
+            self.stage_estimate_s = self.estimate(staged(config, fit.folds, fit.deliver),
+                                                  finished)
+            if self.stage_estimate_s <= left:
                 break
-        if estimate:  # 0: nothing measured, so the search's last estimate stands
-            self.stage_estimate_s = estimate
         return fit
 
 

@@ -84,7 +84,7 @@ def cross_validate_probe(features: np.ndarray, labels: np.ndarray, objective: st
     """The probe on given ``folds`` (the finalists'): C and the class weighting chosen by their
     mean ``objective``, then (the probe refit on all of ``features``, the out-of-fold
     predictions at the chosen settings). One search serves both, where a search per fold and
-    another for the refit cost six times the fits. The out-of-fold score is then that of the
+    another for the refit cost twice the fits. The out-of-fold score is then that of the
     best of ``len(C_GRID) * 2`` settings on the same folds: slightly optimistic, which favours
     the probe, the cheaper and safer model, when the finalists' choice is close."""
     from sklearn.base import clone

@@ -195,6 +195,9 @@ class TwoPhaseTrial:
         the study's baseline is; phase 1 then trains on from there at ``head_lr``."""
         began = time.perf_counter()
         features = frozen_features(self.warm, self.dataset.x_train, self.preprocess)
+        # The probe's fit alone: the finalists' stage costs its probes from it.
+        self.tracker.timings.features_s += time.perf_counter() - began
+        began = time.perf_counter()
         kernel, bias = self.pool.probe_head(features, self.dataset.y_train, self.dataset.n_classes,
                                             self.weights, self.settings.objective,
                                             self.settings.probe_seed)
