@@ -83,21 +83,21 @@ def plan_budget(seconds: float, sizes: list[int], n: tuple[int, int, int], facto
 
 
 def trial_probe_s(n_train: int) -> float:
-    """The probe the first trial's head starts from (``training.fits``)."""
-    from tlsweep.training import fits
+    """The probe the first trial's head starts from (``training.probe_fits``)."""
+    from tlsweep.training import probe_fits
 
-    return _probe_s(fits(), n_train)
+    return _probe_s(probe_fits(), n_train)
 
 
 def stage_probes_s(n_train: int, n_val: int) -> float:
     """The finalists' stage's probes (``finalists.EpochCosts.probes_s``): the baseline on
     train, both weightings, and, on small data, the search over the folds of train+val."""
-    from tlsweep.training import fits
+    from tlsweep.training import probe_fits
 
-    seconds = _probe_s(fits(weightings=2), n_train)
+    seconds = _probe_s(probe_fits(weightings=2), n_train)
     if n_train + n_val < FINALISTS.small_data_images:
         folds = FINALISTS.folds
-        seconds += PROBE_S_PER_IMAGE * (fits(folds, 2) + folds) * (n_train + n_val) \
+        seconds += PROBE_S_PER_IMAGE * (probe_fits(folds, 2) + folds) * (n_train + n_val) \
             * (folds - 1) / folds
     return seconds
 

@@ -35,7 +35,7 @@ def cross_validates(config: Any, train_and_val: int) -> bool:
 class EpochCosts:
     """Median seconds of one epoch per phase in the search's trials, on ``images`` training
     images; ``probe_s``: the longest a trial took to fit the probe its head starts from (one
-    class weighting, C by cross-validation on the training images: ``training.fits``), 0 when
+    class weighting, C by cross-validation on the training images: ``training.probe_fits``), 0 when
     no trial fitted one."""
 
     head_s: float
@@ -63,13 +63,13 @@ class EpochCosts:
         """The stage's probes: the baseline on train, both weightings searched; with ``folds``,
         the search on train+val over the finalists' folds, its out-of-fold predictions and its
         refit (``_baselines.Baselines``). A fit's cost grows with the images it sees."""
-        from tlsweep.training import fits
+        from tlsweep.training import probe_fits
 
-        per_fit = self.probe_s / fits()
-        on_train = fits(weightings=2)
+        per_fit = self.probe_s / probe_fits()
+        on_train = probe_fits(weightings=2)
         if folds is None:
             return per_fit * on_train
-        return per_fit * (on_train + (fits(folds, weightings=2) + folds) * train_and_val
+        return per_fit * (on_train + (probe_fits(folds, weightings=2) + folds) * train_and_val
                           / self.images)
 
     def recipe_s(self, head_epochs: int, finetune_epochs: int, images: int) -> float:

@@ -12,8 +12,8 @@ from tlsweep.training._probe import (
     cross_validate_probe,
     fit_baseline,
     fit_probe,
-    fits,
     head_weights,
+    probe_fits,
 )
 from tlsweep.training._trial import TrialSettings, TrialTask, TwoPhaseTrial
 from tlsweep.training._warm import ModelPool, Structure, frozen_features
@@ -46,11 +46,11 @@ __all__ = [
     "eval_inputs",
     "fit_baseline",
     "fit_probe",
-    "fits",
     "frozen_features",
     "gpu_capabilities",
     "head_weights",
     "predict",
+    "probe_fits",
     "setup_tensorflow",
     "worker_main",
 ]

@@ -48,9 +48,9 @@ class ProbeFit:
         return "per-class weights"
 
 
-def fits(folds: int = CV_FOLDS, weightings: int = 1) -> int:
+def probe_fits(folds: int = CV_FOLDS, weightings: int = 1) -> int:
     """The logistic regressions one probe search fits: each setting on every fold, then the
-    refit. ``fits()``: a trial's probe (``fit_probe``), the unit the finalists' stage's probes
+    refit. ``probe_fits()``: a trial's probe (``fit_probe``), the unit the finalists' stage's probes
     are costed in."""
     return len(C_GRID) * weightings * folds + 1
 
