@@ -16,9 +16,9 @@ import numpy as np
 from tlsweep.measures import Objective
 
 # Inverse regularisation strengths tried, a decade apart, by 3-fold CV. Every fit is paid inside
-# the user's budget, in each trial's first probe and in the finalists' stage: on 2,000 images the
-# old grid (half-decades, 5 folds) took 6 of a 10-minute run's minutes, and the score it
-# chooses changes little across C (benchmarks/RESULTS.md, "The probe's cost").
+# the user's budget, in each trial's first probe and in the finalists' stage: on flowers' 2,000
+# training images the grid before (half-decades, 5 folds) took 349 s of a 10-minute run's first
+# trial, and the score it chose was no better (benchmarks/RESULTS.md, "The probe's cost").
 C_GRID = np.logspace(-4, 2, 7)
 CV_FOLDS = 3
 Folds = list[tuple[np.ndarray, np.ndarray]]
