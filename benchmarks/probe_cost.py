@@ -6,7 +6,7 @@ Each set's pool (never its held-out folder) is split 60/20/20 by a seeded strati
 train, validation and the rest (unused); both probes fit on train, are timed, and are scored on
 validation. The features are MobileNetV2's, computed by the suite's scorer (``suite_score``).
 
-    python benchmarks/probe_cost.py --out benchmarks/runs/probe-cost [--sets ...] [--seeds 0 1]
+    python benchmarks/probe_cost.py --suite benchmarks/runs/suite [--sets ...] [--seeds 0 1]
 """
 
 from __future__ import annotations
