@@ -46,6 +46,11 @@ def fold_key(finalist: Finalist, held: np.ndarray, seed: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def refit_in_folds(folds: int) -> float:
+    """A refit on all of train+val in one fold's time: ``folds / (folds - 1)`` of its images."""
+    return folds / max(folds - 1, 1)
+
+
 class _FoldClock:
     """How far the folds are, and when they will end at the pace so far (workers included:
     the pace is folds landed per second of the stage, however many train at once); and, once,
@@ -57,9 +62,9 @@ class _FoldClock:
         self.deadline, self.warned, self.refit = deadline, False, refit
 
     def after_folds(self, folds: int) -> float:
-        """What follows the folds, in folds' time: a refit on all of train+val (``folds /
-        (folds - 1)`` of a fold's images), or nothing when the fold models are delivered."""
-        return folds / max(folds - 1, 1) if self.refit else 0.0
+        """What follows the folds, in folds' time: a refit (``refit_in_folds``), or nothing
+        when the fold models are delivered."""
+        return refit_in_folds(folds) if self.refit else 0.0
 
     def landed(self) -> str:
         self.done += 1

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tlsweep.finalists._baselines import Baselines, _confusion
-from tlsweep.finalists._crossval import FoldWork
+from tlsweep.finalists._crossval import FoldWork, refit_in_folds
 from tlsweep.finalists._folds import FoldWorkers, RecipeTrainer, fold_workers, predict_images
 from tlsweep.finalists._protocol import (
     FinalDone,
@@ -172,8 +172,7 @@ class FinalRun:
         seconds = self.cv.fold_seconds(chosen.number)
         if self.task.deadline is None or not seconds:
             return None
-        folds = len(self.fold_paths(chosen))
-        refit = float(np.mean(seconds)) * folds / max(folds - 1, 1)
+        refit = float(np.mean(seconds)) * refit_in_folds(len(self.fold_paths(chosen)))
         past = time.monotonic() + refit - self.task.deadline
         return past if past > 0 else None
 

@@ -240,10 +240,10 @@ class FinalStage:
         """The folds this stage uses; both they and a delivery without a refit said when the
         budget cut them (``sweep.Deadline.stage_that_fits``)."""
         folds = self.fold_count(inputs, study)
-        wanted = inputs.config.finalists.deliver
-        if self.deliver(inputs) != wanted:
+        wanted, made = inputs.config.finalists.deliver, self.deliver(inputs)
+        if made != wanted:
             self.console.print(f"[yellow]finalists:[/] a fine-tuned delivery is "
-                               f"{MADE[self.deliver(inputs)]}, not {MADE[wanted]} "
+                               f"{MADE[made]}, not {MADE[wanted]} "
                                f"(finalists.deliver): at the pace the search measured, that "
                                f"training would end the run past budget.timeout")
         return folds

@@ -130,17 +130,17 @@ class Deadline:
             return StageFit(most)
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
                                                               TrialState.PRUNED))
-        if not self.estimate(config, finished):  # nothing measured: nothing to cut by
-            return StageFit(most)
         left = self.left()
         ladder = [StageFit(folds, deliver)
                   for deliver in [None] + (["ensemble"] if config.finalists.deliver == "refit"
                                            else [])
                   for folds in range(most, min(MIN_FOLDS, most) - 1, -1)]
         for fit in ladder:  # the last, the cheapest, whether it fits or not
-            self.stage_estimate_s = self.estimate(staged(config, fit.folds, fit.deliver),
-                                                  finished)
-            if self.stage_estimate_s <= left:
+            estimate = self.estimate(staged(config, fit.folds, fit.deliver), finished)
+            if not estimate:  # nothing measured: nothing to cut by
+                return StageFit(most)
+            self.stage_estimate_s = estimate
+            if estimate <= left:
                 break
         return fit
 
